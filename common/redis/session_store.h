@@ -1,0 +1,104 @@
+// The session store of DESIGN §3: one conversation's state and turns, scoped by tenant.
+//
+// Keys (hash-tagged so that a session lives in one Redis Cluster slot):
+//   <prefix>:{<tenant>:<session>}:state   SessionRecord bytes (state + version)
+//   <prefix>:{<tenant>:<session>}:turns   list of Turn bytes, capped at max_turns
+//   <prefix>:{<tenant>:<session>}:lease   fencing token of the turn holding the session
+//   <prefix>:{<tenant>:<session>}:fence   counter the fencing tokens come from
+//
+// A turn acquires the lease (waiting while another turn of the same session holds it),
+// loads, runs the stages, commits (one Lua script: lease token and version checked, state and
+// turn written together, list trimmed, TTLs refreshed) and releases the lease. Two turns of
+// one session are therefore serialized: both commit, in order, neither is lost. A commit
+// whose lease was lost (expired and taken by another turn) is refused: nothing is written.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/redis/redis_client.h"
+#include "helpline/common/v1/session.pb.h"
+#include "helpline/common/v1/types.pb.h"
+
+namespace helpline::session {
+
+struct SessionKey {
+  std::string tenant;
+  std::string session_id;
+};
+
+// OK when `id` is 1 to 128 characters of [A-Za-z0-9._:-]; else INVALID_ARGUMENT naming
+// `field` (e.g. "session_id").
+absl::Status ValidateSessionId(absl::string_view id, absl::string_view field = "session_id");
+
+struct Lease {
+  SessionKey key;
+  uint64_t token = 0;  // Fencing token: strictly increasing per session.
+};
+
+struct LoadedSession {
+  bool exists = false;
+  common::v1::SessionRecord record;       // Empty with version 0 when !exists.
+  std::vector<common::v1::Turn> turns;    // Oldest first.
+};
+
+class SessionStore {
+ public:
+  virtual ~SessionStore() = default;
+
+  // Waits (polling with backoff) until no other turn holds the session, then holds it for
+  // lease_ttl. DEADLINE_EXCEEDED if `deadline` passes first; UNAVAILABLE if Redis is down.
+  virtual absl::StatusOr<Lease> AcquireLease(const SessionKey& key, absl::Time deadline) = 0;
+  // Releases the lease if it is still ours. Never fails the turn: errors are logged.
+  virtual void ReleaseLease(const Lease& lease) = 0;
+  // Loads the record and the last `max_turns` turns (0 = all stored). UNAVAILABLE.
+  virtual absl::StatusOr<LoadedSession> Load(const SessionKey& key, size_t max_turns) = 0;
+  // Atomically writes `state` with version expected_version + 1 and appends `turn`,
+  // provided the lease is still held and the stored version equals expected_version.
+  // Returns the new version. ABORTED (nothing written) when the lease was lost or the version
+  // moved; UNAVAILABLE when Redis is down (nothing written).
+  virtual absl::StatusOr<uint64_t> Commit(const Lease& lease, uint64_t expected_version,
+                                          const common::v1::DialogueState& state,
+                                          const common::v1::Turn& turn) = 0;
+  // Deletes every key of the session. Returns the number of keys removed; NOT_FOUND when
+  // the session had no state.
+  virtual absl::StatusOr<int> Erase(const SessionKey& key) = 0;
+  // OK when the store answers.
+  virtual absl::Status Ping() = 0;
+};
+
+struct RedisSessionStoreOptions {
+  std::string key_prefix = "helpline";
+  size_t max_turns = 50;
+  absl::Duration idle_ttl = absl::Hours(24);
+  absl::Duration lease_ttl = absl::Seconds(30);
+};
+
+// The Redis implementation. Thread-safe; borrows the pool, which must outlive it.
+class RedisSessionStore : public SessionStore {
+ public:
+  RedisSessionStore(redis::Pool& pool, RedisSessionStoreOptions options);
+
+  absl::StatusOr<Lease> AcquireLease(const SessionKey& key, absl::Time deadline) override;
+  void ReleaseLease(const Lease& lease) override;
+  absl::StatusOr<LoadedSession> Load(const SessionKey& key, size_t max_turns) override;
+  absl::StatusOr<uint64_t> Commit(const Lease& lease, uint64_t expected_version,
+                                  const common::v1::DialogueState& state,
+                                  const common::v1::Turn& turn) override;
+  absl::StatusOr<int> Erase(const SessionKey& key) override;
+  absl::Status Ping() override;
+
+  // "<prefix>:{<tenant>:<session>}:<suffix>"; exposed for tests.
+  std::string KeyFor(const SessionKey& key, absl::string_view suffix) const;
+
+ private:
+  redis::Pool& pool_;
+  const RedisSessionStoreOptions options_;
+};
+
+}  // namespace helpline::session
