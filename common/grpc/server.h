@@ -83,4 +83,9 @@ std::string RequestIdOf(const grpc::ServerContextBase& context);
 // A new random request id (32 hex characters).
 std::string NewRequestId();
 
+// Writes KEY=VALUE lines (e.g. GRPC_PORT=50061) to `path` atomically (temp file + rename),
+// so that a test or script polling for the file never reads half of it. No-op if path is "".
+absl::Status WritePortsFile(const std::string& path,
+                            const std::vector<std::pair<std::string, int>>& ports);
+
 }  // namespace helpline::rpc

@@ -6,9 +6,10 @@
 //   <prefix>:{<tenant>:<session>}:lease   fencing token of the turn holding the session
 //   <prefix>:{<tenant>:<session>}:fence   counter the fencing tokens come from
 //
-// A turn acquires the lease (waiting while another turn of the same session holds it),
-// loads, runs the stages, commits (one Lua script: lease token and version checked, state and
-// turn written together, list trimmed, TTLs refreshed) and releases the lease. Two turns of
+// A turn acquires the lease and loads the session (one Lua script, waiting while another
+// turn of the same session holds it), runs the stages, then commits and releases (one Lua
+// script: lease token and version checked, state and turn written together, list trimmed,
+// TTLs refreshed, lease deleted): two round trips per turn. Two turns of
 // one session are therefore serialized: both commit, in order, neither is lost. A commit
 // whose lease was lost (expired and taken by another turn) is refused: nothing is written.
 #pragma once
@@ -47,24 +48,33 @@ struct LoadedSession {
   std::vector<common::v1::Turn> turns;    // Oldest first.
 };
 
+struct Acquired {
+  Lease lease;
+  LoadedSession session;
+};
+
 class SessionStore {
  public:
   virtual ~SessionStore() = default;
 
   // Waits (polling with backoff) until no other turn holds the session, then holds it for
-  // lease_ttl. DEADLINE_EXCEEDED if `deadline` passes first; UNAVAILABLE if Redis is down.
-  virtual absl::StatusOr<Lease> AcquireLease(const SessionKey& key, absl::Time deadline) = 0;
+  // lease_ttl and loads the record and the last `max_turns` turns (0 = all stored), in one
+  // round trip per attempt. DEADLINE_EXCEEDED if `deadline` passes first; UNAVAILABLE if
+  // Redis is down.
+  virtual absl::StatusOr<Acquired> AcquireAndLoad(const SessionKey& key, size_t max_turns,
+                                                  absl::Time deadline) = 0;
   // Releases the lease if it is still ours. Never fails the turn: errors are logged.
   virtual void ReleaseLease(const Lease& lease) = 0;
   // Loads the record and the last `max_turns` turns (0 = all stored). UNAVAILABLE.
   virtual absl::StatusOr<LoadedSession> Load(const SessionKey& key, size_t max_turns) = 0;
-  // Atomically writes `state` with version expected_version + 1 and appends `turn`,
-  // provided the lease is still held and the stored version equals expected_version.
-  // Returns the new version. ABORTED (nothing written) when the lease was lost or the version
-  // moved; UNAVAILABLE when Redis is down (nothing written).
-  virtual absl::StatusOr<uint64_t> Commit(const Lease& lease, uint64_t expected_version,
-                                          const common::v1::DialogueState& state,
-                                          const common::v1::Turn& turn) = 0;
+  // Atomically writes `state` with version expected_version + 1, appends `turn`, trims the
+  // list, refreshes the TTLs and releases the lease, provided the lease is still held and
+  // the stored version equals expected_version. Returns the new version. ABORTED (nothing
+  // written) when the lease was lost or the version moved; UNAVAILABLE when Redis is down or
+  // did not answer in time (then nothing was written, or everything: the script is atomic).
+  virtual absl::StatusOr<uint64_t> CommitAndRelease(const Lease& lease, uint64_t expected_version,
+                                                    const common::v1::DialogueState& state,
+                                                    const common::v1::Turn& turn) = 0;
   // Deletes every key of the session. Returns the number of keys removed; NOT_FOUND when
   // the session had no state.
   virtual absl::StatusOr<int> Erase(const SessionKey& key) = 0;
@@ -84,12 +94,13 @@ class RedisSessionStore : public SessionStore {
  public:
   RedisSessionStore(redis::Pool& pool, RedisSessionStoreOptions options);
 
-  absl::StatusOr<Lease> AcquireLease(const SessionKey& key, absl::Time deadline) override;
+  absl::StatusOr<Acquired> AcquireAndLoad(const SessionKey& key, size_t max_turns,
+                                          absl::Time deadline) override;
   void ReleaseLease(const Lease& lease) override;
   absl::StatusOr<LoadedSession> Load(const SessionKey& key, size_t max_turns) override;
-  absl::StatusOr<uint64_t> Commit(const Lease& lease, uint64_t expected_version,
-                                  const common::v1::DialogueState& state,
-                                  const common::v1::Turn& turn) override;
+  absl::StatusOr<uint64_t> CommitAndRelease(const Lease& lease, uint64_t expected_version,
+                                            const common::v1::DialogueState& state,
+                                            const common::v1::Turn& turn) override;
   absl::StatusOr<int> Erase(const SessionKey& key) override;
   absl::Status Ping() override;
 
