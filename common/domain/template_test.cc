@@ -1,0 +1,122 @@
+#include "common/domain/template.h"
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "common/domain/text.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace helpline::domain {
+namespace {
+
+using common::v1::DialogueState;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+const Domain& Shop() {
+  static const Domain* domain = [] {
+    const char* dir = std::getenv("HELPLINE_SOURCE_DIR");
+    auto d = LoadDomainFile(absl::StrCat(dir != nullptr ? dir : ".", "/domains/shop.yaml"));
+    EXPECT_TRUE(d.ok()) << d.status();
+    return new Domain(d.ok() ? *std::move(d) : Domain{});
+  }();
+  return *domain;
+}
+
+void SetSlot(DialogueState& state, const std::string& name, const std::string& value) {
+  (*state.mutable_slots())[name].set_value(value);
+}
+
+TEST(SelectTemplateTest, Scheme) {
+  DialogueState state;
+  EXPECT_EQ(SelectTemplate(Shop(), state, "en"), "fallback");
+  state.set_active_intent("no_such_intent");
+  EXPECT_EQ(SelectTemplate(Shop(), state, "en"), "fallback");
+  state.set_active_intent("greet");
+  EXPECT_EQ(SelectTemplate(Shop(), state, "en"), "greet.done");
+  state.set_active_intent("track_order");
+  EXPECT_EQ(SelectTemplate(Shop(), state, "en"), "ask.order_id");
+  SetSlot(state, "order_id", "12345678");
+  EXPECT_EQ(SelectTemplate(Shop(), state, "en"), "track_order.done");
+  state.set_active_intent("return_item");  // order_id carried over; item is next.
+  EXPECT_EQ(SelectTemplate(Shop(), state, "en"), "ask.item");
+  state.set_escalate(true);
+  EXPECT_EQ(SelectTemplate(Shop(), state, "en"), "escalate");
+  state.set_escalate(false);
+  state.set_active_intent("human_agent");  // escalate: true in the domain.
+  EXPECT_EQ(SelectTemplate(Shop(), state, "en"), "escalate");
+}
+
+TEST(RenderTemplateTest, FillsPlaceholdersAndReportsUnfilled) {
+  DialogueState state;
+  SetSlot(state, "order_id", "A-1234567");
+  Rendered r = RenderTemplate(Shop(), "Order {{order_id}} / {{ item }}.", state, "en");
+  EXPECT_EQ(r.text, "Order A-1234567 / .");
+  EXPECT_THAT(r.unfilled, ElementsAre("item"));
+}
+
+TEST(RenderTemplateTest, EnumLabelsPerLanguage) {
+  DialogueState state;
+  SetSlot(state, "payment_method", "wechat_pay");
+  EXPECT_EQ(RenderTemplate(Shop(), "{{payment_method}}", state, "en").text, "WeChat Pay");
+  EXPECT_EQ(RenderTemplate(Shop(), "{{payment_method}}", state, "zh").text, "微信支付");
+}
+
+TEST(RenderReplyTest, TrackOrderDoneInBothLanguages) {
+  DialogueState state;
+  state.set_active_intent("track_order");
+  SetSlot(state, "order_id", "12345678");
+  auto en = RenderReply(Shop(), state, "en");
+  ASSERT_TRUE(en.ok()) << en.status();
+  EXPECT_EQ(en->key, "track_order.done");
+  EXPECT_EQ(en->language, "en");
+  EXPECT_THAT(en->text, HasSubstr("12345678"));
+  EXPECT_TRUE(en->unfilled.empty());
+  EXPECT_EQ(en->text.find("{{"), std::string::npos);
+
+  auto zh = RenderReply(Shop(), state, "zh");
+  ASSERT_TRUE(zh.ok());
+  EXPECT_THAT(zh->text, HasSubstr("订单 12345678"));
+  EXPECT_TRUE(text::ContainsCjk(zh->text));
+}
+
+TEST(RenderReplyTest, LanguageResolution) {
+  DialogueState state;
+  state.set_language("zh");
+  auto r = RenderReply(Shop(), state, "und");  // Unsupported: the state's language.
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->language, "zh");
+  state.set_language("fr");
+  r = RenderReply(Shop(), state, "");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->language, "en");  // The domain's first language.
+  EXPECT_EQ(r->key, "fallback");
+}
+
+TEST(RenderReplyTest, DeterministicVariantsByTurnAndOffset) {
+  DialogueState state;  // fallback has two English variants.
+  auto a = RenderReply(Shop(), state, "en", 0);
+  auto b = RenderReply(Shop(), state, "en", 1);
+  auto a2 = RenderReply(Shop(), state, "en", 0);
+  ASSERT_TRUE(a.ok() && b.ok() && a2.ok());
+  EXPECT_EQ(a->text, a2->text);
+  EXPECT_NE(a->text, b->text);
+  EXPECT_EQ(a->variant, 0u);
+  EXPECT_EQ(b->variant, 1u);
+  state.set_turn_count(1);
+  auto c = RenderReply(Shop(), state, "en", 0);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->variant, 1u);
+}
+
+TEST(TextTest, TokenUnitsNeverSplitUtf8) {
+  const std::string s = "Order 123 好的，谢谢 ok";
+  auto units = text::TokenUnits(s);
+  std::vector<std::string> pieces;
+  for (auto [b, e] : units) pieces.push_back(s.substr(b, e - b));
+  EXPECT_THAT(pieces, ElementsAre("Order", "123", "好", "的", "，", "谢", "谢", "ok"));
+}
+
+}  // namespace
+}  // namespace helpline::domain
