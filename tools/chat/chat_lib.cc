@@ -1,0 +1,132 @@
+#include "tools/chat/chat_lib.h"
+
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include <sys/stat.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+
+namespace helpline::chat {
+namespace {
+
+bool FileExists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::string Unquote(absl::string_view value) {
+  if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+      value.back() == value.front()) {
+    value = value.substr(1, value.size() - 2);
+  }
+  return std::string(value);
+}
+
+}  // namespace
+
+absl::StatusOr<std::map<std::string, std::string>> ReadEnvFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::map<std::string, std::string> values;
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    absl::string_view text = absl::StripAsciiWhitespace(line);
+    if (text.empty() || text.front() == '#') continue;
+    absl::ConsumePrefix(&text, "export ");
+    size_t eq = text.find('=');
+    if (eq == absl::string_view::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", number, ": expected KEY=VALUE"));
+    }
+    values[std::string(absl::StripAsciiWhitespace(text.substr(0, eq)))] =
+        Unquote(absl::StripAsciiWhitespace(text.substr(eq + 1)));
+  }
+  return values;
+}
+
+std::string FindStackEnv(const std::string& exe_path) {
+  const std::string local = ".run/stack.env";
+  if (FileExists(local)) return local;
+  // <repo>/build/bin/helpline-chat -> <repo>/.run/stack.env
+  std::string dir = exe_path;
+  for (int up = 0; up < 3; ++up) {
+    size_t slash = dir.find_last_of('/');
+    if (slash == std::string::npos) return "";
+    dir.resize(slash);
+  }
+  std::string candidate = absl::StrCat(dir.empty() ? "" : dir, "/.run/stack.env");
+  return FileExists(candidate) ? candidate : "";
+}
+
+Command ParseCommand(absl::string_view line) {
+  absl::string_view text = absl::StripAsciiWhitespace(line);
+  if (text.empty()) return {Command::Kind::kEmpty, ""};
+  if (text.front() != '/') return {Command::Kind::kText, std::string(text)};
+  absl::string_view name = text;
+  absl::string_view arg;
+  size_t space = text.find_first_of(" \t");
+  if (space != absl::string_view::npos) {
+    name = text.substr(0, space);
+    arg = absl::StripAsciiWhitespace(text.substr(space + 1));
+  }
+  if (name == "/quit" || name == "/exit") return {Command::Kind::kQuit, ""};
+  if (name == "/session") return {Command::Kind::kSession, std::string(arg)};
+  if (name == "/state") return {Command::Kind::kState, ""};
+  if (name == "/help") return {Command::Kind::kHelp, ""};
+  return {Command::Kind::kUnknown, std::string(name)};
+}
+
+std::string NewSessionId() {
+  std::random_device device;
+  std::mt19937_64 rng((static_cast<uint64_t>(device()) << 32) ^ device());
+  return absl::StrFormat("chat-%012x", rng() & 0xffffffffffffULL);
+}
+
+std::string FormatState(const common::v1::DialogueState& state) {
+  std::string out;
+  if (state.active_intent().empty()) {
+    absl::StrAppend(&out, "intent=-");
+  } else {
+    absl::StrAppend(&out, "intent=", state.active_intent(),
+                    absl::StrFormat(" (%.2f)", state.intent_confidence()));
+  }
+  // Slots sorted by name so that the line is stable.
+  std::map<std::string, std::string> slots;
+  for (const auto& [name, value] : state.slots()) slots[name] = value.value();
+  std::vector<std::string> parts;
+  for (const auto& [name, value] : slots) parts.push_back(absl::StrCat(name, "=", value));
+  absl::StrAppend(&out, " slots: ", parts.empty() ? "-" : absl::StrJoin(parts, ", "));
+  absl::StrAppend(&out, " missing: ",
+                  state.missing_slots().empty() ? "-" : absl::StrJoin(state.missing_slots(), ", "));
+  absl::StrAppend(&out, " escalate: ", state.escalate() ? "yes" : "no");
+  if (state.escalate() && !state.escalation_reason().empty()) {
+    absl::StrAppend(&out, " (", state.escalation_reason(), ")");
+  }
+  return out;
+}
+
+std::string FormatTurnInfo(const v1::ConverseResponse& response) {
+  std::string out = absl::StrCat("[turn ", response.turn_index(), "] ",
+                                 FormatState(response.state()));
+  if (response.degraded()) {
+    absl::StrAppend(&out, " degraded: ", absl::StrJoin(response.degraded_stages(), ", "));
+  }
+  if (!response.finish_reason().empty() && response.finish_reason() != "stop" &&
+      response.finish_reason() != "eos") {
+    absl::StrAppend(&out, " finish: ", response.finish_reason());
+  }
+  return out;
+}
+
+}  // namespace helpline::chat
