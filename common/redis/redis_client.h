@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -20,6 +21,7 @@ namespace helpline::redis {
 struct RedisOptions {
   std::string host = "127.0.0.1";
   int port = 6379;
+  std::string username;  // Redis 6 ACL user; empty: AUTH with the password only.
   std::string password;  // Empty: no AUTH.
   int db = 0;
   absl::Duration connect_timeout = absl::Seconds(1);
@@ -27,7 +29,8 @@ struct RedisOptions {
   size_t pool_size = 16;
 };
 
-// Parses "redis://[:password@]host[:port][/db]". INVALID_ARGUMENT naming what is wrong.
+// Parses "redis://[[user]:password@]host[:port][/db]" (IPv6 hosts in brackets; user and
+// password percent-decoded). INVALID_ARGUMENT naming what is wrong.
 absl::StatusOr<RedisOptions> ParseRedisUrl(absl::string_view url);
 
 // A reply, copied out of hiredis.
@@ -41,6 +44,10 @@ struct Reply {
   bool is_nil() const { return type == Type::kNil; }
 };
 
+// Redis error replies that start with this prefix become ABORTED with the rest of the message
+// (session_store.cc's scripts answer "ABORTED lease lost" this way).
+inline constexpr char kAbortedReplyPrefix[] = "ABORTED ";
+
 // One connection. Not thread-safe: use one per thread, or the pool.
 class Connection {
  public:
@@ -50,15 +57,24 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Runs one command. A Redis error reply becomes INTERNAL with Redis's message, except
-  // script errors that start with a known prefix (see session_store.cc). I/O errors and
-  // timeouts are UNAVAILABLE and mark the connection broken.
+  // Runs one command; blocks up to command_timeout. A Redis error reply becomes INTERNAL
+  // with Redis's message, except: kAbortedReplyPrefix -> ABORTED; "NOSCRIPT" -> NOT_FOUND
+  // (message kept, for EVALSHA fallback); LOADING, BUSY, MASTERDOWN, TRYAGAIN, CLUSTERDOWN,
+  // READONLY, MOVED, ASK -> UNAVAILABLE (and the connection is marked broken). I/O errors and
+  // timeouts are UNAVAILABLE and mark the connection broken. Records
+  // helpline_redis_command_seconds{command} and helpline_redis_errors_total{kind}.
   absl::StatusOr<Reply> Command(const std::vector<std::string>& args);
   bool broken() const { return broken_; }
+  // True when the server has closed the idle connection (or sent something unasked): a
+  // non-blocking poll of the socket, no round trip. The pool drops such connections.
+  bool PeerClosed() const;
 
  private:
-  explicit Connection(redisContext* context) : context_(context) {}
+  Connection(redisContext* context, std::string endpoint, absl::Duration command_timeout)
+      : context_(context), endpoint_(std::move(endpoint)), command_timeout_(command_timeout) {}
   redisContext* context_;
+  std::string endpoint_;  // "host:port", for messages.
+  absl::Duration command_timeout_;
   bool broken_ = false;
 };
 
