@@ -7,7 +7,8 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
-const yaml = require('js-yaml');
+// js-yaml comes from tests/node (scripts/setup runs npm ci there).
+const yaml = require('module').createRequire(path.join(__dirname, '../node/package.json'))('js-yaml');
 
 const args = process.argv.slice(2);
 const helm = args[0] === '--helm';
@@ -19,13 +20,15 @@ function listFiles(p) {
   return fs.readdirSync(p).flatMap((n) => listFiles(path.join(p, n)));
 }
 
+let placeholders = 0;
 function stripHelm(text) {
   const out = [];
   for (const line of text.split('\n')) {
     const trimmed = line.trim();
     // A line that is only actions ({{- if }}, {{- end }}, {{- include ... | nindent 4 }}).
     if (/^({{-?[^}]*-?}}\s*)+$/.test(trimmed)) continue;
-    out.push(line.replace(/{{-?[^}]*-?}}/g, 'X'));
+    // A unique placeholder per action, so that templated keys do not collide.
+    out.push(line.replace(/{{-?[^}]*-?}}/g, () => `X${++placeholders}`));
   }
   return out.join('\n');
 }
