@@ -1,10 +1,14 @@
 // The session store of DESIGN §3: one conversation's state and turns, scoped by tenant.
 //
 // Keys (hash-tagged so that a session lives in one Redis Cluster slot):
-//   <prefix>:{<tenant>:<session>}:state   SessionRecord bytes (state + version)
-//   <prefix>:{<tenant>:<session>}:turns   list of Turn bytes, capped at max_turns
-//   <prefix>:{<tenant>:<session>}:lease   fencing token of the turn holding the session
+//   <prefix>:{<tenant>:<session>}:state   hash: `record` = SessionRecord bytes (state +
+//                                         version), `version` = the version as a decimal
+//                                         string (so the commit script need not parse protobuf)
+//   <prefix>:{<tenant>:<session>}:turns   list of Turn bytes, oldest first, capped at max_turns
+//   <prefix>:{<tenant>:<session>}:lease   fencing token of the turn holding the session (PX
+//                                         lease_ttl)
 //   <prefix>:{<tenant>:<session>}:fence   counter the fencing tokens come from
+// state, turns and fence expire after idle_ttl without a commit. See common/redis/README.md.
 //
 // A turn acquires the lease and loads the session (one Lua script, waiting while another
 // turn of the same session holds it), runs the stages, then commits and releases (one Lua
@@ -36,6 +40,11 @@ struct SessionKey {
 // OK when `id` is 1 to 128 characters of [A-Za-z0-9._:-]; else INVALID_ARGUMENT naming
 // `field` (e.g. "session_id").
 absl::Status ValidateSessionId(absl::string_view id, absl::string_view field = "session_id");
+
+// OK when `tenant` is 1 to 128 characters of [A-Za-z0-9._-]; else INVALID_ARGUMENT naming
+// "tenant". (No ':' so that "<tenant>:<session>" is unambiguous; no braces in either, so the
+// hash tag is always the whole "{<tenant>:<session>}".)
+absl::Status ValidateTenant(absl::string_view tenant);
 
 struct Lease {
   SessionKey key;
@@ -72,6 +81,10 @@ class SessionStore {
   // the stored version equals expected_version. Returns the new version. ABORTED (nothing
   // written) when the lease was lost or the version moved; UNAVAILABLE when Redis is down or
   // did not answer in time (then nothing was written, or everything: the script is atomic).
+  // The stored record is built here: `state`, version expected_version + 1, update_time now.
+  // `turn` is stored as given, except: index 0 becomes expected_version (the turn's zero-based
+  // position) and an unset create_time becomes now. After ABORTED the lease is NOT released
+  // (if it is still ours): call ReleaseLease. Blocks for one round trip.
   virtual absl::StatusOr<uint64_t> CommitAndRelease(const Lease& lease, uint64_t expected_version,
                                                     const common::v1::DialogueState& state,
                                                     const common::v1::Turn& turn) = 0;
@@ -83,11 +96,15 @@ class SessionStore {
 };
 
 struct RedisSessionStoreOptions {
-  std::string key_prefix = "helpline";
-  size_t max_turns = 50;
+  std::string key_prefix = "helpline";  // No '{' or '}'.
+  size_t max_turns = 50;                // Turns kept per session; 0 = no cap.
   absl::Duration idle_ttl = absl::Hours(24);
   absl::Duration lease_ttl = absl::Seconds(30);
 };
+
+// INVALID_ARGUMENT naming the field: empty or braced key_prefix, idle_ttl or lease_ttl below
+// 1 ms. Call before constructing the store (the gateway's config validation).
+absl::Status ValidateStoreOptions(const RedisSessionStoreOptions& options);
 
 // The Redis implementation. Thread-safe; borrows the pool, which must outlive it.
 class RedisSessionStore : public SessionStore {

@@ -152,9 +152,11 @@ absl::Status RedisServer::WaitReady() {
     if (context != nullptr && context->err == 0) {
       redisSetTimeout(context, tv);
       auto* reply = static_cast<redisReply*>(redisCommand(context, "PING"));
-      // PONG, or an error such as NOAUTH under --requirepass: either way the server answers.
+      // PONG, or an error such as NOAUTH under --requirepass: the server answers. LOADING
+      // (replaying the AOF after Restart) is not ready yet.
       bool pong = reply != nullptr &&
-                  (reply->type == REDIS_REPLY_ERROR ||
+                  ((reply->type == REDIS_REPLY_ERROR &&
+                    !absl::StartsWith(absl::string_view(reply->str, reply->len), "LOADING")) ||
                    (reply->type == REDIS_REPLY_STATUS &&
                     std::string(reply->str, reply->len) == "PONG"));
       if (reply != nullptr) freeReplyObject(reply);
