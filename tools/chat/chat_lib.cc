@@ -1,5 +1,6 @@
 #include "tools/chat/chat_lib.h"
 
+#include <chrono>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -127,6 +128,110 @@ std::string FormatTurnInfo(const v1::ConverseResponse& response) {
     absl::StrAppend(&out, " finish: ", response.finish_reason());
   }
   return out;
+}
+
+const char* StatusCodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return "UNRECOGNIZED";
+  }
+}
+
+namespace {
+
+void WriteError(const grpc::Status& status, std::ostream& out) {
+  out << "error: " << StatusCodeName(status.error_code()) << ": " << status.error_message()
+      << std::endl;
+}
+
+}  // namespace
+
+ChatClient::ChatClient(std::shared_ptr<grpc::Channel> channel, std::string api_key,
+                       int timeout_seconds)
+    : chat_(v1::ChatService::NewStub(channel)),
+      sessions_(v1::SessionService::NewStub(channel)),
+      api_key_(std::move(api_key)),
+      timeout_seconds_(timeout_seconds) {}
+
+void ChatClient::Prepare(grpc::ClientContext& context) const {
+  context.AddMetadata("authorization", absl::StrCat("Bearer ", api_key_));
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(timeout_seconds_));
+}
+
+grpc::Status ChatClient::Turn(const std::string& session_id, const std::string& text,
+                              std::ostream& out) {
+  grpc::ClientContext context;
+  Prepare(context);
+  v1::ConverseStreamRequest request;
+  request.set_session_id(session_id);
+  request.set_text(text);
+  std::unique_ptr<grpc::ClientReader<v1::ConverseStreamResponse>> reader =
+      chat_->ConverseStream(&context, request);
+  v1::ConverseStreamResponse message;
+  v1::ConverseResponse final_response;
+  bool started = false;
+  bool have_final = false;
+  while (reader->Read(&message)) {
+    if (message.has_final()) {
+      final_response = message.final();
+      have_final = true;
+      continue;
+    }
+    if (!started) {
+      out << "helpline: ";
+      started = true;
+    }
+    out << message.delta() << std::flush;
+  }
+  grpc::Status status = reader->Finish();
+  if (started) out << "\n";
+  if (!status.ok()) {
+    WriteError(status, out);
+    return status;
+  }
+  if (!have_final) {
+    grpc::Status missing(grpc::StatusCode::INTERNAL, "the stream ended without a final message");
+    WriteError(missing, out);
+    return missing;
+  }
+  // A reply that came only in the final message (no deltas) is written whole.
+  if (!started) out << "helpline: " << final_response.reply() << "\n";
+  out << "  " << FormatTurnInfo(final_response) << std::endl;
+  return status;
+}
+
+grpc::Status ChatClient::ShowState(const std::string& session_id, std::ostream& out) {
+  grpc::ClientContext context;
+  Prepare(context);
+  v1::GetSessionRequest request;
+  request.set_session_id(session_id);
+  v1::GetSessionResponse response;
+  grpc::Status status = sessions_->GetSession(&context, request, &response);
+  if (!status.ok()) {
+    WriteError(status, out);
+    return status;
+  }
+  out << "session " << response.session_id() << ", " << response.version()
+      << " turns committed, " << response.turns_size() << " stored\n  "
+      << FormatState(response.state()) << std::endl;
+  return status;
 }
 
 }  // namespace helpline::chat

@@ -3,11 +3,14 @@
 #pragma once
 
 #include <map>
+#include <memory>
+#include <ostream>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "helpline/chat/v1/chat_service.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "helpline/chat/v1/chat_service.grpc.pb.h"
 #include "helpline/common/v1/types.pb.h"
 
 namespace helpline::chat {
@@ -43,5 +46,31 @@ std::string FormatState(const common::v1::DialogueState& state);
 
 // The state line plus turn index, degraded stages and finish reason of a response.
 std::string FormatTurnInfo(const v1::ConverseResponse& response);
+
+// The name of a gRPC status code, e.g. "UNAUTHENTICATED".
+const char* StatusCodeName(grpc::StatusCode code);
+
+// Calls ChatService.ConverseStream and SessionService.GetSession with the API key in the
+// `authorization` metadata and a deadline on every call; writes what it gets to `out`.
+class ChatClient {
+ public:
+  ChatClient(std::shared_ptr<grpc::Channel> channel, std::string api_key, int timeout_seconds);
+
+  // One turn: writes "helpline: " and each delta as it arrives (flushed), then a line
+  // "  [turn N] intent=..." from the final message; "error: CODE: message" on failure.
+  // Returns the call's status.
+  grpc::Status Turn(const std::string& session_id, const std::string& text, std::ostream& out);
+
+  // Writes the session's version, stored turns and state, or "error: CODE: message".
+  grpc::Status ShowState(const std::string& session_id, std::ostream& out);
+
+ private:
+  void Prepare(grpc::ClientContext& context) const;
+
+  std::unique_ptr<v1::ChatService::Stub> chat_;
+  std::unique_ptr<v1::SessionService::Stub> sessions_;
+  std::string api_key_;
+  int timeout_seconds_;
+};
 
 }  // namespace helpline::chat

@@ -10,7 +10,6 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
-#include "helpline/chat/v1/chat_service.grpc.pb.h"
 #include "tools/chat/chat_lib.h"
 
 namespace helpline::chat {
@@ -21,111 +20,6 @@ constexpr char kHelp[] =
     "  /session [ID]  continue in session ID, or a new session without ID\n"
     "  /state         the session's state and stored turns (SessionService.GetSession)\n"
     "  /quit          leave (also Ctrl-D)\n";
-
-const char* CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "?";
-  }
-}
-
-void PrintError(const grpc::Status& status) {
-  std::cout << "error: " << CodeName(status.error_code()) << ": " << status.error_message()
-            << std::endl;
-}
-
-class Client {
- public:
-  Client(std::shared_ptr<grpc::Channel> channel, std::string key, int timeout_seconds)
-      : chat_(v1::ChatService::NewStub(channel)),
-        sessions_(v1::SessionService::NewStub(channel)),
-        key_(std::move(key)),
-        timeout_seconds_(timeout_seconds) {}
-
-  // One turn: prints "helpline: " and the deltas as they arrive, then the state line.
-  void Turn(const std::string& session_id, const std::string& text) {
-    grpc::ClientContext context;
-    Prepare(context);
-    v1::ConverseStreamRequest request;
-    request.set_session_id(session_id);
-    request.set_text(text);
-    std::unique_ptr<grpc::ClientReader<v1::ConverseStreamResponse>> reader =
-        chat_->ConverseStream(&context, request);
-    v1::ConverseStreamResponse message;
-    bool started = false;
-    bool have_final = false;
-    v1::ConverseResponse final_response;
-    while (reader->Read(&message)) {
-      if (message.has_final()) {
-        final_response = message.final();
-        have_final = true;
-        continue;
-      }
-      if (!started) {
-        std::cout << "helpline: " << std::flush;
-        started = true;
-      }
-      std::cout << message.delta() << std::flush;
-    }
-    grpc::Status status = reader->Finish();
-    if (started) std::cout << "\n";
-    if (!status.ok()) {
-      PrintError(status);
-      return;
-    }
-    if (!have_final) {
-      std::cout << "error: the stream ended without a final message" << std::endl;
-      return;
-    }
-    // A reply that came only in the final message (no deltas) is printed whole.
-    if (!started) std::cout << "helpline: " << final_response.reply() << "\n";
-    std::cout << "  " << FormatTurnInfo(final_response) << std::endl;
-  }
-
-  void ShowState(const std::string& session_id) {
-    grpc::ClientContext context;
-    Prepare(context);
-    v1::GetSessionRequest request;
-    request.set_session_id(session_id);
-    v1::GetSessionResponse response;
-    grpc::Status status = sessions_->GetSession(&context, request, &response);
-    if (!status.ok()) {
-      PrintError(status);
-      return;
-    }
-    std::cout << "session " << response.session_id() << ", " << response.version()
-              << " turns committed, " << response.turns_size() << " stored\n  "
-              << FormatState(response.state()) << std::endl;
-  }
-
- private:
-  void Prepare(grpc::ClientContext& context) {
-    context.AddMetadata("authorization", absl::StrCat("Bearer ", key_));
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::seconds(timeout_seconds_));
-  }
-
-  std::unique_ptr<v1::ChatService::Stub> chat_;
-  std::unique_ptr<v1::SessionService::Stub> sessions_;
-  std::string key_;
-  int timeout_seconds_;
-};
 
 std::string SelfPath(const char* argv0) {
   char buffer[4096];
@@ -179,8 +73,8 @@ int Main(int argc, char** argv) {
   }
   if (session.empty()) session = NewSessionId();
 
-  Client client(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()), key,
-                timeout_seconds);
+  ChatClient client(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()), key,
+                    timeout_seconds);
   const bool tty = isatty(STDIN_FILENO);
   std::cout << "helpline-chat: " << target << ", session " << session
             << (tty ? " (/help for commands)" : "") << std::endl;
@@ -202,14 +96,14 @@ int Main(int argc, char** argv) {
         std::cout << "session " << session << std::endl;
         break;
       case Command::Kind::kState:
-        client.ShowState(session);
+        client.ShowState(session, std::cout);
         break;
       case Command::Kind::kUnknown:
         std::cout << "unknown command " << command.arg << " (/help)" << std::endl;
         break;
       case Command::Kind::kText:
         if (!tty) std::cout << "customer: " << command.arg << std::endl;
-        client.Turn(session, command.arg);
+        client.Turn(session, command.arg, std::cout);
         break;
     }
   }
