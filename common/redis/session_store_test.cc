@@ -459,8 +459,8 @@ TEST_F(SessionStoreTest, CommitTimingOutIsUnavailableAndAllOrNothing) {
   RedisSessionStore store(impatient, {.key_prefix = "test", .max_turns = 100});
   auto acquired = store.AcquireAndLoad(key_, 0, Soon());
   ASSERT_TRUE(acquired.ok());
-  // Writes (and scripts) stall for 300 ms; the commit gives up after 100 ms.
-  Raw({"CLIENT", "PAUSE", "300", "WRITE"});
+  // Writes (and scripts) stall until UNPAUSE (at most 5 s); the commit gives up after 100 ms.
+  Raw({"CLIENT", "PAUSE", "5000", "WRITE"});
   auto version = store.CommitAndRelease(acquired->lease, 1, StateWithIntent("second"),
                                         TurnWithText("second"));
   ASSERT_FALSE(version.ok());
