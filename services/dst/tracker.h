@@ -1,0 +1,97 @@
+// The first dialogue state tracker: intents matched against the domain's examples with
+// TF-IDF cosine similarity, slots filled by typed extractors, merged into the prior state by
+// fixed rules. No gRPC types here; the service adapter (dst_service.h) converts.
+//
+// Thread-safe after construction: Track() is const and shares nothing mutable.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/domain/domain.h"
+#include "helpline/common/v1/types.pb.h"
+#include "services/dst/extractors.h"
+
+namespace helpline::dst {
+
+struct IntentScore {
+  std::string intent;
+  float score = 0;
+};
+
+// Scores every intent of a domain against a text: cosine similarity of TF-IDF vectors
+// (English: words, word bigrams and character trigrams; Chinese: character unigrams and
+// bigrams) to each example; an intent's score is its best example's.
+class IntentClassifier {
+ public:
+  explicit IntentClassifier(const domain::Domain& domain);
+  // Highest first; empty when the text has no features (e.g. only digits).
+  std::vector<IntentScore> Score(absl::string_view text) const;
+
+  // The features of a text (feature -> weighted term frequency), for tests.
+  static std::unordered_map<std::string, float> Features(absl::string_view text);
+
+ private:
+  struct Example {
+    size_t intent;                                  // Index into intent_names_.
+    std::unordered_map<std::string, float> vector;  // L2-normalized TF-IDF.
+  };
+  std::vector<std::string> intent_names_;
+  std::vector<Example> examples_;
+  std::unordered_map<std::string, float> idf_;
+  float unseen_idf_ = 1;
+};
+
+struct TrackerOptions {
+  // Lowest intent score that sets a new active intent.
+  float intent_threshold = 0.35f;
+  // A turn that fills a slot we asked for keeps the prior intent unless another intent
+  // scores at least this much.
+  float switch_threshold = 0.6f;
+};
+
+// One customer turn.
+struct TurnInput {
+  // What the customer typed (normalized). May be empty when only attachments were sent.
+  std::string user_text;
+  // "en", "zh", "und" or empty.
+  std::string language;
+  // Text read from attachments.
+  std::vector<common::v1::Evidence> evidence;
+  // The state after the previous turn; default for a new session.
+  common::v1::DialogueState prior;
+};
+
+struct TrackResult {
+  common::v1::DialogueState state;
+  // The best-scoring intent of this turn's text, even when below the threshold.
+  IntentScore best;
+  // True when the turn's intent came from the text (not carried over).
+  bool intent_from_text = false;
+};
+
+class Tracker {
+ public:
+  Tracker(std::shared_ptr<const domain::Domain> domain, TrackerOptions options);
+
+  // Updates input.prior with the turn. INVALID_ARGUMENT when the turn has neither text nor
+  // evidence.
+  absl::StatusOr<TrackResult> Track(const TurnInput& input) const;
+
+  // True when `text` contains one of the domain's escalation phrases.
+  bool AsksForHuman(absl::string_view text) const;
+
+  const domain::Domain& domain() const { return *domain_; }
+
+ private:
+  std::shared_ptr<const domain::Domain> domain_;
+  TrackerOptions options_;
+  IntentClassifier classifier_;
+  SlotExtractor extractor_;
+};
+
+}  // namespace helpline::dst
