@@ -69,11 +69,13 @@ class Server {
   ServerOptions options_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<http::Server> http_;
+  // Names of every service the gRPC server serves (health is set for each), filled at start.
+  std::vector<std::string> service_names_;
   int grpc_port_ = 0;
   std::atomic<bool> ready_{false};
   std::atomic<bool> shutdown_requested_{false};
   std::atomic<bool> shut_down_{false};
-  int wake_fd_[2] = {-1, -1};
+  int wake_fd_[2] = {-1, -1};  // RequestShutdown() writes to [1]; Run() polls [0].
 };
 
 // The request id of an incoming call: the `x-request-id` metadata, or a new random id
