@@ -280,6 +280,11 @@ TEST(ServerTest, ReflectionListsServices) {
   EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_THAT(bytes, HasSubstr(kService));
   EXPECT_THAT(bytes, HasSubstr("grpc.health.v1.Health"));
+  // The interceptor also records bidi-streaming calls.
+  auto& handled = metrics::Registry::Default().AddCounter("helpline_grpc_server_handled_total",
+                                                          "", {"service", "method", "code"});
+  const std::string method = "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
+  EXPECT_EQ(handled.Get({"helpline-test", method, "OK"}).Value(), 1);
 }
 
 TEST(ServerTest, MetricsPortServesMetricsHealthzAndDelegates) {
