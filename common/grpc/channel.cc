@@ -42,8 +42,8 @@ void ApplyUpstreamDefaults(common::v1::UpstreamConfig& config, absl::string_view
 std::shared_ptr<grpc::Channel> MakeChannel(const common::v1::UpstreamConfig& config,
                                            absl::string_view service_full_name,
                                            int max_message_bytes) {
-  nlohmann::json service_config = {
-      {"loadBalancingConfig", nlohmann::json::array({{{"round_robin", nlohmann::json::object()}}})}};
+  const nlohmann::json round_robin = {{"round_robin", nlohmann::json::object()}};
+  nlohmann::json service_config = {{"loadBalancingConfig", nlohmann::json::array({round_robin})}};
   // gRPC caps maxAttempts at 5; a retry policy needs at least 2 attempts.
   const uint32_t attempts = std::min<uint32_t>(config.max_attempts(), 5);
   if (attempts >= 2 && !service_full_name.empty()) {

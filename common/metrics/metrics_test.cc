@@ -100,8 +100,8 @@ TEST(SerializeTest, CounterGaugeAndEscaping) {
   EXPECT_THAT(text, HasSubstr("# HELP helpline_requests_total Requests.\\nSecond line with "
                               "\\\\ backslash\n"));
   EXPECT_THAT(text, HasSubstr("# TYPE helpline_requests_total counter\n"));
-  EXPECT_THAT(text, HasSubstr(
-                        "helpline_requests_total{method=\"Get \\\"x\\\"\\\\y\\nz\",code=\"OK\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("helpline_requests_total{method=\"Get \\\"x\\\"\\\\y\\nz\","
+                              "code=\"OK\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("# TYPE helpline_active_sessions gauge\n"
                               "helpline_active_sessions 1.5\n"));
   // Families are sorted by name.
@@ -147,7 +147,8 @@ std::pair<int, std::string> RunPromtool(const std::string& path) {
 }
 
 TEST(PromtoolTest, ExpositionPassesCheckMetrics) {
-  if (access("/usr/bin/promtool", X_OK) != 0 && std::system("command -v promtool >/dev/null") != 0) {
+  if (access("/usr/bin/promtool", X_OK) != 0 &&
+      std::system("command -v promtool >/dev/null") != 0) {
     GTEST_SKIP() << "promtool not installed";
   }
   Registry r;
