@@ -1,0 +1,62 @@
+// gRPC adapters of the gateway: helpline.chat.v1.ChatService (Converse, ConverseStream) and
+// SessionService (GetSession, DeleteSession). Callback API; turns and store calls run on the
+// executor. Every call needs `authorization: Bearer <key>` metadata; the key's tenant scopes
+// the sessions. The request id (x-request-id metadata, or a new one) is echoed in the
+// response and in the initial and trailing metadata.
+#pragma once
+
+#include "absl/time/time.h"
+#include "common/grpc/executor.h"
+#include "common/redis/session_store.h"
+#include "helpline/chat/v1/chat_service.grpc.pb.h"
+#include "services/gateway/auth.h"
+#include "services/gateway/turn.h"
+
+namespace helpline::gateway {
+
+// What the adapters borrow; everything must outlive the services.
+struct ChatDeps {
+  const Authenticator* auth = nullptr;
+  TenantRateLimiter* limiter = nullptr;
+  TurnRunner* runner = nullptr;
+  session::SessionStore* store = nullptr;
+  rpc::Executor* executor = nullptr;
+  // Deadline of a turn when the caller's is later or unset.
+  absl::Duration turn_timeout = absl::Seconds(20);
+  // Turns returned by GetSession at most.
+  size_t max_turns = 50;
+};
+
+// Thread-safe.
+class ChatService final : public chat::v1::ChatService::CallbackService {
+ public:
+  explicit ChatService(ChatDeps deps) : deps_(deps) {}
+
+  grpc::ServerUnaryReactor* Converse(grpc::CallbackServerContext* context,
+                                     const chat::v1::ConverseRequest* request,
+                                     chat::v1::ConverseResponse* response) override;
+  grpc::ServerWriteReactor<chat::v1::ConverseStreamResponse>* ConverseStream(
+      grpc::CallbackServerContext* context,
+      const chat::v1::ConverseStreamRequest* request) override;
+
+ private:
+  ChatDeps deps_;
+};
+
+// Thread-safe.
+class SessionService final : public chat::v1::SessionService::CallbackService {
+ public:
+  explicit SessionService(ChatDeps deps) : deps_(deps) {}
+
+  grpc::ServerUnaryReactor* GetSession(grpc::CallbackServerContext* context,
+                                       const chat::v1::GetSessionRequest* request,
+                                       chat::v1::GetSessionResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteSession(grpc::CallbackServerContext* context,
+                                          const chat::v1::DeleteSessionRequest* request,
+                                          chat::v1::DeleteSessionResponse* response) override;
+
+ private:
+  ChatDeps deps_;
+};
+
+}  // namespace helpline::gateway

@@ -1,0 +1,645 @@
+#include "services/gateway/turn.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/domain/template.h"
+#include "common/grpc/channel.h"
+#include "common/image/image_info.h"
+#include "common/log/log.h"
+#include "common/metrics/metrics.h"
+#include "common/status/status.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace helpline::gateway {
+namespace {
+
+using common::v1::DialogueState;
+using common::v1::Turn;
+
+metrics::Family<metrics::Histogram>& StageSeconds() {
+  static auto& family = metrics::Registry::Default().AddHistogram(
+      "helpline_turn_stage_seconds", "Wall time of each stage of a turn.", {"stage"});
+  return family;
+}
+
+metrics::Family<metrics::Counter>& TurnsTotal() {
+  static auto& family = metrics::Registry::Default().AddCounter(
+      "helpline_turns_total", "Turns by outcome: ok, degraded, or the error code.", {"outcome"});
+  return family;
+}
+
+metrics::Family<metrics::Counter>& DegradedTotal() {
+  static auto& family = metrics::Registry::Default().AddCounter(
+      "helpline_degraded_turns_total", "Turns answered with a stage skipped or replaced.",
+      {"stage"});
+  return family;
+}
+
+metrics::Gauge& ActiveSessionsGauge() {
+  static auto& gauge =
+      metrics::Registry::Default()
+          .AddGauge("helpline_active_sessions",
+                    "Distinct sessions with a turn in the last 5 minutes in this process.")
+          .Get(std::vector<std::string>{});
+  return gauge;
+}
+
+std::string Field(const std::string& given, absl::string_view fallback) {
+  return given.empty() ? std::string(fallback) : given;
+}
+
+std::string IndexedField(const std::vector<std::string>& names, size_t i,
+                         absl::string_view list) {
+  if (i < names.size()) return names[i];
+  return absl::StrCat(list, "[", i, "]");
+}
+
+// "attachments[1]: ..." from a checker -> "<field>: ..." with the adapter's field name.
+absl::Status RenameAttachmentField(const absl::Status& status, size_t index,
+                                   const std::vector<std::string>& names) {
+  if (index >= names.size()) return status;
+  const std::string prefix = absl::StrCat("attachments[", index, "]");
+  absl::string_view message = status.message();
+  if (!absl::StartsWith(message, prefix)) return status;
+  return absl::Status(status.code(),
+                      absl::StrCat(names[index], message.substr(prefix.size())));
+}
+
+// Fusion names the attachment in its message; map any index it names back.
+absl::Status RenameAnyAttachmentField(const absl::Status& status,
+                                      const std::vector<std::string>& names) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    absl::Status renamed = RenameAttachmentField(status, i, names);
+    if (renamed.message() != status.message()) return renamed;
+  }
+  return status;
+}
+
+absl::Status CheckText(absl::string_view text, const std::string& field, uint32_t max_bytes,
+                       bool allow_empty) {
+  if (!IsValidUtf8(text)) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": not valid UTF-8"));
+  }
+  if (!allow_empty && absl::StripAsciiWhitespace(text).empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must not be empty"));
+  }
+  if (text.size() > max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", text.size(),
+                                                   " bytes, more than the limit of ", max_bytes));
+  }
+  return absl::OkStatus();
+}
+
+// Cuts `text` to at most `max_bytes` without splitting a UTF-8 character.
+std::string Truncate(absl::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  size_t end = max_bytes;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  return absl::StrCat(text.substr(0, end), "…");
+}
+
+std::string FinishReasonName(generation::v1::FinishReason reason) {
+  switch (reason) {
+    case generation::v1::FINISH_REASON_LENGTH: return "length";
+    case generation::v1::FINISH_REASON_EOS: return "eos";
+    case generation::v1::FINISH_REASON_CANCELLED: return "cancelled";
+    default: return "stop";
+  }
+}
+
+std::string OutcomeLabel(const absl::Status& status) {
+  return absl::AsciiStrToLower(absl::StatusCodeToString(status.code()));
+}
+
+// Releases a session's lease when the turn ends without a commit.
+class LeaseGuard {
+ public:
+  LeaseGuard(session::SessionStore& store, const session::Lease* lease)
+      : store_(store), lease_(lease) {}
+  ~LeaseGuard() {
+    if (lease_ != nullptr) store_.ReleaseLease(*lease_);
+  }
+  void Disarm() { lease_ = nullptr; }
+
+ private:
+  session::SessionStore& store_;
+  const session::Lease* lease_;
+};
+
+std::string HandoffSummary(const DialogueState& state, const std::vector<Turn>& history,
+                           absl::string_view user_text) {
+  std::vector<std::string> parts;
+  parts.push_back(absl::StrCat(
+      "Intent: ", state.active_intent().empty() ? "unknown" : state.active_intent(), "."));
+  if (!state.slots().empty()) {
+    std::map<std::string, std::string> sorted;
+    for (const auto& [name, value] : state.slots()) sorted[name] = value.value();
+    std::vector<std::string> slots;
+    for (const auto& [name, value] : sorted) slots.push_back(absl::StrCat(name, "=", value));
+    parts.push_back(absl::StrCat("Slots: ", absl::StrJoin(slots, ", "), "."));
+  }
+  if (!state.escalation_reason().empty()) {
+    parts.push_back(absl::StrCat("Reason: ", state.escalation_reason(), "."));
+  }
+  std::vector<std::string> lines;
+  const size_t first = history.size() > 2 ? history.size() - 2 : 0;
+  for (size_t i = first; i < history.size(); ++i) {
+    if (!history[i].user_text().empty()) {
+      lines.push_back(absl::StrCat("customer: ", Truncate(history[i].user_text(), 160)));
+    }
+    if (!history[i].reply().empty()) {
+      lines.push_back(absl::StrCat("helpline: ", Truncate(history[i].reply(), 160)));
+    }
+  }
+  lines.push_back(absl::StrCat("customer: ", Truncate(user_text, 160)));
+  parts.push_back(absl::StrCat("Last messages: ", absl::StrJoin(lines, " | ")));
+  return absl::StrJoin(parts, " ");
+}
+
+}  // namespace
+
+void ApplyLimitDefaults(v1::Limits& limits) {
+  if (limits.max_text_bytes() == 0) limits.set_max_text_bytes(8192);
+  if (limits.max_attachments() == 0) limits.set_max_attachments(4);
+  if (limits.max_attachment_bytes() == 0) limits.set_max_attachment_bytes(8u << 20);
+  if (limits.max_image_pixels() == 0) limits.set_max_image_pixels(40'000'000);
+  if (limits.max_history_messages() == 0) limits.set_max_history_messages(64);
+  if (limits.tenant_burst() == 0) limits.set_tenant_burst(20);
+  if (limits.max_http_body_bytes() == 0) limits.set_max_http_body_bytes(48u << 20);
+}
+
+bool IsValidUtf8(absl::string_view text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = p + text.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    int length = 0;
+    uint32_t code = 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+      length = 2;
+      code = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      length = 3;
+      code = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      length = 4;
+      code = c & 0x07;
+    } else {
+      return false;
+    }
+    if (end - p < length) return false;
+    for (int i = 1; i < length; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return false;
+      code = (code << 6) | (p[i] & 0x3F);
+    }
+    if ((length == 3 && code < 0x800) || (length == 4 && (code < 0x10000 || code > 0x10FFFF)) ||
+        (code >= 0xD800 && code <= 0xDFFF)) {
+      return false;
+    }
+    p += length;
+  }
+  return true;
+}
+
+absl::Status ValidateTurnInput(const TurnInput& input, const v1::Limits& limits) {
+  const std::string text_field = Field(input.text_field, "text");
+  if (absl::Status s = CheckText(input.text, text_field, limits.max_text_bytes(), false);
+      !s.ok()) {
+    return s;
+  }
+  if (input.attachments.size() > limits.max_attachments()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        input.attachment_fields.empty() ? std::string("attachments") : text_field, ": ",
+        input.attachments.size(), " attachments, more than the limit of ",
+        limits.max_attachments()));
+  }
+  image::Limits image_limits;
+  image_limits.max_bytes = limits.max_attachment_bytes();
+  image_limits.max_pixels = limits.max_image_pixels();
+  for (size_t i = 0; i < input.attachments.size(); ++i) {
+    absl::Status s = image::CheckAttachment(i, input.attachments[i], image_limits);
+    if (!s.ok()) return RenameAttachmentField(s, i, input.attachment_fields);
+  }
+  if (!input.session_id.empty()) {
+    return session::ValidateSessionId(input.session_id, Field(input.session_field, "session_id"));
+  }
+  if (input.history.size() > limits.max_history_messages()) {
+    return absl::InvalidArgumentError(absl::StrCat("history: ", input.history.size(),
+                                                   " messages, more than the limit of ",
+                                                   limits.max_history_messages()));
+  }
+  for (size_t i = 0; i < input.history.size(); ++i) {
+    const std::string field = IndexedField(input.history_fields, i, "history");
+    const chat::v1::HistoryMessage& message = input.history[i];
+    if (message.role() != "user" && message.role() != "assistant") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".role: must be 'user' or 'assistant'"));
+    }
+    if (absl::Status s = CheckText(message.text(), input.history_fields.empty()
+                                                       ? absl::StrCat(field, ".text")
+                                                       : field,
+                                   limits.max_text_bytes(), true);
+        !s.ok()) {
+      return s;
+    }
+  }
+  const chat::v1::ReplyOptions& options = input.options;
+  if (options.stop_size() > 4) {
+    return absl::InvalidArgumentError("options.stop: at most 4 stop strings");
+  }
+  for (int i = 0; i < options.stop_size(); ++i) {
+    if (options.stop(i).empty() || !IsValidUtf8(options.stop(i))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("options.stop[", i, "]: must be non-empty UTF-8"));
+    }
+  }
+  if (!std::isfinite(options.temperature()) || options.temperature() < 0 ||
+      options.temperature() > 2) {
+    return absl::InvalidArgumentError("options.temperature: must be in [0, 2]");
+  }
+  if (!std::isfinite(options.top_p()) || options.top_p() < 0 || options.top_p() > 1) {
+    return absl::InvalidArgumentError("options.top_p: must be in [0, 1]");
+  }
+  return absl::OkStatus();
+}
+
+ActiveSessions::ActiveSessions(absl::Duration window) : window_(window) {}
+
+void ActiveSessions::Touch(const std::string& key, absl::Time now) {
+  size_t count;
+  {
+    std::lock_guard lock(mu_);
+    last_turn_[key] = now;
+    count = last_turn_.size();
+  }
+  ActiveSessionsGauge().Set(static_cast<double>(count));
+}
+
+size_t ActiveSessions::Refresh(absl::Time now) {
+  size_t count;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = last_turn_.begin(); it != last_turn_.end();) {
+      if (now - it->second > window_) {
+        it = last_turn_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    count = last_turn_.size();
+  }
+  ActiveSessionsGauge().Set(static_cast<double>(count));
+  return count;
+}
+
+TurnRunner::TurnRunner(session::SessionStore& store, StageClients clients,
+                       const domain::Domain* domain, TurnOptions options)
+    : store_(store), clients_(std::move(clients)), domain_(domain), options_(std::move(options)) {
+  // Make the families visible on /metrics before the first turn.
+  TurnsTotal();
+  DegradedTotal();
+  StageSeconds();
+  ActiveSessionsGauge();
+}
+
+std::string TurnRunner::FallbackReply(const DialogueState& state,
+                                      absl::string_view language) const {
+  if (domain_ != nullptr) {
+    absl::StatusOr<domain::Reply> reply = domain::RenderReply(*domain_, state, language);
+    if (reply.ok() && !reply->text.empty()) return reply->text;
+    if (!reply.ok()) {
+      log::Error("fallback template failed", {{"error", std::string(reply.status().message())}});
+    }
+  }
+  if (language == "zh" || state.language() == "zh") {
+    return "抱歉，我现在无法完整回答。请稍后再试，或让我为您转接人工客服。";
+  }
+  return "Sorry, I can't fully answer right now. Please try again in a moment, or ask for a "
+         "human agent.";
+}
+
+absl::StatusOr<TurnResult> TurnRunner::Run(const TurnInput& input) {
+  std::vector<std::pair<std::string, double>> timings;
+  absl::StatusOr<TurnResult> result;
+  if (absl::Status s = ValidateTurnInput(input, options_.limits); !s.ok()) {
+    result = s;
+  } else {
+    result = RunValidated(input, timings);
+  }
+  for (const auto& [stage, seconds] : timings) StageSeconds().Get({stage}).Observe(seconds);
+  if (!result.ok()) {
+    TurnsTotal().Get({OutcomeLabel(result.status())}).Increment();
+    if (result.status().code() != absl::StatusCode::kInvalidArgument) {
+      log::Warn("turn failed", {{"code", absl::StatusCodeToString(result.status().code())},
+                                {"error", std::string(result.status().message())}});
+    }
+    return result;
+  }
+  const chat::v1::ConverseResponse& response = result->response;
+  TurnsTotal().Get({response.degraded() ? "degraded" : "ok"}).Increment();
+  for (const std::string& stage : response.degraded_stages()) {
+    DegradedTotal().Get({stage}).Increment();
+  }
+  return result;
+}
+
+absl::StatusOr<TurnResult> TurnRunner::RunValidated(
+    const TurnInput& input, std::vector<std::pair<std::string, double>>& timings) {
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = input.deadline;
+  // Stage calls stop a little before the turn's deadline so that a late generation still
+  // leaves time for the fallback reply and the commit.
+  absl::Time stage_deadline = deadline;
+  if (deadline != absl::InfiniteFuture()) {
+    stage_deadline = deadline - std::min(absl::Milliseconds(500), (deadline - start) / 10);
+  }
+  auto passed = [&deadline] { return absl::Now() >= deadline; };
+  auto deadline_error = [](absl::string_view where) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("the turn's deadline passed during ", where, "; the session is unchanged"));
+  };
+  auto timed = [&timings](const char* stage, absl::Time began) {
+    timings.emplace_back(stage, absl::ToDoubleSeconds(absl::Now() - began));
+  };
+
+  const bool stateful = !input.session_id.empty();
+  std::vector<std::string> degraded;
+
+  // Session: lease + load, or the stateless history.
+  session::Acquired acquired;
+  std::vector<Turn> history;
+  if (stateful) {
+    const absl::Time began = absl::Now();
+    absl::StatusOr<session::Acquired> loaded = store_.AcquireAndLoad(
+        {input.tenant, input.session_id}, options_.context_turns, deadline);
+    timed("session_load", began);
+    if (!loaded.ok()) {
+      if (absl::IsDeadlineExceeded(loaded.status())) return deadline_error("session load");
+      return absl::Status(loaded.status().code(),
+                          absl::StrCat("session store: ", loaded.status().message()));
+    }
+    acquired = *std::move(loaded);
+    history = acquired.session.turns;
+    active_sessions_.Touch(absl::StrCat(input.tenant, ":", input.session_id), absl::Now());
+  } else {
+    for (const chat::v1::HistoryMessage& message : input.history) {
+      if (message.role() == "user" || history.empty() || !history.back().reply().empty()) {
+        Turn turn;
+        turn.set_index(static_cast<uint32_t>(history.size()));
+        history.push_back(std::move(turn));
+      }
+      if (message.role() == "user") {
+        history.back().set_user_text(message.text());
+      } else {
+        history.back().set_reply(message.text());
+      }
+    }
+  }
+  const uint32_t turn_index =
+      stateful ? static_cast<uint32_t>(acquired.session.record.version())
+               : static_cast<uint32_t>(history.size());
+  if (history.size() > options_.context_turns) {
+    history.erase(history.begin(), history.end() - options_.context_turns);
+  }
+  LeaseGuard guard(store_, stateful ? &acquired.lease : nullptr);
+  const DialogueState& prior_state = acquired.session.record.state();
+
+  // Preprocess.
+  common::v1::PreprocessedText text;
+  {
+    const absl::Time began = absl::Now();
+    grpc::ClientContext context;
+    rpc::PrepareClientContext(context, clients_.preprocess_config, stage_deadline,
+                              input.request_id);
+    preprocess::v1::PreprocessRequest request;
+    request.set_text(input.text);
+    preprocess::v1::PreprocessResponse response;
+    grpc::Status status = clients_.preprocess->Preprocess(&context, request, &response);
+    timed("preprocess", began);
+    if (status.ok() && !response.result().normalized_text().empty()) {
+      text = response.result();
+    } else {
+      if (passed()) return deadline_error("preprocess");
+      log::Warn("stage degraded", {{"stage", "preprocess"},
+                                   {"code", static_cast<int>(status.error_code())},
+                                   {"error", status.error_message()}});
+      degraded.push_back("preprocess");
+      text.set_normalized_text(input.text);
+      text.set_language("und");
+    }
+  }
+  const std::string& user_text = text.normalized_text();
+
+  // Fusion, only when there is something to read.
+  std::string fused_text = user_text;
+  google::protobuf::RepeatedPtrField<common::v1::Evidence> evidence;
+  if (!input.attachments.empty()) {
+    const absl::Time began = absl::Now();
+    grpc::ClientContext context;
+    rpc::PrepareClientContext(context, clients_.fusion_config, stage_deadline, input.request_id);
+    fusion::v1::FuseRequest request;
+    request.set_text(user_text);
+    request.set_language(text.language());
+    for (const auto& attachment : input.attachments) *request.add_attachments() = attachment;
+    fusion::v1::FuseResponse response;
+    grpc::Status status = clients_.fusion->Fuse(&context, request, &response);
+    timed("fusion", began);
+    if (status.ok()) {
+      if (!response.fused_text().empty()) fused_text = response.fused_text();
+      evidence = response.evidence();
+    } else if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+      return RenameAnyAttachmentField(FromGrpcStatus(status), input.attachment_fields);
+    } else {
+      if (passed()) return deadline_error("fusion");
+      log::Warn("stage degraded", {{"stage", "fusion"},
+                                   {"code", static_cast<int>(status.error_code())},
+                                   {"error", status.error_message()}});
+      degraded.push_back("fusion");
+    }
+  }
+
+  // Dialogue state: not degradable.
+  DialogueState state;
+  {
+    const absl::Time began = absl::Now();
+    grpc::ClientContext context;
+    rpc::PrepareClientContext(context, clients_.dst_config, stage_deadline, input.request_id);
+    dst::v1::TrackRequest request;
+    request.set_text(fused_text);
+    request.set_user_text(user_text);
+    request.set_language(text.language());
+    *request.mutable_evidence() = evidence;
+    *request.mutable_prior_state() = prior_state;
+    for (const Turn& turn : history) *request.add_history() = turn;
+    dst::v1::TrackResponse response;
+    grpc::Status status = clients_.dst->Track(&context, request, &response);
+    timed("dst", began);
+    if (!status.ok()) {
+      if (passed() || (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
+                       absl::Now() >= stage_deadline)) {
+        return deadline_error("dialogue state tracking");
+      }
+      if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+        return FromGrpcStatus(status);
+      }
+      return absl::UnavailableError(absl::StrCat(
+          "dialogue state tracking is unavailable (", status.error_message(),
+          "); the turn was not stored, retry later"));
+    }
+    state = response.state();
+  }
+
+  // Generation, with the template fallback.
+  std::string reply;
+  std::string finish_reason = "stop";
+  common::v1::Usage usage;
+  {
+    const absl::Time began = absl::Now();
+    grpc::ClientContext context;
+    rpc::PrepareClientContext(context, clients_.generation_config, stage_deadline,
+                              input.request_id);
+    generation::v1::GenerationContext gen_context;
+    gen_context.set_domain(state.domain());
+    *gen_context.mutable_state() = state;
+    gen_context.set_user_text(user_text);
+    *gen_context.mutable_evidence() = evidence;
+    for (const Turn& turn : history) *gen_context.add_history() = turn;
+    if (text.language() != "und") gen_context.set_language(text.language());
+    if (stateful) gen_context.set_cache_key(absl::StrCat(input.tenant, ":", input.session_id));
+    generation::v1::SamplingParams params;
+    params.set_max_tokens(input.options.max_tokens());
+    params.set_temperature(input.options.temperature());
+    params.set_top_p(input.options.top_p());
+    *params.mutable_stop() = input.options.stop();
+    params.set_seed(input.options.seed());
+    params.set_n(1);
+
+    generation::v1::GenerateResponse response;
+    grpc::Status status;
+    std::string streamed;
+    bool client_gone = false;
+    bool have_final = false;
+    if (input.on_delta) {
+      generation::v1::GenerateStreamRequest request;
+      *request.mutable_context() = std::move(gen_context);
+      *request.mutable_params() = std::move(params);
+      auto reader = clients_.generation->GenerateStream(&context, request);
+      generation::v1::GenerateStreamResponse message;
+      while (reader->Read(&message)) {
+        if (message.has_final()) {
+          response = std::move(*message.mutable_final());
+          have_final = true;
+        } else if (!message.delta().empty()) {
+          streamed += message.delta();
+          if (!input.on_delta(message.delta())) {
+            client_gone = true;
+            context.TryCancel();
+            break;
+          }
+        }
+      }
+      status = reader->Finish();
+    } else {
+      generation::v1::GenerateRequest request;
+      *request.mutable_context() = std::move(gen_context);
+      *request.mutable_params() = std::move(params);
+      status = clients_.generation->Generate(&context, request, &response);
+      have_final = status.ok();
+    }
+    timed("generation", began);
+    if (client_gone) {
+      return absl::CancelledError("the client went away; the turn was not stored");
+    }
+    if (status.ok() && have_final && !response.candidates().empty() &&
+        response.chosen_index() < static_cast<uint32_t>(response.candidates_size())) {
+      const generation::v1::Candidate& chosen = response.candidates(response.chosen_index());
+      reply = chosen.text();
+      finish_reason = FinishReasonName(chosen.finish_reason());
+      usage = response.usage();
+      if (response.degraded()) degraded.push_back("generation");
+      // A stream whose deltas did not spell the chosen text (should not happen) still ends
+      // with what the client saw.
+      if (input.on_delta && streamed.empty() && !reply.empty()) input.on_delta(reply);
+    } else {
+      if (passed()) return deadline_error("generation");
+      log::Warn("stage degraded", {{"stage", "generation"},
+                                   {"code", static_cast<int>(status.error_code())},
+                                   {"error", status.error_message()}});
+      degraded.push_back("generation");
+      if (!streamed.empty()) {
+        // The client already has part of a reply; it stays what it got.
+        reply = streamed;
+        finish_reason = "cancelled";
+      } else {
+        reply = FallbackReply(state, text.language() == "und" ? "" : text.language());
+        if (input.on_delta && !input.on_delta(reply)) {
+          return absl::CancelledError("the client went away; the turn was not stored");
+        }
+      }
+    }
+  }
+
+  // Commit.
+  if (passed()) return deadline_error("the turn");
+  TurnResult result;
+  chat::v1::ConverseResponse& out = result.response;
+  if (stateful) {
+    Turn turn;
+    turn.set_index(turn_index);
+    turn.set_user_text(user_text);
+    turn.set_reply(reply);
+    turn.set_intent(state.active_intent());
+    for (const std::string& stage : degraded) turn.add_degraded_stages(stage);
+    turn.set_request_id(input.request_id);
+    *turn.mutable_create_time() =
+        google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
+    const absl::Time began = absl::Now();
+    absl::StatusOr<uint64_t> committed = store_.CommitAndRelease(
+        acquired.lease, acquired.session.record.version(), state, turn);
+    timed("session_commit", began);
+    if (!committed.ok()) {
+      if (absl::IsAborted(committed.status())) {
+        return absl::AbortedError(absl::StrCat(
+            "the session changed while this turn ran (",
+            committed.status().message(), "); the turn was not stored, retry it"));
+      }
+      return absl::UnavailableError(absl::StrCat("session store: ", committed.status().message(),
+                                                 "; the turn was not stored"));
+    }
+    guard.Disarm();
+  }
+
+  out.set_session_id(input.session_id);
+  out.set_reply(reply);
+  *out.mutable_state() = state;
+  out.set_degraded(!degraded.empty());
+  for (const std::string& stage : degraded) out.add_degraded_stages(stage);
+  *out.mutable_usage() = usage;
+  out.set_finish_reason(finish_reason);
+  out.set_turn_index(turn_index);
+  out.set_request_id(input.request_id);
+  for (const auto& [stage, seconds] : timings) {
+    chat::v1::StageTiming* timing = out.add_timings();
+    timing->set_stage(stage);
+    timing->set_micros(static_cast<uint64_t>(std::llround(seconds * 1e6)));
+  }
+  *out.mutable_evidence() = evidence;
+  if (state.escalate()) result.handoff_summary = HandoffSummary(state, history, user_text);
+  log::Info("turn done", {{"turn_index", turn_index},
+                          {"intent", state.active_intent()},
+                          {"degraded", out.degraded()},
+                          {"millis", absl::ToInt64Milliseconds(absl::Now() - start)}});
+  return result;
+}
+
+}  // namespace helpline::gateway

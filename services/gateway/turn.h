@@ -1,0 +1,147 @@
+// The orchestration of one turn (DESIGN §1): validate, lease + load the session, preprocess,
+// fusion (attachments only), dst, generation, commit + release. No HTTP or JSON types: the
+// gRPC and HTTP adapters both call TurnRunner::Run.
+//
+// Failure policy (DESIGN §6):
+//   bad input                 INVALID_ARGUMENT naming the field; nothing touches the store.
+//   store down                UNAVAILABLE; nothing written.
+//   preprocess down or late   degraded: the text is used as is, language "und".
+//   fusion down or late       degraded: no evidence. INVALID_ARGUMENT from fusion (an image
+//                             it cannot decode) fails the turn; nothing written.
+//   dst down or late          UNAVAILABLE: the tracker is not degradable; nothing written.
+//   generation down or late   degraded: the domain's template reply; state still committed.
+//   commit refused            ABORTED (the lease was lost or the version moved): not stored.
+//   turn deadline passed      DEADLINE_EXCEEDED; the lease is released, session unchanged.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/redis/session_store.h"
+#include "helpline/chat/v1/chat_service.pb.h"
+#include "helpline/common/v1/server_config.pb.h"
+#include "helpline/dst/v1/dst_service.grpc.pb.h"
+#include "helpline/fusion/v1/fusion_service.grpc.pb.h"
+#include "helpline/gateway/v1/gateway_config.pb.h"
+#include "helpline/generation/v1/generation_service.grpc.pb.h"
+#include "helpline/preprocess/v1/preprocess_service.grpc.pb.h"
+
+namespace helpline::domain {
+struct Domain;
+}  // namespace helpline::domain
+
+namespace helpline::gateway {
+
+// Called with each piece of a streamed reply. Returns false when the client has gone away;
+// the turn then stops generating and fails with CANCELLED (nothing is committed).
+using DeltaCallback = std::function<bool(absl::string_view delta)>;
+
+struct TurnInput {
+  // The caller's tenant (from its API key).
+  std::string tenant;
+  // Empty: a stateless turn whose context is `history`.
+  std::string session_id;
+  std::string text;
+  std::vector<common::v1::Attachment> attachments;
+  chat::v1::ReplyOptions options;
+  // Context of a stateless turn, oldest first; ignored with a session id.
+  std::vector<chat::v1::HistoryMessage> history;
+  std::string request_id;
+  absl::Time deadline = absl::InfiniteFuture();
+  // Set for a streaming turn.
+  DeltaCallback on_delta;
+
+  // Names of the fields in error messages, so that the HTTP adapter can name its own
+  // ("messages[2].content"). Empty: the gRPC names ("text", "attachments[i]", "history[i]").
+  std::string text_field;
+  std::vector<std::string> attachment_fields;
+  std::vector<std::string> history_fields;
+  std::string session_field;
+};
+
+struct TurnResult {
+  chat::v1::ConverseResponse response;
+  // A short transcript summary for a human agent (set when state.escalate).
+  std::string handoff_summary;
+};
+
+// Stubs of the four stages (not owned) and how to call them.
+struct StageClients {
+  preprocess::v1::PreprocessService::StubInterface* preprocess = nullptr;
+  fusion::v1::FusionService::StubInterface* fusion = nullptr;
+  dst::v1::DialogueStateService::StubInterface* dst = nullptr;
+  generation::v1::GenerationService::StubInterface* generation = nullptr;
+  common::v1::UpstreamConfig preprocess_config;
+  common::v1::UpstreamConfig fusion_config;
+  common::v1::UpstreamConfig dst_config;
+  common::v1::UpstreamConfig generation_config;
+};
+
+struct TurnOptions {
+  v1::Limits limits;          // With defaults applied (see ApplyLimitDefaults).
+  uint32_t context_turns = 8;  // Turns of history given to dst and generation.
+};
+
+// Fills unset (zero) limits with the documented defaults.
+void ApplyLimitDefaults(v1::Limits& limits);
+
+// Checks a turn's input against the limits: text (UTF-8, not blank, size), attachments
+// (count, then each via image::CheckAttachment), session id, history (count, roles, UTF-8,
+// size) and reply options. INVALID_ARGUMENT naming the field. Touches nothing.
+absl::Status ValidateTurnInput(const TurnInput& input, const v1::Limits& limits);
+
+// True when `text` is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF).
+bool IsValidUtf8(absl::string_view text);
+
+// Distinct sessions with a turn in the last `window`, in this process; feeds the
+// helpline_active_sessions gauge. Thread-safe.
+class ActiveSessions {
+ public:
+  explicit ActiveSessions(absl::Duration window = absl::Minutes(5));
+  void Touch(const std::string& key, absl::Time now);
+  // Drops sessions idle longer than the window, updates the gauge, returns the count.
+  size_t Refresh(absl::Time now);
+
+ private:
+  const absl::Duration window_;
+  std::mutex mu_;
+  std::map<std::string, absl::Time> last_turn_;
+};
+
+// Runs turns. Thread-safe; every call blocks its thread for the whole turn (stage calls are
+// synchronous), so callers run it on an executor or a connection thread.
+class TurnRunner {
+ public:
+  // Borrows everything; all must outlive the runner. `domain` may be null: the fallback
+  // reply is then a fixed apology.
+  TurnRunner(session::SessionStore& store, StageClients clients, const domain::Domain* domain,
+             TurnOptions options);
+
+  // Runs one turn. Errors per the policy at the top of this file.
+  absl::StatusOr<TurnResult> Run(const TurnInput& input);
+
+  ActiveSessions& active_sessions() { return active_sessions_; }
+  const v1::Limits& limits() const { return options_.limits; }
+
+ private:
+  absl::StatusOr<TurnResult> RunValidated(const TurnInput& input,
+                                          std::vector<std::pair<std::string, double>>& timings);
+  std::string FallbackReply(const common::v1::DialogueState& state,
+                            absl::string_view language) const;
+
+  session::SessionStore& store_;
+  const StageClients clients_;
+  const domain::Domain* domain_;
+  const TurnOptions options_;
+  ActiveSessions active_sessions_;
+};
+
+}  // namespace helpline::gateway
