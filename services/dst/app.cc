@@ -1,0 +1,50 @@
+#include "services/dst/app.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log/log.h"
+
+namespace helpline::dst {
+
+absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::DstConfig& config) {
+  if (config.domain_file().empty()) {
+    return absl::InvalidArgumentError("domain_file: required (path of the domain YAML file)");
+  }
+  if (!(config.intent_threshold() >= 0 && config.intent_threshold() <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("intent_threshold: ", config.intent_threshold(), " is not in [0, 1]"));
+  }
+  std::unique_ptr<App> app(new App());
+  absl::StatusOr<domain::Domain> domain = domain::LoadDomainFile(config.domain_file());
+  if (!domain.ok()) return domain.status();
+  app->domain_ = std::make_shared<const domain::Domain>(*std::move(domain));
+  app->tracker_ = std::make_unique<Tracker>(
+      app->domain_, TrackerOptions{.intent_threshold = config.intent_threshold()});
+  app->executor_ = std::make_unique<rpc::Executor>(
+      config.server().worker_threads(), config.server().max_queued_requests(), "dst-worker");
+  app->service_ = std::make_unique<DstService>(*app->tracker_, *app->executor_);
+  absl::StatusOr<std::unique_ptr<rpc::Server>> server = rpc::Server::Start(
+      {.config = config.server(), .name = "helpline-dst", .services = {app->service_.get()}});
+  if (!server.ok()) return server.status();
+  app->server_ = *std::move(server);
+  absl::Status ports = rpc::WritePortsFile(
+      config.server().ports_file(),
+      {{"GRPC_PORT", app->server_->grpc_port()}, {"METRICS_PORT", app->server_->metrics_port()}});
+  if (!ports.ok()) return ports;
+  app->server_->SetReady(true);
+  log::Info("serving", {{"grpc_port", app->server_->grpc_port()},
+                        {"metrics_port", app->server_->metrics_port()},
+                        {"domain", app->domain_->name},
+                        {"intents", app->domain_->intents.size()},
+                        {"slots", app->domain_->slots.size()}});
+  return app;
+}
+
+int App::Run() {
+  const int code = server_->Run();
+  executor_->Drain();
+  return code;
+}
+
+}  // namespace helpline::dst

@@ -1,0 +1,91 @@
+#include "services/dst/dst_service.h"
+
+#include <exception>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc/server.h"
+#include "common/log/log.h"
+#include "common/status/status.h"
+
+namespace helpline::dst {
+
+DstService::DstService(const Tracker& tracker, rpc::Executor& executor, metrics::Registry& registry)
+    : tracker_(tracker),
+      executor_(executor),
+      intents_(registry.AddCounter("helpline_dst_intents_total",
+                                   "Turns tracked, by the active intent after the turn "
+                                   "(\"none\" when no intent is known).",
+                                   {"intent"})),
+      escalations_(registry.AddCounter("helpline_dst_escalations_total",
+                                       "Turns that started an escalation to a human, by reason.",
+                                       {"reason"})) {
+  // Export every series at 0 from the start, so that rate() works from the first turn.
+  for (const domain::Intent& intent : tracker_.domain().intents) intents_.Get({intent.name});
+  intents_.Get({"none"});
+  for (absl::string_view reason : {"customer_request", "intent_policy"}) {
+    escalations_.Get({reason});
+  }
+}
+
+absl::Status DstService::TrackOne(const v1::TrackRequest& request, v1::TrackResponse& response) {
+  const common::v1::DialogueState& prior = request.prior_state();
+  if (!prior.domain().empty() && prior.domain() != tracker_.domain().name) {
+    return absl::InvalidArgumentError(absl::StrCat("prior_state.domain: '", prior.domain(),
+                                                   "' is not this service's domain '",
+                                                   tracker_.domain().name, "'"));
+  }
+  TurnInput input;
+  input.user_text = request.user_text();
+  // Callers that only send the fused text without evidence: it is the customer's text.
+  if (input.user_text.empty() && request.evidence().empty()) input.user_text = request.text();
+  input.language = request.language();
+  input.evidence.assign(request.evidence().begin(), request.evidence().end());
+  input.prior = prior;
+  absl::StatusOr<TrackResult> result = tracker_.Track(input);
+  if (!result.ok()) return result.status();
+
+  const common::v1::DialogueState& state = result->state;
+  intents_.Get({state.active_intent().empty() ? "none" : state.active_intent()}).Increment();
+  if (state.escalate() && !prior.escalate()) {
+    escalations_.Get({state.escalation_reason()}).Increment();
+  }
+  log::Debug("tracked", {{"intent", state.active_intent()},
+                         {"intent_confidence", state.intent_confidence()},
+                         {"best_intent", result->best.intent},
+                         {"best_score", result->best.score},
+                         {"missing_slots", state.missing_slots_size()},
+                         {"escalate", state.escalate()},
+                         {"turn", state.turn_count()}});
+  *response.mutable_state() = std::move(result->state);
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* DstService::Track(grpc::CallbackServerContext* context,
+                                            const v1::TrackRequest* request,
+                                            v1::TrackResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::string request_id = rpc::RequestIdOf(*context);
+  absl::Status queued = executor_.TrySchedule(
+      [this, context, request, response, reactor, request_id = std::move(request_id)] {
+        log::ScopedContext log_context(request_id, "");
+        if (context->IsCancelled()) {
+          reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the caller cancelled"));
+          return;
+        }
+        absl::Status status;
+        try {
+          status = TrackOne(*request, *response);
+        } catch (const std::exception& e) {  // Our code does not throw; std::bad_alloc might.
+          status = absl::InternalError(absl::StrCat("tracking failed: ", e.what()));
+        }
+        if (!status.ok() && !absl::IsInvalidArgument(status)) {
+          log::Error("track failed", {{"status", status.ToString()}});
+        }
+        reactor->Finish(ToGrpcStatus(status));
+      });
+  if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
+  return reactor;
+}
+
+}  // namespace helpline::dst

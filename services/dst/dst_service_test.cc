@@ -1,0 +1,192 @@
+// Starts helpline-dst's App in-process on loopback ports chosen by the OS and calls it with
+// a real stub; also runs the binary to check its startup errors.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "services/dst/app.h"
+
+namespace helpline::dst {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::string SourceDir() {
+  const char* dir = std::getenv("HELPLINE_SOURCE_DIR");
+  return dir != nullptr ? dir : ".";
+}
+
+v1::DstConfig TestConfig(const std::string& domain_file) {
+  v1::DstConfig config;
+  config.mutable_server()->set_host("127.0.0.1");
+  config.mutable_server()->set_grpc_port(0);
+  config.mutable_server()->set_metrics_port(0);
+  config.set_domain_file(domain_file);
+  config.set_intent_threshold(0.35f);
+  rpc::ApplyServerDefaults(*config.mutable_server());
+  return config;
+}
+
+double CounterValue(const std::string& name, const std::string& label, const std::string& value) {
+  return metrics::Registry::Default().AddCounter(name, "", {label}).Get({value}).Value();
+}
+
+class DstServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto app = App::Create(TestConfig(SourceDir() + "/domains/shop.yaml"));
+    ASSERT_TRUE(app.ok()) << app.status();
+    app_ = *std::move(app);
+    ASSERT_GT(app_->server().grpc_port(), 0);
+    EXPECT_TRUE(app_->server().ready());
+    stub_ = v1::DialogueStateService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", app_->server().grpc_port()),
+                            grpc::InsecureChannelCredentials()));
+  }
+  void TearDown() override {
+    if (app_ != nullptr) app_->server().Shutdown();
+  }
+
+  grpc::Status Track(const v1::TrackRequest& request, v1::TrackResponse* response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return stub_->Track(&context, request, response);
+  }
+
+  std::unique_ptr<App> app_;
+  std::unique_ptr<v1::DialogueStateService::Stub> stub_;
+};
+
+TEST_F(DstServiceTest, ConversationOverGrpc) {
+  const double track_before = CounterValue("helpline_dst_intents_total", "intent", "track_order");
+  const double human_before = CounterValue("helpline_dst_intents_total", "intent", "human_agent");
+  const double escalations_before =
+      CounterValue("helpline_dst_escalations_total", "reason", "customer_request");
+
+  v1::TrackRequest request;
+  request.set_text("where is my order?");
+  request.set_user_text("where is my order?");
+  request.set_language("en");
+  v1::TrackResponse response;
+  grpc::Status status = Track(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.state().domain(), "shop");
+  EXPECT_EQ(response.state().active_intent(), "track_order");
+  EXPECT_THAT(response.state().requested_slots(), ElementsAre("order_id"));
+
+  // Next turn: an attachment only; the order number comes from OCR.
+  v1::TrackRequest second;
+  *second.mutable_prior_state() = response.state();
+  second.set_language("und");
+  auto* evidence = second.add_evidence();
+  evidence->set_source("ocr");
+  evidence->set_text("Order No: AB123456");
+  evidence->set_confidence(0.8f);
+  second.set_text("Order No: AB123456");
+  v1::TrackResponse response2;
+  status = Track(second, &response2);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const auto& slot = response2.state().slots().at("order_id");
+  EXPECT_EQ(slot.value(), "AB123456");
+  EXPECT_EQ(slot.source(), common::v1::SLOT_SOURCE_ATTACHMENT);
+  EXPECT_TRUE(response2.state().missing_slots().empty());
+  EXPECT_EQ(response2.state().turn_count(), 2u);
+
+  v1::TrackRequest third;
+  *third.mutable_prior_state() = response2.state();
+  third.set_user_text("转人工");
+  third.set_language("zh");
+  v1::TrackResponse response3;
+  ASSERT_TRUE(Track(third, &response3).ok());
+  EXPECT_TRUE(response3.state().escalate());
+  EXPECT_EQ(response3.state().escalation_reason(), "customer_request");
+
+  EXPECT_EQ(response3.state().active_intent(), "human_agent");
+  EXPECT_EQ(CounterValue("helpline_dst_intents_total", "intent", "track_order"), track_before + 2);
+  EXPECT_EQ(CounterValue("helpline_dst_intents_total", "intent", "human_agent"), human_before + 1);
+  EXPECT_EQ(CounterValue("helpline_dst_escalations_total", "reason", "customer_request"),
+            escalations_before + 1);
+  EXPECT_THAT(metrics::Registry::Default().Serialize(),
+              HasSubstr("helpline_dst_escalations_total{reason=\"intent_policy\"}"));
+}
+
+TEST_F(DstServiceTest, EmptyTurnIsInvalidArgument) {
+  v1::TrackRequest request;
+  v1::TrackResponse response;
+  grpc::Status status = Track(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("user_text"));
+}
+
+TEST_F(DstServiceTest, ForeignDomainStateIsInvalidArgument) {
+  v1::TrackRequest request;
+  request.set_user_text("hello");
+  request.mutable_prior_state()->set_domain("bank");
+  v1::TrackResponse response;
+  grpc::Status status = Track(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("prior_state.domain"));
+}
+
+TEST(DstAppTest, StartupErrorsNameTheProblem) {
+  auto app = App::Create(TestConfig(""));
+  ASSERT_FALSE(app.ok());
+  EXPECT_THAT(app.status().message(), HasSubstr("domain_file"));
+
+  app = App::Create(TestConfig("/nonexistent/shop.yaml"));
+  ASSERT_FALSE(app.ok());
+  EXPECT_EQ(app.status().code(), absl::StatusCode::kNotFound);
+
+  const std::string bad = ::testing::TempDir() + "/bad_domain.yaml";
+  std::ofstream(bad) << "name: bad\nlanguages: [en]\nsystem_prompt: {en: x}\nbogus: 1\n";
+  app = App::Create(TestConfig(bad));
+  ASSERT_FALSE(app.ok());
+  EXPECT_THAT(app.status().message(), HasSubstr("bad_domain.yaml: bogus: unknown key"));
+
+  v1::DstConfig config = TestConfig(SourceDir() + "/domains/shop.yaml");
+  config.set_intent_threshold(1.5f);
+  app = App::Create(config);
+  ASSERT_FALSE(app.ok());
+  EXPECT_THAT(app.status().message(), HasSubstr("intent_threshold"));
+}
+
+// Runs `command` and returns its exit code and combined output.
+std::pair<int, std::string> RunCommand(const std::string& command) {
+  std::string output;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return {-1, ""};
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+    output.append(buffer.data(), n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+TEST(DstBinaryTest, ExitsOneWithClearErrorWithoutDomain) {
+  const char* bin = std::getenv("HELPLINE_BINARY_DIR");
+  ASSERT_NE(bin, nullptr) << "HELPLINE_BINARY_DIR is set by ctest";
+  const std::string binary = absl::StrCat(bin, "/bin/helpline-dst");
+  auto [code, output] =
+      RunCommand(binary + " --set server.grpc_port=0 --set server.metrics_port=0");
+  EXPECT_EQ(code, 1) << output;
+  EXPECT_THAT(output, HasSubstr("domain_file: required"));
+
+  std::tie(code, output) = RunCommand(
+      binary + " --set server.grpc_port=0 --set server.metrics_port=0 --set domain_file=" +
+      SourceDir() + "/common/domain/CMakeLists.txt");
+  EXPECT_EQ(code, 1) << output;
+  EXPECT_THAT(output, HasSubstr("CMakeLists.txt"));
+}
+
+}  // namespace
+}  // namespace helpline::dst
