@@ -29,12 +29,13 @@ std::string ReadTestImage(const std::string& name) {
 
 class FusionServiceTest : public ::testing::Test {
  protected:
+  virtual size_t MaxQueued() const { return 8; }
   void SetUp() override {
     auto engine = OcrEngine::Create({}, {"eng"});
     ASSERT_TRUE(engine.ok()) << engine.status();
     engine_ = std::move(*engine);
     fuser_ = std::make_unique<Fuser>(FuserOptions{}, *engine_, registry_);
-    executor_ = std::make_unique<rpc::Executor>(2, 8, "ocr");
+    executor_ = std::make_unique<rpc::Executor>(2, MaxQueued(), "ocr");
     service_ = std::make_unique<FusionService>(*fuser_, *executor_);
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
@@ -110,6 +111,24 @@ TEST_F(FusionServiceTest, BadAttachmentsAreInvalidArgument) {
   status = Call(request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(status.error_message(), "attachments[0]: cannot decode image");
+}
+
+// An executor that takes no work: OCR requests get backpressure, pass-through still works.
+class FullExecutorTest : public FusionServiceTest {
+ protected:
+  size_t MaxQueued() const override { return 0; }
+};
+
+TEST_F(FullExecutorTest, FullQueueIsResourceExhausted) {
+  v1::FuseRequest request;
+  request.set_text("hi");
+  v1::FuseResponse response;
+  ASSERT_TRUE(Call(request, &response).ok());
+  common::v1::Attachment* a = request.add_attachments();
+  a->set_mime_type("image/png");
+  a->set_data(ReadTestImage("order_12345678.png"));
+  grpc::Status status = Call(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
 }
 
 }  // namespace
