@@ -24,8 +24,11 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::DstConfig& config) {
   app->executor_ = std::make_unique<rpc::Executor>(
       config.server().worker_threads(), config.server().max_queued_requests(), "dst-worker");
   app->service_ = std::make_unique<DstService>(*app->tracker_, *app->executor_);
-  absl::StatusOr<std::unique_ptr<rpc::Server>> server = rpc::Server::Start(
-      {.config = config.server(), .name = "helpline-dst", .services = {app->service_.get()}});
+  rpc::ServerOptions options;
+  options.config = config.server();
+  options.name = "helpline-dst";
+  options.services = {app->service_.get()};
+  absl::StatusOr<std::unique_ptr<rpc::Server>> server = rpc::Server::Start(std::move(options));
   if (!server.ok()) return server.status();
   app->server_ = *std::move(server);
   absl::Status ports = rpc::WritePortsFile(
