@@ -160,9 +160,8 @@ absl::StatusOr<ImageInfo> InspectAttachment(size_t index, const common::v1::Atta
   const std::string& data = attachment.data();
   if (data.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": data is empty"));
   if (data.size() > limits.max_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": ", data.size(),
-                                                   " bytes is over the limit of ",
-                                                   limits.max_bytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", data.size(), " bytes is over the limit of ", limits.max_bytes));
   }
   std::optional<ImageFormat> declared = FormatOfMimeType(attachment.mime_type());
   if (!declared) {
@@ -175,9 +174,8 @@ absl::StatusOr<ImageInfo> InspectAttachment(size_t index, const common::v1::Atta
     return absl::InvalidArgumentError(absl::StrCat(field, ": ", info.status().message()));
   }
   if (info->format != *declared) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": declared as ",
-                                                   MimeTypeOf(*declared), " but the data is ",
-                                                   MimeTypeOf(info->format)));
+    return absl::InvalidArgumentError(absl::StrCat(field, ": declared as ", MimeTypeOf(*declared),
+                                                   " but the data is ", MimeTypeOf(info->format)));
   }
   if (info->width == 0 || info->height == 0) {
     return absl::InvalidArgumentError(

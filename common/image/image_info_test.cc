@@ -85,7 +85,8 @@ TEST_P(RealFileTest, SniffsFormatAndDimensions) {
   EXPECT_EQ(info->format, c.format);
   EXPECT_EQ(info->width, c.width);
   EXPECT_EQ(info->height, c.height);
-  EXPECT_TRUE(CheckAttachment(0, MakeAttachment(std::string(MimeTypeOf(c.format)), bytes), {}).ok());
+  EXPECT_TRUE(
+      CheckAttachment(0, MakeAttachment(std::string(MimeTypeOf(c.format)), bytes), {}).ok());
 }
 
 TEST_P(RealFileTest, EveryTruncationIsAnErrorOrTheSameAnswer) {

@@ -39,8 +39,8 @@ const std::string& Fuser::LanguagesFor(const std::string& language) const {
   return language == "zh" ? options_.ocr_languages_zh : options_.ocr_languages;
 }
 
-absl::StatusOr<v1::FuseResponse> Fuser::Fuse(
-    const v1::FuseRequest& request, std::chrono::system_clock::time_point deadline) const {
+absl::StatusOr<v1::FuseResponse> Fuser::Fuse(const v1::FuseRequest& request,
+                                             std::chrono::system_clock::time_point deadline) const {
   if (static_cast<uint32_t>(request.attachments_size()) > options_.max_attachments) {
     for (const common::v1::Attachment& a : request.attachments()) {
       Count(SniffedFormat(a.data()), "rejected");
@@ -70,10 +70,11 @@ absl::StatusOr<v1::FuseResponse> Fuser::Fuse(
     auto start = std::chrono::steady_clock::now();
     absl::StatusOr<OcrResult> read = ocr_.Read(request.attachments(i).data(), infos[i].format,
                                                options_.limits.max_pixels, languages, deadline);
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!read.ok()) {
       const absl::Status& s = read.status();
-      const char* outcome = absl::IsInvalidArgument(s)     ? "undecodable"
+      const char* outcome = absl::IsInvalidArgument(s)    ? "undecodable"
                             : absl::IsDeadlineExceeded(s) ? "timeout"
                                                           : "error";
       Count(format, outcome);
@@ -88,10 +89,13 @@ absl::StatusOr<v1::FuseResponse> Fuser::Fuse(
     }
     ocr_seconds_.Observe(seconds);
     Count(format, "ok");
-    log::Debug("attachment read", {{"index", i}, {"format", format},
-                                   {"width", read->width}, {"height", read->height},
+    log::Debug("attachment read", {{"index", i},
+                                   {"format", format},
+                                   {"width", read->width},
+                                   {"height", read->height},
                                    {"chars", read->text.size()},
-                                   {"confidence", read->confidence}, {"seconds", seconds}});
+                                   {"confidence", read->confidence},
+                                   {"seconds", seconds}});
     common::v1::Evidence* evidence = response.add_evidence();
     evidence->set_attachment_index(i);
     evidence->set_source("ocr");

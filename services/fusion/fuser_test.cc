@@ -155,8 +155,8 @@ TEST_F(FuserTest, UndecodableImageIsInvalidArgument) {
   std::string jpeg = ReadTestImage("order_12345678.jpg");
   size_t sof = jpeg.find("\xFF\xC0");
   ASSERT_NE(sof, std::string::npos);
-  size_t sof_end = sof + 2 + ((static_cast<uint8_t>(jpeg[sof + 2]) << 8) |
-                              static_cast<uint8_t>(jpeg[sof + 3]));
+  size_t sof_end =
+      sof + 2 + ((static_cast<uint8_t>(jpeg[sof + 2]) << 8) | static_cast<uint8_t>(jpeg[sof + 3]));
   // A WebP whose RIFF and VP8 headers are real, then garbage.
   std::string webp = ReadTestImage("order_12345678.webp");
   for (const auto& [data, mime] :

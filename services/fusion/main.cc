@@ -29,11 +29,11 @@ int main(int argc, char** argv) {
   rpc::ApplyServerDefaults(*config.mutable_server());
   if (config.max_attachment_bytes() == 0 || config.max_image_pixels() == 0 ||
       config.ocr_languages().empty() || config.ocr_languages_zh().empty()) {
-    return ExitWithError("invalid config",
-                         absl::InvalidArgumentError(
-                             "max_attachment_bytes, max_image_pixels, ocr_languages and "
-                             "ocr_languages_zh must be set"),
-                         2);
+    return ExitWithError(
+        "invalid config",
+        absl::InvalidArgumentError("max_attachment_bytes, max_image_pixels, ocr_languages and "
+                                   "ocr_languages_zh must be set"),
+        2);
   }
   log::Level level = log::Level::kInfo;
   log::ParseLevel(config.server().log_level(), &level);
@@ -44,8 +44,8 @@ int main(int argc, char** argv) {
   // Loads the traineddata of both language sets now: a missing package fails startup.
   fusion::OcrOptions ocr_options;
   ocr_options.tessdata_dir = config.tessdata_dir();
-  absl::StatusOr<std::unique_ptr<fusion::OcrEngine>> ocr = fusion::OcrEngine::Create(
-      ocr_options, {config.ocr_languages(), config.ocr_languages_zh()});
+  absl::StatusOr<std::unique_ptr<fusion::OcrEngine>> ocr =
+      fusion::OcrEngine::Create(ocr_options, {config.ocr_languages(), config.ocr_languages_zh()});
   if (!ocr.ok()) return ExitWithError("startup failed", ocr.status(), 1);
   fusion::Fuser fuser({.max_attachments = config.max_attachments(),
                        .limits = {.max_bytes = config.max_attachment_bytes(),
@@ -54,8 +54,8 @@ int main(int argc, char** argv) {
                        .ocr_languages_zh = config.ocr_languages_zh()},
                       **ocr);
   // Declared before the server so that it is destroyed after it: the server drains first.
-  rpc::Executor executor(config.server().worker_threads(),
-                         config.server().max_queued_requests(), "ocr");
+  rpc::Executor executor(config.server().worker_threads(), config.server().max_queued_requests(),
+                         "ocr");
   fusion::FusionService service(fuser, executor);
 
   rpc::ServerOptions server_options;
@@ -64,13 +64,13 @@ int main(int argc, char** argv) {
   server_options.services = {&service};
   absl::StatusOr<std::unique_ptr<rpc::Server>> server = rpc::Server::Start(server_options);
   if (!server.ok()) return ExitWithError("startup failed", server.status(), 1);
-  status = rpc::WritePortsFile(config.server().ports_file(),
-                               {{"GRPC_PORT", (*server)->grpc_port()},
-                                {"METRICS_PORT", (*server)->metrics_port()}});
+  status = rpc::WritePortsFile(
+      config.server().ports_file(),
+      {{"GRPC_PORT", (*server)->grpc_port()}, {"METRICS_PORT", (*server)->metrics_port()}});
   if (!status.ok()) return ExitWithError("cannot write ports file", status, 1);
   (*server)->SetReady(true);
-  log::Info("serving", {{"grpc_port", (*server)->grpc_port()},
-                        {"metrics_port", (*server)->metrics_port()}});
+  log::Info("serving",
+            {{"grpc_port", (*server)->grpc_port()}, {"metrics_port", (*server)->metrics_port()}});
   int code = (*server)->Run();
   executor.Drain();
   return code;

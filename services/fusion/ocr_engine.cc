@@ -27,8 +27,8 @@ PixPtr Decode(absl::string_view data, image::ImageFormat format) {
       return PixPtr(pixReadMemPng(bytes, data.size()));
     case image::ImageFormat::kJpeg: {
       l_int32 warnings = 0;
-      return PixPtr(pixReadMemJpeg(bytes, data.size(), /*cmflag=*/0, /*reduction=*/1,
-                                   &warnings, /*hint=*/0));
+      return PixPtr(
+          pixReadMemJpeg(bytes, data.size(), /*cmflag=*/0, /*reduction=*/1, &warnings, /*hint=*/0));
     }
     case image::ImageFormat::kWebp:
       return PixPtr(pixReadMemWebP(bytes, data.size()));
@@ -63,8 +63,7 @@ size_t OcrEngine::instances() const {
   return instances_;
 }
 
-absl::StatusOr<OcrEngine::TessPtr> OcrEngine::Borrow(
-    const std::string& languages) {
+absl::StatusOr<OcrEngine::TessPtr> OcrEngine::Borrow(const std::string& languages) {
   {
     std::lock_guard lock(mu_);
     auto it = idle_.find(languages);
@@ -88,8 +87,7 @@ absl::StatusOr<OcrEngine::TessPtr> OcrEngine::Borrow(
   return api;
 }
 
-void OcrEngine::Return(const std::string& languages,
-                       TessPtr api) {
+void OcrEngine::Return(const std::string& languages, TessPtr api) {
   std::lock_guard lock(mu_);
   idle_[languages].push_back(std::move(api));
 }

@@ -42,12 +42,12 @@ int main(int argc, char** argv) {
   server_options.services = {&service};
   absl::StatusOr<std::unique_ptr<rpc::Server>> server = rpc::Server::Start(server_options);
   if (!server.ok()) return ExitWithError("startup failed", server.status(), 1);
-  status = rpc::WritePortsFile(config.server().ports_file(),
-                               {{"GRPC_PORT", (*server)->grpc_port()},
-                                {"METRICS_PORT", (*server)->metrics_port()}});
+  status = rpc::WritePortsFile(
+      config.server().ports_file(),
+      {{"GRPC_PORT", (*server)->grpc_port()}, {"METRICS_PORT", (*server)->metrics_port()}});
   if (!status.ok()) return ExitWithError("cannot write ports file", status, 1);
   (*server)->SetReady(true);
-  log::Info("serving", {{"grpc_port", (*server)->grpc_port()},
-                        {"metrics_port", (*server)->metrics_port()}});
+  log::Info("serving",
+            {{"grpc_port", (*server)->grpc_port()}, {"metrics_port", (*server)->metrics_port()}});
   return (*server)->Run();
 }

@@ -26,8 +26,7 @@ absl::string_view KindLabel(common::v1::PiiKind kind) {
 
 }  // namespace
 
-PreprocessService::PreprocessService(const Preprocessor& preprocessor,
-                                     metrics::Registry& registry)
+PreprocessService::PreprocessService(const Preprocessor& preprocessor, metrics::Registry& registry)
     : preprocessor_(preprocessor),
       pii_spans_(registry.AddCounter("helpline_preprocess_pii_spans_total",
                                      "Personal data spans found in customer text, by kind.",

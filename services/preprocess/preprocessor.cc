@@ -115,8 +115,7 @@ absl::StatusOr<std::unique_ptr<Preprocessor>> Preprocessor::Create(PreprocessorO
   p->digits_re_ = std::make_unique<re2::RE2>(R"(\d(?:[ \-]?\d)*)");
   // Digit groups with one separator between them: space, '-', '.', or parentheses around
   // an area code, optionally after '+'. IsPhone() decides.
-  p->phone_re_ =
-      std::make_unique<re2::RE2>(R"(\+?\(?\d+(?:(?:[ .\-]|\)[ .\-]?|[ .\-]?\()\d+)*)");
+  p->phone_re_ = std::make_unique<re2::RE2>(R"(\+?\(?\d+(?:(?:[ .\-]|\)[ .\-]?|[ .\-]?\()\d+)*)");
   for (const re2::RE2* re : {p->email_re_.get(), p->digits_re_.get(), p->phone_re_.get()}) {
     if (!re->ok()) return absl::InternalError(absl::StrCat("bad pattern: ", re->error()));
   }
@@ -165,9 +164,9 @@ absl::StatusOr<std::string> Preprocessor::Normalize(absl::string_view text) cons
     AppendUtf8(out, c);
   }
   if (out.size() > kMaxExpansion * options_.max_text_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "text: ", out.size(), " bytes after normalization is over the limit of ",
-        kMaxExpansion * options_.max_text_bytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("text: ", out.size(), " bytes after normalization is over the limit of ",
+                     kMaxExpansion * options_.max_text_bytes));
   }
   return out;
 }
@@ -183,8 +182,8 @@ std::vector<Token> Preprocessor::Segment(const std::string& normalized) const {
   if (words == nullptr) return tokens;
   UErrorCode status = U_ZERO_ERROR;
   // A UTF-8 UText: the iterator's native indices are byte offsets into `normalized`.
-  UText* text = utext_openUTF8(nullptr, normalized.data(),
-                               static_cast<int64_t>(normalized.size()), &status);
+  UText* text =
+      utext_openUTF8(nullptr, normalized.data(), static_cast<int64_t>(normalized.size()), &status);
   if (U_FAILURE(status)) return tokens;
   words->setText(text, status);
   if (U_SUCCESS(status)) {
@@ -236,9 +235,8 @@ bool Preprocessor::IsPhone(absl::string_view candidate) const {
 std::vector<PiiSpan> Preprocessor::FindPii(absl::string_view text) const {
   std::vector<PiiSpan> spans;
   auto overlaps = [&spans](size_t begin, size_t end) {
-    return std::any_of(spans.begin(), spans.end(), [&](const PiiSpan& s) {
-      return begin < s.end() && s.begin() < end;
-    });
+    return std::any_of(spans.begin(), spans.end(),
+                       [&](const PiiSpan& s) { return begin < s.end() && s.begin() < end; });
   };
   auto add = [&spans](PiiKind kind, size_t begin, size_t end) {
     PiiSpan& span = spans.emplace_back();
@@ -247,9 +245,8 @@ std::vector<PiiSpan> Preprocessor::FindPii(absl::string_view text) const {
     span.set_end(static_cast<uint32_t>(end));
   };
 
-  ForEachMatch(*email_re_, text, [&](size_t begin, size_t end) {
-    add(common::v1::PII_KIND_EMAIL, begin, end);
-  });
+  ForEachMatch(*email_re_, text,
+               [&](size_t begin, size_t end) { add(common::v1::PII_KIND_EMAIL, begin, end); });
 
   // Payment cards: within each run of digit groups, the first run of whole groups with 13
   // to 19 digits, a first digit 2..6 (the major networks' ranges) and a valid Luhn sum.
@@ -293,15 +290,15 @@ std::vector<PiiSpan> Preprocessor::FindPii(absl::string_view text) const {
 absl::StatusOr<common::v1::PreprocessedText> Preprocessor::Process(
     absl::string_view text, absl::string_view language_hint) const {
   if (text.size() > options_.max_text_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("text: ", text.size(),
-                                                   " bytes is over the limit of ",
-                                                   options_.max_text_bytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "text: ", text.size(), " bytes is over the limit of ", options_.max_text_bytes));
   }
   absl::StatusOr<std::string> normalized = Normalize(text);
   if (!normalized.ok()) return normalized.status();
 
   common::v1::PreprocessedText result;
-  std::string hint = absl::AsciiStrToLower(language_hint.substr(0, language_hint.find_first_of("-_")));
+  std::string hint =
+      absl::AsciiStrToLower(language_hint.substr(0, language_hint.find_first_of("-_")));
   result.set_language(hint == "en" || hint == "zh" ? hint : DetectLanguage(*normalized));
   for (Token& token : Segment(*normalized)) *result.add_tokens() = std::move(token);
   std::vector<PiiSpan> spans = FindPii(*normalized);

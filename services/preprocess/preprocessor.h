@@ -23,7 +23,7 @@ namespace re2 {
 class RE2;
 }
 U_NAMESPACE_BEGIN  // ICU's versioned namespace, aliased as icu.
-class BreakIterator;
+    class BreakIterator;
 class Normalizer2;
 U_NAMESPACE_END
 
@@ -59,7 +59,7 @@ class Preprocessor {
 
   PreprocessorOptions options_;
   const icu::Normalizer2* nfkc_ = nullptr;  // Owned by ICU.
-  mutable std::mutex word_break_mu_;      // Guards cloning the prototype.
+  mutable std::mutex word_break_mu_;        // Guards cloning the prototype.
   std::unique_ptr<icu::BreakIterator> word_break_;
   std::unique_ptr<re2::RE2> email_re_;
   std::unique_ptr<re2::RE2> digits_re_;

@@ -50,8 +50,8 @@ class PreprocessorTest : public ::testing::Test {
 TEST_F(PreprocessorTest, NfkcFoldsFullWidth) {
   EXPECT_EQ(Run("ＡＢＣ１２３").normalized_text(), "ABC123");
   EXPECT_EQ(Run("ｏｒｄｅｒ　１２３４５６７８").normalized_text(), "order 12345678");  // U+3000
-  EXPECT_EQ(Run("ﬁle №５").normalized_text(), "file No5");                          // ligature
-  EXPECT_EQ(Run("e\u0301").normalized_text(), "\u00e9");                            // composed
+  EXPECT_EQ(Run("ﬁle №５").normalized_text(), "file No5");                             // ligature
+  EXPECT_EQ(Run("e\u0301").normalized_text(), "\u00e9");                               // composed
 }
 
 TEST_F(PreprocessorTest, RemovesControlAndZeroWidthCharacters) {
@@ -178,8 +178,7 @@ TEST_F(PreprocessorTest, OrderNumbersDatesAndAddressesAreNotPhones) {
 }
 
 TEST_F(PreprocessorTest, FindsPaymentCardsWithLuhn) {
-  EXPECT_THAT(Spans("card 4111 1111 1111 1111 thanks"),
-              ElementsAre("[CARD]4111 1111 1111 1111"));
+  EXPECT_THAT(Spans("card 4111 1111 1111 1111 thanks"), ElementsAre("[CARD]4111 1111 1111 1111"));
   EXPECT_THAT(Spans("card 4111-1111-1111-1111"), ElementsAre("[CARD]4111-1111-1111-1111"));
   EXPECT_THAT(Spans("5555555555554444"), ElementsAre("[CARD]5555555555554444"));
   EXPECT_THAT(Spans("amex 3782 822463 10005"), ElementsAre("[CARD]3782 822463 10005"));

@@ -1,7 +1,7 @@
 // Writes the small test images of this folder with Leptonica's built-in bitmap font, so
 // that no image tool is needed. Run from the repository root:
-//   g++ -std=c++17 tests/data/images/generate.cc -o /tmp/generate $(pkg-config --cflags --libs lept)
-//   /tmp/generate tests/data/images
+//   g++ -std=c++17 tests/data/images/generate.cc -o /tmp/gen $(pkg-config --cflags --libs lept)
+//   /tmp/gen tests/data/images
 #include <leptonica/allheaders.h>
 
 #include <cstdio>
