@@ -360,6 +360,7 @@ absl::StatusOr<TrackResult> Tracker::Track(const TurnInput& input) const {
   ExtractOptions options;
   // A new request does not answer the old question, unless it clearly does.
   if (!switch_intent || answers_request) options.requested = requested;
+  options.allow_free_text = !confirmation;  // "ok" is not the name of an item.
   options.relevant = [intent](const domain::Slot& slot) {
     return intent != nullptr && intent->Uses(slot.name);
   };

@@ -214,6 +214,9 @@ TEST_F(TrackerTest, ReturnWithFreeTextItemAndReason) {
   EXPECT_THAT(state_.requested_slots(), ElementsAre("order_id"));
   Say("A-1234567");
   EXPECT_THAT(state_.requested_slots(), ElementsAre("item"));
+  Say("ok");
+  EXPECT_EQ(Slot("item"), "");
+  EXPECT_THAT(state_.requested_slots(), ElementsAre("item"));
   Say("the blue running shoes");
   EXPECT_EQ(Slot("item"), "the blue running shoes");
   EXPECT_THAT(state_.requested_slots(), ElementsAre("reason"));
