@@ -1,6 +1,8 @@
-// The orchestration of one turn (DESIGN §1): validate, lease + load the session, preprocess,
-// fusion (attachments only), dst, generation, commit + release. No HTTP or JSON types: the
-// gRPC and HTTP adapters both call TurnRunner::Run.
+// The orchestration of one turn (DESIGN §1): validate, preprocess, fusion (attachments only),
+// lease + load the session, dst, generation, commit + release. Preprocess and fusion run
+// before the lease because they do not need the session: the lease is held for less time and
+// an undecodable image fails the turn before anything touches the store. No HTTP or JSON
+// types: the gRPC and HTTP adapters both call TurnRunner::Run.
 //
 // Failure policy (DESIGN §6):
 //   bad input                 INVALID_ARGUMENT naming the field; nothing touches the store.
