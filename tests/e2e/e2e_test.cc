@@ -56,28 +56,39 @@ std::string SlotHolding(const common::v1::DialogueState& state, absl::string_vie
   return "";
 }
 
-// A direct Redis connection, to look at keys the gateway writes.
+// A direct Redis connection, to look at keys the gateway writes. Reconnects after errors.
 class RedisPeek {
  public:
-  explicit RedisPeek(int port) {
-    timeval timeout{2, 0};
-    context_ = redisConnectWithTimeout("127.0.0.1", port, timeout);
-    if (context_ != nullptr && context_->err == 0) redisSetTimeout(context_, timeout);
-  }
+  explicit RedisPeek(int port) : port_(port) {}
   ~RedisPeek() {
     if (context_ != nullptr) redisFree(context_);
   }
   bool Exists(const std::string& key) {
-    if (context_ == nullptr || context_->err != 0) return false;
+    if (context_ != nullptr && context_->err != 0) {
+      error_ = context_->errstr;
+      redisFree(context_);
+      context_ = nullptr;
+    }
+    if (context_ == nullptr) {
+      timeval timeout{2, 0};
+      context_ = redisConnectWithTimeout("127.0.0.1", port_, timeout);
+      if (context_ == nullptr) return false;
+      if (context_->err != 0) return false;
+      redisSetTimeout(context_, timeout);
+    }
     auto* reply = static_cast<redisReply*>(redisCommand(context_, "EXISTS %b", key.data(),
                                                         key.size()));
     bool exists = reply != nullptr && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0;
+    if (reply != nullptr && reply->type == REDIS_REPLY_ERROR) error_ = reply->str;
     if (reply != nullptr) freeReplyObject(reply);
     return exists;
   }
+  const std::string& error() const { return error_; }
 
  private:
+  const int port_;
   redisContext* context_ = nullptr;
+  std::string error_;
 };
 
 std::string LeaseKey(absl::string_view tenant, absl::string_view session) {
@@ -173,6 +184,12 @@ class E2eTest : public ::testing::Test {
       }
       absl::SleepFor(absl::Milliseconds(10));
     }
+    std::cerr << "WaitForKeys: missing after " << timeout << " on redis port "
+              << stack_->redis().port() << ":";
+    for (const std::string& key : keys) {
+      if (!redis.Exists(key)) std::cerr << " " << key;
+    }
+    std::cerr << " (last error: " << redis.error() << ")\n";
     return false;
   }
 
@@ -414,9 +431,9 @@ TEST_F(E2eTest, RedisDownAnswersUnavailableAndNothingIsHalfWritten) {
   GetSessionResponse before;
   ASSERT_TRUE(GetSession(kTenantA, session, &before).ok());
 
-  // Hold a second turn inside the pipeline (preprocess stopped) once it holds the lease,
-  // then crash Redis under it: its commit cannot land.
-  ASSERT_TRUE(stack_->service("preprocess").Signal(SIGSTOP).ok());
+  // Hold a second turn inside the pipeline once it holds the lease (dst, the first stage
+  // after the lease, stopped), then crash Redis under it: its commit cannot land.
+  ASSERT_TRUE(stack_->service("dst").Signal(SIGSTOP).ok());
   grpc::Status held_status;
   std::thread held([&] {
     ConverseResponse ignored;
@@ -424,7 +441,7 @@ TEST_F(E2eTest, RedisDownAnswersUnavailableAndNothingIsHalfWritten) {
   });
   const bool leased = WaitForKeys({LeaseKey(kTenantA, session)}, absl::Seconds(10));
   ASSERT_TRUE(stack_->redis().Stop().ok());
-  ASSERT_TRUE(stack_->service("preprocess").Signal(SIGCONT).ok());
+  ASSERT_TRUE(stack_->service("dst").Signal(SIGCONT).ok());
   held.join();
   EXPECT_TRUE(leased);
   EXPECT_EQ(held_status.error_code(), grpc::StatusCode::UNAVAILABLE)
@@ -454,9 +471,9 @@ TEST_F(E2eTest, RedisDownAnswersUnavailableAndNothingIsHalfWritten) {
 }
 
 TEST_F(E2eTest, SigtermDrainsInFlightTurns) {
-  // Hold every turn inside the pipeline (preprocess stopped) so that they are surely in
-  // flight when the gateway gets SIGTERM.
-  ASSERT_TRUE(stack_->service("preprocess").Signal(SIGSTOP).ok());
+  // Hold every turn inside the pipeline (dst stopped; the turn holds its session's lease by
+  // then) so that they are surely in flight when the gateway gets SIGTERM.
+  ASSERT_TRUE(stack_->service("dst").Signal(SIGSTOP).ok());
   constexpr int kUnary = 3;
   std::vector<std::string> sessions;
   std::vector<std::string> lease_keys;
@@ -499,11 +516,19 @@ TEST_F(E2eTest, SigtermDrainsInFlightTurns) {
   const bool in_flight = WaitForKeys(lease_keys, absl::Seconds(15));
   ServiceProcess& gateway = stack_->gateway();
   ASSERT_TRUE(gateway.Signal(SIGTERM).ok());
-  // The gateway is draining once it stops reporting ready; only then let the turns go on.
+  // Only once the gateway says it is draining (or its HTTP side is gone) do the turns go on.
+  auto is_draining = [&] {
+    absl::StatusOr<HttpResponse> ready =
+        testutil::HttpCall(gateway.http_port(), "GET", "/readyz", "", {}, absl::Seconds(5));
+    return !ready.ok() || (ready->status == 503 && absl::StrContains(ready->body, "draining"));
+  };
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (gateway.IsReady() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
-  const bool draining = !gateway.IsReady();
-  ASSERT_TRUE(stack_->service("preprocess").Signal(SIGCONT).ok());
+  bool draining = is_draining();
+  while (!draining && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+    draining = is_draining();
+  }
+  ASSERT_TRUE(stack_->service("dst").Signal(SIGCONT).ok());
   for (std::thread& thread : threads) thread.join();
   EXPECT_TRUE(in_flight);
   EXPECT_TRUE(draining);

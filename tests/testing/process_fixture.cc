@@ -27,6 +27,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "helpline/chat/v1/chat_service.grpc.pb.h"
 #include "openssl/evp.h"
 
 namespace helpline::testutil {
@@ -539,6 +540,30 @@ absl::Status Stack::WaitGatewayReady(absl::Duration timeout) {
   return absl::OkStatus();
 }
 
+absl::Status Stack::WaitGatewayServing(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Status ready = WaitGatewayReady(timeout);
+  if (!ready.ok()) return ready;
+  auto stub = chat::v1::ChatService::NewStub(NewChannel());
+  std::string last;
+  while (absl::Now() < deadline) {
+    chat::v1::ConverseRequest request;
+    request.set_text("hello");
+    chat::v1::ConverseResponse response;
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", bearer(options_.tenants.front()));
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    grpc::Status status = stub->Converse(&context, request, &response);
+    if (status.ok() && !response.degraded()) return absl::OkStatus();
+    last = status.ok() ? absl::StrCat("degraded: ", absl::StrJoin(response.degraded_stages(), ","))
+                       : status.error_message();
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(
+      "gateway not serving full turns within ", absl::FormatDuration(timeout), ": ", last,
+      "\n", Logs()));
+}
+
 absl::Status Stack::EnsureHealthy() {
   if (!redis_->running()) {
     absl::Status restarted = redis_->Restart();
@@ -559,7 +584,7 @@ absl::Status Stack::EnsureHealthy() {
     absl::Status restarted = gateway_->Restart();
     if (!restarted.ok()) return restarted;
   }
-  return WaitGatewayReady();
+  return WaitGatewayServing();
 }
 
 std::string Stack::Logs(size_t bytes_per_log) const {

@@ -182,10 +182,14 @@ class Stack {
   const std::string& domain_file() const { return options_.domain_file; }
 
   // Restarts whatever is not running (redis first, then stages, then gateway), resumes any
-  // process left stopped (SIGCONT), and waits until the gateway is ready. For test SetUp.
+  // process left stopped (SIGCONT), and waits until the gateway is ready and serving full
+  // turns (WaitGatewayServing). For test SetUp.
   absl::Status EnsureHealthy();
   // Waits until the gateway's /readyz answers 200.
   absl::Status WaitGatewayReady(absl::Duration timeout = absl::Seconds(60));
+  // Waits until a stateless turn (first tenant's key) succeeds with no degraded stage: the
+  // gateway's channels reach every stage again. /readyz alone can be a second stale.
+  absl::Status WaitGatewayServing(absl::Duration timeout = absl::Seconds(60));
   // The last lines of every log, for failure messages.
   std::string Logs(size_t bytes_per_log = 2000) const;
 
