@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -73,14 +74,19 @@ absl::Status CheckHealth(grpc::Channel& channel, absl::string_view name) {
 // for a second so that probes do not hammer the dependencies.
 class Readiness {
  public:
+  // `failures` counts dependency failures seen by turns; when it moves, the cached answer
+  // is not trusted (a stage that just failed must not look ready for another second).
   Readiness(session::SessionStore& store,
-            std::vector<std::pair<std::string, std::shared_ptr<grpc::Channel>>> stages)
-      : store_(store), stages_(std::move(stages)) {}
+            std::vector<std::pair<std::string, std::shared_ptr<grpc::Channel>>> stages,
+            std::function<uint64_t()> failures)
+      : store_(store), stages_(std::move(stages)), failures_(std::move(failures)) {}
 
   absl::Status Check() {
     std::lock_guard lock(mu_);
     const absl::Time now = absl::Now();
-    if (now - checked_ < absl::Seconds(1)) return last_;
+    const uint64_t failures = failures_();
+    if (now - checked_ < absl::Seconds(1) && failures == failures_seen_) return last_;
+    failures_seen_ = failures;
     std::vector<std::string> problems;
     if (absl::Status s = store_.Ping(); !s.ok()) {
       problems.push_back(absl::StrCat("redis: ", s.message()));
@@ -99,7 +105,9 @@ class Readiness {
  private:
   session::SessionStore& store_;
   const std::vector<std::pair<std::string, std::shared_ptr<grpc::Channel>>> stages_;
+  std::function<uint64_t()> failures_;
   std::mutex mu_;
+  uint64_t failures_seen_ = 0;
   absl::Time checked_ = absl::InfinitePast();
   absl::Status last_;
 };
@@ -219,7 +227,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(v1::GatewayConfig config) {
                         {"preprocess", preprocess_channel},
                         {"fusion", fusion_channel},
                         {"dst", dst_channel},
-                        {"generation", generation_channel}});
+                        {"generation", generation_channel}},
+      [runner = app->runner_.get()] { return runner->dependency_failures(); });
 
   // gRPC services.
   app->executor_ = std::make_unique<rpc::Executor>(c.server().worker_threads(),

@@ -1,21 +1,22 @@
-// The orchestration of one turn (DESIGN §1): validate, preprocess, fusion (attachments only),
-// lease + load the session, dst, generation, commit + release. Preprocess and fusion run
-// before the lease because they do not need the session: the lease is held for less time and
-// an undecodable image fails the turn before anything touches the store. No HTTP or JSON
-// types: the gRPC and HTTP adapters both call TurnRunner::Run.
+// The orchestration of one turn (DESIGN §1): validate, lease + load the session, preprocess,
+// fusion (attachments only), dst, generation, commit + release. No HTTP or JSON types: the
+// gRPC and HTTP adapters both call TurnRunner::Run.
 //
 // Failure policy (DESIGN §6):
 //   bad input                 INVALID_ARGUMENT naming the field; nothing touches the store.
 //   store down                UNAVAILABLE; nothing written.
 //   preprocess down or late   degraded: the text is used as is, language "und".
 //   fusion down or late       degraded: no evidence. INVALID_ARGUMENT from fusion (an image
-//                             it cannot decode) fails the turn; nothing written.
+//                             it cannot decode) fails the turn; no state or turn is written
+//                             (the lease was taken and is released: only the session's
+//                             fence counter moved).
 //   dst down or late          UNAVAILABLE: the tracker is not degradable; nothing written.
 //   generation down or late   degraded: the domain's template reply; state still committed.
 //   commit refused            ABORTED (the lease was lost or the version moved): not stored.
 //   turn deadline passed      DEADLINE_EXCEEDED; the lease is released, session unchanged.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -132,6 +133,9 @@ class TurnRunner {
 
   ActiveSessions& active_sessions() { return active_sessions_; }
   const v1::Limits& limits() const { return options_.limits; }
+  // Number of times a stage or the store failed (not bad input) so far; readiness checks
+  // again when it moved rather than trusting its cached answer.
+  uint64_t dependency_failures() const { return dependency_failures_.load(); }
 
  private:
   absl::StatusOr<TurnResult> RunValidated(const TurnInput& input,
@@ -144,6 +148,7 @@ class TurnRunner {
   const domain::Domain* domain_;
   const TurnOptions options_;
   ActiveSessions active_sessions_;
+  std::atomic<uint64_t> dependency_failures_{0};
 };
 
 }  // namespace helpline::gateway
