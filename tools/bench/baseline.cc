@@ -39,17 +39,16 @@ struct RedisAddress {
 absl::StatusOr<RedisAddress> ParseUrl(absl::string_view url) {
   RedisAddress address;
   if (!absl::ConsumePrefix(&url, "redis://")) {
-    return absl::InvalidArgumentError(absl::StrCat("--redis-url: '", url,
-                                                   "' does not start with redis://"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--redis-url: '", url, "' does not start with redis://"));
   }
   url = url.substr(0, url.find('/'));
   size_t at = url.rfind('@');
   if (at != absl::string_view::npos) {
     absl::string_view user_info = url.substr(0, at);
     size_t colon = user_info.find(':');
-    address.password = std::string(colon == absl::string_view::npos
-                                       ? user_info
-                                       : user_info.substr(colon + 1));
+    address.password =
+        std::string(colon == absl::string_view::npos ? user_info : user_info.substr(colon + 1));
     url = url.substr(at + 1);
   }
   size_t colon = url.rfind(':');
@@ -192,7 +191,8 @@ class FrontService final : public chat::v1::ChatService::CallbackService {
  public:
   FrontService(std::vector<std::shared_ptr<grpc::Channel>> hops, RedisWorkers& redis)
       : redis_(redis) {
-    for (auto& channel : hops) stubs_.push_back(preprocess::v1::PreprocessService::NewStub(channel));
+    for (auto& channel : hops)
+      stubs_.push_back(preprocess::v1::PreprocessService::NewStub(channel));
   }
 
   grpc::ServerUnaryReactor* Converse(grpc::CallbackServerContext* context,
@@ -222,8 +222,7 @@ void Turn::Load(redisContext* redis) {
     return;
   }
   const std::string key = Key();
-  auto* reply =
-      static_cast<redisReply*>(redisCommand(redis, "GET %b", key.data(), key.size()));
+  auto* reply = static_cast<redisReply*>(redisCommand(redis, "GET %b", key.data(), key.size()));
   if (reply == nullptr) {
     Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "redis GET failed"));
     return;
@@ -263,8 +262,8 @@ void Turn::Commit(redisContext* redis) {
   // A value of the size of a small session record.
   std::string value = state_.size() >= 256 ? state_ : std::string(256, 's');
   const std::string key = Key();
-  auto* reply = static_cast<redisReply*>(redisCommand(
-      redis, "SET %b %b EX 600", key.data(), key.size(), value.data(), value.size()));
+  auto* reply = static_cast<redisReply*>(
+      redisCommand(redis, "SET %b %b EX 600", key.data(), key.size(), value.data(), value.size()));
   const bool ok = reply != nullptr && reply->type != REDIS_REPLY_ERROR;
   if (reply != nullptr) freeReplyObject(reply);
   if (!ok) {

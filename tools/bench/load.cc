@@ -66,7 +66,8 @@ class Worker {
     if (!options.api_key.empty()) {
       call.context.AddMetadata("authorization", absl::StrCat("Bearer ", options.api_key));
     }
-    call.context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(options.turn_timeout));
+    call.context.set_deadline(std::chrono::system_clock::now() +
+                              absl::ToChronoNanoseconds(options.turn_timeout));
     call.request.set_session_id(absl::StrCat(options.session_prefix, "-", session_));
     call.request.set_text(options.text);
     call.start = Clock::now();
@@ -87,8 +88,8 @@ class Worker {
         }
       } else {
         if (run_.errors++ == 0) {
-          run_.first_error = absl::StrCat(static_cast<int>(status.error_code()), ": ",
-                                          status.error_message());
+          run_.first_error =
+              absl::StrCat(static_cast<int>(status.error_code()), ": ", status.error_message());
         }
       }
     }
@@ -127,8 +128,8 @@ LoadResult RunLoad(const LoadOptions& options) {
     // Each channel gets its own connection.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetInt("helpline.bench.channel", i);
-    run.stubs.push_back(chat::v1::ChatService::NewStub(grpc::CreateCustomChannel(
-        options.target, grpc::InsecureChannelCredentials(), args)));
+    run.stubs.push_back(chat::v1::ChatService::NewStub(
+        grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args)));
   }
   run.workers_left = concurrency;
   std::vector<std::unique_ptr<Worker>> workers;

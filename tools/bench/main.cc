@@ -115,9 +115,9 @@ void PrintHeader() {
 
 void PrintRun(const Measured& m) {
   const LoadResult& r = m.result;
-  std::printf("%-9s %9d %7lld %6lld %9.1f %8.2f %8.2f %8.2f %8.2f\n", m.mode.c_str(),
-              r.concurrency, static_cast<long long>(r.turns), static_cast<long long>(r.errors),
-              r.turns_per_second, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms);
+  std::printf("%-9s %9d %7lld %6lld %9.1f %8.2f %8.2f %8.2f %8.2f\n", m.mode.c_str(), r.concurrency,
+              static_cast<long long>(r.turns), static_cast<long long>(r.errors), r.turns_per_second,
+              r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms);
   std::vector<std::string> stages;
   for (const std::string& stage : StageOrder()) {
     auto it = r.stage_median_ms.find(stage);
@@ -130,19 +130,26 @@ void PrintRun(const Measured& m) {
       stages.push_back(absl::StrFormat("%s %.2f", stage, ms));
     }
   }
-  if (!stages.empty()) std::printf("  stage medians (ms): %s\n", absl::StrJoin(stages, ", ").c_str());
+  if (!stages.empty())
+    std::printf("  stage medians (ms): %s\n", absl::StrJoin(stages, ", ").c_str());
   if (r.errors > 0) std::printf("  first error: %s\n", r.first_error.c_str());
   std::fflush(stdout);
 }
 
 nlohmann::json ToJson(const Measured& m) {
   const LoadResult& r = m.result;
-  return {{"mode", m.mode},           {"concurrency", r.concurrency},
-          {"turns", r.turns},         {"errors", r.errors},
-          {"first_error", r.first_error}, {"seconds", r.seconds},
-          {"turns_per_second", r.turns_per_second}, {"p50_ms", r.p50_ms},
-          {"p90_ms", r.p90_ms},       {"p99_ms", r.p99_ms},
-          {"max_ms", r.max_ms},       {"stage_median_ms", r.stage_median_ms}};
+  return {{"mode", m.mode},
+          {"concurrency", r.concurrency},
+          {"turns", r.turns},
+          {"errors", r.errors},
+          {"first_error", r.first_error},
+          {"seconds", r.seconds},
+          {"turns_per_second", r.turns_per_second},
+          {"p50_ms", r.p50_ms},
+          {"p90_ms", r.p90_ms},
+          {"p99_ms", r.p99_ms},
+          {"max_ms", r.max_ms},
+          {"stage_median_ms", r.stage_median_ms}};
 }
 
 int Main(int argc, char** argv) {
@@ -153,23 +160,28 @@ int Main(int argc, char** argv) {
   app.add_option("--redis-url", flags.redis_url, "Redis of the baseline (default $REDIS_URL)");
   app.add_option("--env-file", flags.env_file, "KEY=VALUE file with the defaults above")
       ->capture_default_str();
-  app.add_option("--sessions", flags.sessions, "N sessions")->capture_default_str()
+  app.add_option("--sessions", flags.sessions, "N sessions")
+      ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app.add_option("--turns", flags.turns, "M turns per session")->capture_default_str()
+  app.add_option("--turns", flags.turns, "M turns per session")
+      ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--concurrency", flags.concurrency, "sessions in flight; a list runs each")
-      ->delimiter(',')->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--text", flags.text, "the customer's text of every turn")
-      ->capture_default_str();
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--text", flags.text, "the customer's text of every turn")->capture_default_str();
   app.add_flag("--baseline", flags.baseline, "run the baseline instead of the gateway");
   app.add_flag("--compare", flags.compare, "run both and print the ratios");
   app.add_option("--json", flags.json_file, "also write the figures to this JSON file");
   app.add_option("--warmup-turns", flags.warmup_turns, "turns per session of the warm-up")
       ->capture_default_str();
   app.add_option("--channels", flags.channels, "gRPC connections the load is spread over")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--redis-threads", flags.redis_threads, "baseline's Redis worker threads")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--timeout", flags.timeout_seconds, "deadline of one turn, seconds")
       ->capture_default_str();
   try {
@@ -183,7 +195,8 @@ int Main(int argc, char** argv) {
   const bool run_baseline = flags.compare || flags.baseline;
   if (run_pipeline && (flags.target.empty() || flags.key.empty())) {
     std::cerr << "helpline-bench: --target and --key are needed (or HELPLINE_GRPC and "
-                 "HELPLINE_API_KEY, or " << flags.env_file << " from `scripts/stack up`)\n";
+                 "HELPLINE_API_KEY, or "
+              << flags.env_file << " from `scripts/stack up`)\n";
     return 2;
   }
   if (run_baseline && flags.redis_url.empty()) {
@@ -244,8 +257,8 @@ int Main(int argc, char** argv) {
       const double throughput_ratio =
           b.turns_per_second > 0 ? p.turns_per_second / b.turns_per_second : 0;
       std::printf("%-22s %10.2f %10.2f %8.2f %8s %s\n",
-                  absl::StrCat("p50 ms @", concurrency).c_str(), p.p50_ms, b.p50_ms,
-                  latency_ratio, "<= 2", latency_ratio <= 2 ? "ok" : "MISSED");
+                  absl::StrCat("p50 ms @", concurrency).c_str(), p.p50_ms, b.p50_ms, latency_ratio,
+                  "<= 2", latency_ratio <= 2 ? "ok" : "MISSED");
       std::printf("%-22s %10.1f %10.1f %8.2f %8s %s\n",
                   absl::StrCat("turns/s @", concurrency).c_str(), p.turns_per_second,
                   b.turns_per_second, throughput_ratio, ">= 0.5",
