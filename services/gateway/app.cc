@@ -312,6 +312,7 @@ int App::Run() {
 
 void App::Shutdown() {
   if (shut_down_.exchange(true)) return;
+  if (server_ == nullptr && http_ == nullptr) return;  // Create() failed before serving.
   if (api_) api_->SetDraining();
   SetReady(false);
   const double grace = absl::ToDoubleSeconds(ToAbsl(config_.server().shutdown_grace()));
