@@ -1,0 +1,79 @@
+// Microbenchmarks of the dialogue state tracker (no gRPC) with domains/shop.yaml: a first
+// turn and a turn with a prior state (the intent known, the order number asked for), in
+// English and Chinese. Run from the source tree or with HELPLINE_SOURCE_DIR set.
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "benchmark/benchmark.h"
+#include "common/domain/domain.h"
+#include "services/dst/tracker.h"
+
+namespace helpline::dst {
+namespace {
+
+const Tracker& Shared() {
+  static const Tracker* tracker = [] {
+    const char* dir = std::getenv("HELPLINE_SOURCE_DIR");
+    auto d = domain::LoadDomainFile(absl::StrCat(dir != nullptr ? dir : ".", "/domains/shop.yaml"));
+    if (!d.ok()) {
+      std::fprintf(stderr, "%s (set HELPLINE_SOURCE_DIR)\n", d.status().ToString().c_str());
+      std::exit(1);
+    }
+    return new Tracker(std::make_shared<const domain::Domain>(*std::move(d)), TrackerOptions{});
+  }();
+  return *tracker;
+}
+
+TurnInput FirstTurn(const char* text, const char* language) {
+  TurnInput input;
+  input.user_text = text;
+  input.language = language;
+  return input;
+}
+
+// The intent is known and the order number was asked for; the customer answers.
+TurnInput AnswerTurn(const char* text, const char* language) {
+  TurnInput input = FirstTurn(text, language);
+  common::v1::DialogueState& prior = input.prior;
+  prior.set_domain("shop");
+  prior.set_language(language);
+  prior.set_active_intent("track_order");
+  prior.set_intent_confidence(0.8f);
+  prior.add_missing_slots("order_id");
+  prior.add_requested_slots("order_id");
+  prior.set_turn_count(1);
+  common::v1::SlotValue& email = (*prior.mutable_slots())["email"];
+  email.set_value("jane.doe@example.com");
+  email.set_confidence(0.95f);
+  email.set_source(common::v1::SLOT_SOURCE_CUSTOMER_TEXT);
+  return input;
+}
+
+void BM_Track(benchmark::State& state, TurnInput input) {
+  const Tracker& tracker = Shared();
+  for (auto _ : state) {
+    auto result = tracker.Track(input);
+    if (!result.ok()) state.SkipWithError("track failed");
+    benchmark::DoNotOptimize(result);
+  }
+}
+BENCHMARK_CAPTURE(BM_Track, en_first,
+                  FirstTurn("Hi, where is my order A-1234567? It has not arrived yet.", "en"));
+BENCHMARK_CAPTURE(BM_Track, zh_first, FirstTurn("你好，我的订单还没到，请帮我查一下物流。", "zh"));
+BENCHMARK_CAPTURE(BM_Track, en_answer, AnswerTurn("sure, it is A-1234567", "en"));
+BENCHMARK_CAPTURE(BM_Track, zh_answer, AnswerTurn("订单号是 A-1234567", "zh"));
+
+void BM_Score(benchmark::State& state, const char* text) {
+  IntentClassifier classifier(Shared().domain());
+  for (auto _ : state) benchmark::DoNotOptimize(classifier.Score(text));
+}
+BENCHMARK_CAPTURE(BM_Score, en, "Hi, where is my order A-1234567? It has not arrived yet.");
+BENCHMARK_CAPTURE(BM_Score, zh, "你好，我的订单还没到，请帮我查一下物流。");
+
+}  // namespace
+}  // namespace helpline::dst
+
+BENCHMARK_MAIN();
