@@ -242,14 +242,16 @@ IntentClassifier::IntentClassifier(const domain::Domain& domain) {
   }
   const double n = static_cast<double>(intent_names_.size());
   for (const auto& [k, intents] : df) {
-    idf_[k] = static_cast<float>(std::log((n + 1) / (intents.size() + 1)) + 1);
+    index_[k].idf = static_cast<float>(std::log((n + 1) / (intents.size() + 1)) + 1);
   }
   // An unseen feature weighs like one that a single intent has.
   unseen_idf_ = static_cast<float>(std::log((n + 1) / 2) + 1);
   for (auto& [intent, v] : raw) {
-    for (auto& [k, x] : v) x *= idf_[k];
+    for (auto& [k, x] : v) x *= index_[k].idf;
     Normalize(v);
-    examples_.push_back({intent, std::move(v)});
+    const auto example = static_cast<uint32_t>(example_intents_.size());
+    example_intents_.push_back(intent);
+    for (const auto& [k, x] : v) index_[k].postings.push_back({example, x});
   }
 }
 
@@ -257,23 +259,27 @@ std::vector<IntentScore> IntentClassifier::Score(absl::string_view input) const 
   Vector q = Features(input);
   std::vector<IntentScore> scores;
   if (q.empty()) return scores;
+  // One index lookup per feature of the text; unseen features keep a null entry.
+  std::vector<std::pair<float, const IndexedFeature*>> terms;
+  terms.reserve(q.size());
   for (auto& [k, x] : q) {
-    auto it = idf_.find(k);
+    auto it = index_.find(k);
     // Unseen features count against a match: a sentence mostly made of words no example
     // has is not a confident match.
-    x *= it != idf_.end() ? it->second : unseen_idf_;
+    const IndexedFeature* feature = it != index_.end() ? &it->second : nullptr;
+    x *= feature != nullptr ? feature->idf : unseen_idf_;
+    terms.emplace_back(x, feature);
   }
-  Normalize(q);
+  const float norm = Norm(q);
+  std::vector<float> dots(example_intents_.size(), 0.0f);
+  for (auto [x, feature] : terms) {
+    if (feature == nullptr) continue;
+    const float qx = norm > 0 ? x / norm : x;
+    for (const Posting& p : feature->postings) dots[p.example] += qx * p.weight;
+  }
   std::vector<float> best(intent_names_.size(), 0.0f);
-  for (const Example& ex : examples_) {
-    const Vector& small = ex.vector.size() < q.size() ? ex.vector : q;
-    const Vector& large = ex.vector.size() < q.size() ? q : ex.vector;
-    float dot = 0;
-    for (const auto& [k, x] : small) {
-      auto it = large.find(k);
-      if (it != large.end()) dot += x * it->second;
-    }
-    best[ex.intent] = std::max(best[ex.intent], dot);
+  for (size_t e = 0; e < dots.size(); ++e) {
+    best[example_intents_[e]] = std::max(best[example_intents_[e]], dots[e]);
   }
   for (size_t i = 0; i < intent_names_.size(); ++i) {
     if (best[i] > 0) scores.push_back({intent_names_[i], std::min(best[i], 1.0f)});

@@ -5,6 +5,7 @@
 // Thread-safe after construction: Track() is const and shares nothing mutable.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -36,13 +37,20 @@ class IntentClassifier {
   static std::unordered_map<std::string, float> Features(absl::string_view text);
 
  private:
-  struct Example {
-    size_t intent;                                  // Index into intent_names_.
-    std::unordered_map<std::string, float> vector;  // L2-normalized TF-IDF.
+  // One example's weight of a feature (its L2-normalized TF-IDF vector's component).
+  struct Posting {
+    uint32_t example;  // Index into example_intents_.
+    float weight;
+  };
+  // A feature some example has: its IDF and the examples that have it (an inverted index,
+  // so that scoring costs one lookup per feature of the text, not one per example).
+  struct IndexedFeature {
+    float idf = 1;
+    std::vector<Posting> postings;
   };
   std::vector<std::string> intent_names_;
-  std::vector<Example> examples_;
-  std::unordered_map<std::string, float> idf_;
+  std::vector<size_t> example_intents_;  // Example -> index into intent_names_.
+  std::unordered_map<std::string, IndexedFeature> index_;
   float unseen_idf_ = 1;
 };
 
