@@ -5,6 +5,8 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -31,7 +33,7 @@ constexpr float kStopwordWeight = 0.3f;
 // English function words: they say little about what the customer wants. Question words
 // that do ("where", "when") and negations are not in the list.
 bool IsStopword(absl::string_view word) {
-  static const auto* kWords = new std::unordered_set<std::string>{
+  static const auto* kWords = new absl::flat_hash_set<std::string>{
       "a",      "an",     "the",   "i",      "im",    "ive",  "id",   "ill",   "me",    "my",
       "mine",   "you",    "your",  "youre",  "we",    "our",  "us",   "it",    "its",   "is",
       "are",    "was",    "were",  "be",     "been",  "am",   "do",   "does",  "did",   "to",
@@ -42,15 +44,15 @@ bool IsStopword(absl::string_view word) {
       "about",  "from",   "by",    "as",     "if",    "then", "than", "too",   "very",  "really",
       "oh",     "well",   "want",  "wanted", "like",  "need", "let",  "them",  "they",  "theyre",
       "he",     "she",    "his",   "her",    "him",   "all",  "out",  "into",  "one",   "thing"};
-  return kWords->count(std::string(word)) > 0;
+  return kWords->contains(word);
 }
 
 // Chinese function characters, weighted down like English stopwords.
 bool IsCjkStopChar(absl::string_view ch) {
-  static const auto* kChars = new std::unordered_set<std::string>{
+  static const auto* kChars = new absl::flat_hash_set<std::string>{
       "的", "了", "我", "是", "吗", "呢", "吧", "啊", "在", "有", "这", "那",
       "个", "一", "要", "想", "请", "帮", "们", "就", "都", "也", "还"};
-  return kChars->count(std::string(ch)) > 0;
+  return kChars->contains(ch);
 }
 
 // Whole turns that only confirm or acknowledge; they never change the intent.
@@ -132,9 +134,9 @@ std::string Lowered(absl::string_view s) { return text::AsciiLower(s); }
 
 // Whether `phrase` occurs in `haystack` (both lower-cased): CJK phrases as substrings,
 // others at ASCII word boundaries.
-bool ContainsPhrase(absl::string_view haystack, absl::string_view phrase) {
+// `cjk`: text::ContainsCjk(phrase).
+bool ContainsPhrase(absl::string_view haystack, absl::string_view phrase, bool cjk) {
   if (phrase.empty()) return false;
-  const bool cjk = text::ContainsCjk(phrase);
   size_t pos = 0;
   while ((pos = haystack.find(phrase, pos)) != absl::string_view::npos) {
     const size_t end = pos + phrase.size();
@@ -164,34 +166,54 @@ std::string CollapseSpaces(absl::string_view s) {
 
 }  // namespace
 
-std::unordered_map<std::string, float> IntentClassifier::Features(absl::string_view raw) {
+namespace {
+
+// Adds the weighted term frequencies of the features of `raw` to `counts` (empty), a map
+// from std::string to float. One key buffer is reused, so a feature costs a lookup and, the
+// first time, the map's copy of the key.
+template <typename Map>
+void CountFeatures(absl::string_view raw, Map& counts) {
   const std::string s = NormalizeForMatching(raw);
-  std::unordered_map<std::string, float> counts;
-  std::vector<std::string> words;  // The current run of words (for bigrams).
+  // The previous word of the current run of words (for bigrams), when there is one.
+  std::string prev_word;
+  bool has_prev_word = false;
   std::string word;
-  std::string prev_cjk;
+  std::string key;
+  absl::string_view prev_cjk;
+  auto count = [&](absl::string_view kind, absl::string_view a, absl::string_view b = {},
+                   absl::string_view c = {}) {
+    key.assign(kind.data(), kind.size());
+    key.append(a.data(), a.size());
+    key.append(b.data(), b.size());
+    key.append(c.data(), c.size());
+    counts[key] += 1;
+  };
   auto flush_word = [&](bool breaks_run) {
     if (!word.empty()) {
       if (HasDigit(word)) {
-        words.clear();  // Values (order numbers, amounts) carry no intent.
+        has_prev_word = false;  // Values (order numbers, amounts) carry no intent.
       } else {
         const bool stop = IsStopword(word);
-        counts[absl::StrCat("w:", word)] += 1;
-        if (!words.empty() && !(stop && IsStopword(words.back()))) {
-          counts[absl::StrCat("b:", words.back(), " ", word)] += 1;
-        }
-        const std::string padded = absl::StrCat("<", word, ">");
-        // Trigrams over code points would be nicer; words here are mostly ASCII.
+        count("w:", word);
+        if (has_prev_word && !(stop && IsStopword(prev_word))) count("b:", prev_word, " ", word);
+        // Trigrams of "<word>" (over bytes; code points would be nicer, but words here are
+        // mostly ASCII).
         if (!stop) {
-          for (size_t i = 0; i + 3 <= padded.size(); ++i) {
-            counts[absl::StrCat("c:", padded.substr(i, 3))] += 1;
+          const size_t padded = word.size() + 2;
+          for (size_t i = 0; i + 3 <= padded; ++i) {
+            key.assign("c:");
+            for (size_t j = i; j < i + 3; ++j) {
+              key.push_back(j == 0 ? '<' : j == padded - 1 ? '>' : word[j - 1]);
+            }
+            counts[key] += 1;
           }
         }
-        words.push_back(word);
+        prev_word.swap(word);
+        has_prev_word = true;
       }
       word.clear();
     }
-    if (breaks_run) words.clear();
+    if (breaks_run) has_prev_word = false;
   };
   size_t pos = 0;
   while (pos < s.size()) {
@@ -199,18 +221,18 @@ std::unordered_map<std::string, float> IntentClassifier::Features(absl::string_v
     const char32_t cp = text::NextCodePoint(s, &pos);
     if (text::IsCjk(cp)) {
       flush_word(true);
-      const std::string ch(s.substr(begin, pos - begin));
-      counts[absl::StrCat("u:", ch)] += 1;
+      const absl::string_view ch = absl::string_view(s).substr(begin, pos - begin);
+      count("u:", ch);
       if (!prev_cjk.empty() && !(IsCjkStopChar(prev_cjk) && IsCjkStopChar(ch))) {
-        counts[absl::StrCat("z:", prev_cjk, ch)] += 1;
+        count("z:", prev_cjk, ch);
       }
       prev_cjk = ch;
       continue;
     }
-    prev_cjk.clear();
+    prev_cjk = {};
     if (cp == '\'') continue;  // "don't" -> "dont", "where's" -> "wheres".
     if (text::IsWordChar(cp)) {
-      word.append(s.substr(begin, pos - begin));
+      word.append(s, begin, pos - begin);
     } else if (cp == '-' && !word.empty() && pos < s.size() && absl::ascii_isalnum(s[pos])) {
       word.push_back('-');  // "A-1234567", "e-mail" stay one word.
     } else {
@@ -221,6 +243,13 @@ std::unordered_map<std::string, float> IntentClassifier::Features(absl::string_v
   flush_word(true);
   // Sublinear term frequency times the weight of the feature's kind.
   for (auto& [k, v] : counts) v = KindWeight(k) * (1.0f + std::log(v));
+}
+
+}  // namespace
+
+std::unordered_map<std::string, float> IntentClassifier::Features(absl::string_view raw) {
+  std::unordered_map<std::string, float> counts;
+  CountFeatures(raw, counts);
   return counts;
 }
 
@@ -256,7 +285,9 @@ IntentClassifier::IntentClassifier(const domain::Domain& domain) {
 }
 
 std::vector<IntentScore> IntentClassifier::Score(absl::string_view input) const {
-  Vector q = Features(input);
+  absl::flat_hash_map<std::string, float> q;
+  q.reserve(64);
+  CountFeatures(input, q);
   std::vector<IntentScore> scores;
   if (q.empty()) return scores;
   // One index lookup per feature of the text; unseen features keep a null entry.
@@ -270,7 +301,9 @@ std::vector<IntentScore> IntentClassifier::Score(absl::string_view input) const 
     x *= feature != nullptr ? feature->idf : unseen_idf_;
     terms.emplace_back(x, feature);
   }
-  const float norm = Norm(q);
+  double sum = 0;
+  for (const auto& [x, feature] : terms) sum += static_cast<double>(x) * x;
+  const auto norm = static_cast<float>(std::sqrt(sum));
   std::vector<float> dots(example_intents_.size(), 0.0f);
   for (auto [x, feature] : terms) {
     if (feature == nullptr) continue;
@@ -290,14 +323,24 @@ std::vector<IntentScore> IntentClassifier::Score(absl::string_view input) const 
 }
 
 Tracker::Tracker(std::shared_ptr<const domain::Domain> domain, TrackerOptions options)
-    : domain_(std::move(domain)), options_(options), classifier_(*domain_), extractor_(domain_) {}
-
-bool Tracker::AsksForHuman(absl::string_view raw) const {
-  const std::string s = CollapseSpaces(NormalizeForMatching(raw));
+    : domain_(std::move(domain)), options_(options), classifier_(*domain_), extractor_(domain_) {
   for (const auto& [lang, phrases] : domain_->escalation_phrases) {
     for (const auto& phrase : phrases) {
-      if (ContainsPhrase(s, CollapseSpaces(Lowered(phrase)))) return true;
+      std::string prepared = CollapseSpaces(Lowered(phrase));
+      if (prepared.empty()) continue;
+      const bool cjk = text::ContainsCjk(prepared);
+      escalation_phrases_.push_back({std::move(prepared), cjk});
     }
+  }
+}
+
+bool Tracker::AsksForHuman(absl::string_view raw) const {
+  return AsksForHumanPrepared(CollapseSpaces(NormalizeForMatching(raw)));
+}
+
+bool Tracker::AsksForHumanPrepared(absl::string_view s) const {
+  for (const EscalationPhrase& phrase : escalation_phrases_) {
+    if (ContainsPhrase(s, phrase.text, phrase.cjk)) return true;
   }
   return false;
 }
@@ -342,7 +385,10 @@ absl::StatusOr<TrackResult> Tracker::Track(const TurnInput& input) const {
   }
 
   // Intent.
-  const bool confirmation = IsConfirmation(CollapseSpaces(NormalizeForMatching(user_text)));
+  // Lower-cased, e-mail addresses blanked, spaces collapsed: for confirmations and
+  // escalation phrases.
+  const std::string prepared = CollapseSpaces(NormalizeForMatching(user_text));
+  const bool confirmation = IsConfirmation(prepared);
   const std::vector<IntentScore> scores =
       confirmation ? std::vector<IntentScore>{} : classifier_.Score(user_text);
   if (!scores.empty()) result.best = scores.front();
@@ -409,7 +455,7 @@ absl::StatusOr<TrackResult> Tracker::Track(const TurnInput& input) const {
 
   // Escalation: sticky once set; an explicit request beats the intent's policy.
   if (!state.escalate()) {
-    if (AsksForHuman(user_text)) {
+    if (AsksForHumanPrepared(prepared)) {
       state.set_escalate(true);
       state.set_escalation_reason("customer_request");
     } else if (intent != nullptr && intent->escalate) {

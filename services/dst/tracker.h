@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/domain/domain.h"
@@ -50,7 +51,7 @@ class IntentClassifier {
   };
   std::vector<std::string> intent_names_;
   std::vector<size_t> example_intents_;  // Example -> index into intent_names_.
-  std::unordered_map<std::string, IndexedFeature> index_;
+  absl::flat_hash_map<std::string, IndexedFeature> index_;
   float unseen_idf_ = 1;
 };
 
@@ -96,10 +97,20 @@ class Tracker {
   const domain::Domain& domain() const { return *domain_; }
 
  private:
+  // AsksForHuman on text already prepared for matching (lower-cased, spaces collapsed).
+  bool AsksForHumanPrepared(absl::string_view prepared) const;
+
+  struct EscalationPhrase {
+    std::string text;  // Lower-cased, spaces collapsed; never empty.
+    bool cjk = false;  // Matched as a substring, not at word boundaries.
+  };
+
   std::shared_ptr<const domain::Domain> domain_;
   TrackerOptions options_;
   IntentClassifier classifier_;
   SlotExtractor extractor_;
+  // The domain's escalation phrases of every language, prepared once.
+  std::vector<EscalationPhrase> escalation_phrases_;
 };
 
 }  // namespace helpline::dst
