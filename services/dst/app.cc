@@ -21,9 +21,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::DstConfig& config) {
   app->domain_ = std::make_shared<const domain::Domain>(*std::move(domain));
   app->tracker_ = std::make_unique<Tracker>(
       app->domain_, TrackerOptions{.intent_threshold = config.intent_threshold()});
-  app->executor_ = std::make_unique<rpc::Executor>(
-      config.server().worker_threads(), config.server().max_queued_requests(), "dst-worker");
-  app->service_ = std::make_unique<DstService>(*app->tracker_, *app->executor_);
+  app->service_ = std::make_unique<DstService>(*app->tracker_);
   rpc::ServerOptions options;
   options.config = config.server();
   options.name = "helpline-dst";
@@ -44,10 +42,6 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::DstConfig& config) {
   return app;
 }
 
-int App::Run() {
-  const int code = server_->Run();
-  executor_->Drain();
-  return code;
-}
+int App::Run() { return server_->Run(); }
 
 }  // namespace helpline::dst

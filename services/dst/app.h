@@ -1,13 +1,12 @@
-// Composition root of helpline-dst: loads the domain, builds the tracker, the executor and
-// the gRPC service, and starts the server. Members are declared in construction order, so
-// destruction runs in reverse: server first (drains RPCs), then the executor.
+// Composition root of helpline-dst: loads the domain, builds the tracker and the gRPC
+// service, and starts the server. Members are declared in construction order, so
+// destruction runs in reverse: server first (drains RPCs), then the service and tracker.
 #pragma once
 
 #include <memory>
 
 #include "absl/status/statusor.h"
 #include "common/domain/domain.h"
-#include "common/grpc/executor.h"
 #include "common/grpc/server.h"
 #include "helpline/dst/v1/dst_config.pb.h"
 #include "services/dst/dst_service.h"
@@ -32,7 +31,6 @@ class App {
 
   std::shared_ptr<const domain::Domain> domain_;
   std::unique_ptr<Tracker> tracker_;
-  std::unique_ptr<rpc::Executor> executor_;
   std::unique_ptr<DstService> service_;
   std::unique_ptr<rpc::Server> server_;
 };

@@ -9,6 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "common/domain/domain.h"
+#include "common/metrics/metrics.h"
+#include "services/dst/dst_service.h"
 #include "services/dst/tracker.h"
 
 namespace helpline::dst {
@@ -65,6 +67,24 @@ BENCHMARK_CAPTURE(BM_Track, en_first,
 BENCHMARK_CAPTURE(BM_Track, zh_first, FirstTurn("你好，我的订单还没到，请帮我查一下物流。", "zh"));
 BENCHMARK_CAPTURE(BM_Track, en_answer, AnswerTurn("sure, it is A-1234567", "en"));
 BENCHMARK_CAPTURE(BM_Track, zh_answer, AnswerTurn("订单号是 A-1234567", "zh"));
+
+// The service's work for one call without gRPC: proto conversion, tracking, metrics, logs.
+void BM_TrackOne(benchmark::State& state, TurnInput input) {
+  static metrics::Registry* registry = new metrics::Registry();
+  static DstService* service = new DstService(Shared(), *registry);
+  v1::TrackRequest request;
+  request.set_user_text(input.user_text);
+  request.set_language(input.language);
+  *request.mutable_prior_state() = input.prior;
+  for (auto _ : state) {
+    v1::TrackResponse response;
+    if (!service->TrackOne(request, response).ok()) state.SkipWithError("track failed");
+    benchmark::DoNotOptimize(response);
+  }
+}
+BENCHMARK_CAPTURE(BM_TrackOne, en_first,
+                  FirstTurn("Hi, where is my order A-1234567? It has not arrived yet.", "en"));
+BENCHMARK_CAPTURE(BM_TrackOne, en_answer, AnswerTurn("sure, it is A-1234567", "en"));
 
 void BM_Score(benchmark::State& state, const char* text) {
   IntentClassifier classifier(Shared().domain());

@@ -10,22 +10,27 @@
 
 namespace helpline::dst {
 
-DstService::DstService(const Tracker& tracker, rpc::Executor& executor, metrics::Registry& registry)
+DstService::DstService(const Tracker& tracker, metrics::Registry& registry)
     : tracker_(tracker),
-      executor_(executor),
       intents_(registry.AddCounter("helpline_dst_intents_total",
                                    "Turns tracked, by the active intent after the turn "
                                    "(\"none\" when no intent is known).",
                                    {"intent"})),
       escalations_(registry.AddCounter("helpline_dst_escalations_total",
                                        "Turns that started an escalation to a human, by reason.",
-                                       {"reason"})) {
+                                       {"reason"})),
+      customer_request_escalations_(escalations_.Get({"customer_request"})),
+      intent_policy_escalations_(escalations_.Get({"intent_policy"})) {
   // Export every series at 0 from the start, so that rate() works from the first turn.
-  for (const domain::Intent& intent : tracker_.domain().intents) intents_.Get({intent.name});
-  intents_.Get({"none"});
-  for (absl::string_view reason : {"customer_request", "intent_policy"}) {
-    escalations_.Get({reason});
+  for (const domain::Intent& intent : tracker_.domain().intents) {
+    intent_counters_[intent.name] = &intents_.Get({intent.name});
   }
+  intent_counters_["none"] = &intents_.Get({"none"});
+}
+
+metrics::Counter& DstService::IntentCounter(const std::string& intent) {
+  auto it = intent_counters_.find(intent);
+  return it != intent_counters_.end() ? *it->second : intents_.Get({intent});
 }
 
 absl::Status DstService::TrackOne(const v1::TrackRequest& request, v1::TrackResponse& response) {
@@ -46,17 +51,27 @@ absl::Status DstService::TrackOne(const v1::TrackRequest& request, v1::TrackResp
   if (!result.ok()) return result.status();
 
   const common::v1::DialogueState& state = result->state;
-  intents_.Get({state.active_intent().empty() ? "none" : state.active_intent()}).Increment();
+  static const std::string kNone = "none";
+  IntentCounter(state.active_intent().empty() ? kNone : state.active_intent()).Increment();
   if (state.escalate() && !prior.escalate()) {
-    escalations_.Get({state.escalation_reason()}).Increment();
+    const std::string& reason = state.escalation_reason();
+    if (reason == "customer_request") {
+      customer_request_escalations_.Increment();
+    } else if (reason == "intent_policy") {
+      intent_policy_escalations_.Increment();
+    } else {
+      escalations_.Get({reason}).Increment();
+    }
   }
-  log::Debug("tracked", {{"intent", state.active_intent()},
-                         {"intent_confidence", state.intent_confidence()},
-                         {"best_intent", result->best.intent},
-                         {"best_score", result->best.score},
-                         {"missing_slots", state.missing_slots_size()},
-                         {"escalate", state.escalate()},
-                         {"turn", state.turn_count()}});
+  if (log::Enabled(log::Level::kDebug)) {  // Do not build the fields when they are dropped.
+    log::Debug("tracked", {{"intent", state.active_intent()},
+                           {"intent_confidence", state.intent_confidence()},
+                           {"best_intent", result->best.intent},
+                           {"best_score", result->best.score},
+                           {"missing_slots", state.missing_slots_size()},
+                           {"escalate", state.escalate()},
+                           {"turn", state.turn_count()}});
+  }
   *response.mutable_state() = std::move(result->state);
   return absl::OkStatus();
 }
@@ -65,26 +80,17 @@ grpc::ServerUnaryReactor* DstService::Track(grpc::CallbackServerContext* context
                                             const v1::TrackRequest* request,
                                             v1::TrackResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  std::string request_id = rpc::RequestIdOf(*context);
-  absl::Status queued = executor_.TrySchedule(
-      [this, context, request, response, reactor, request_id = std::move(request_id)] {
-        log::ScopedContext log_context(request_id, "");
-        if (context->IsCancelled()) {
-          reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the caller cancelled"));
-          return;
-        }
-        absl::Status status;
-        try {
-          status = TrackOne(*request, *response);
-        } catch (const std::exception& e) {  // Our code does not throw; std::bad_alloc might.
-          status = absl::InternalError(absl::StrCat("tracking failed: ", e.what()));
-        }
-        if (!status.ok() && !absl::IsInvalidArgument(status)) {
-          log::Error("track failed", {{"status", status.ToString()}});
-        }
-        reactor->Finish(ToGrpcStatus(status));
-      });
-  if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
+  log::ScopedContext log_context(rpc::RequestIdOf(*context), "");
+  absl::Status status;
+  try {
+    status = TrackOne(*request, *response);
+  } catch (const std::exception& e) {  // Our code does not throw; std::bad_alloc might.
+    status = absl::InternalError(absl::StrCat("tracking failed: ", e.what()));
+  }
+  if (!status.ok() && !absl::IsInvalidArgument(status)) {
+    log::Error("track failed", {{"status", status.ToString()}});
+  }
+  reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
 
