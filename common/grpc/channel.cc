@@ -59,6 +59,11 @@ std::shared_ptr<grpc::Channel> MakeChannel(const common::v1::UpstreamConfig& con
   }
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(service_config.dump());
+  // gRPC's default reconnect backoff grows to 120 s: after a stage restarts, calls would
+  // keep failing fast long after it is back. Stages are on the same network; retry often.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   if (max_message_bytes > 0) {
     args.SetMaxReceiveMessageSize(max_message_bytes);
     args.SetMaxSendMessageSize(max_message_bytes);

@@ -379,44 +379,6 @@ absl::StatusOr<TurnResult> TurnRunner::RunValidated(
   const bool stateful = !input.session_id.empty();
   std::vector<std::string> degraded;
 
-  // Session: lease + load, or the stateless history.
-  session::Acquired acquired;
-  std::vector<Turn> history;
-  if (stateful) {
-    const absl::Time began = absl::Now();
-    absl::StatusOr<session::Acquired> loaded = store_.AcquireAndLoad(
-        {input.tenant, input.session_id}, options_.context_turns, deadline);
-    timed("session_load", began);
-    if (!loaded.ok()) {
-      if (absl::IsDeadlineExceeded(loaded.status())) return deadline_error("session load");
-      return absl::Status(loaded.status().code(),
-                          absl::StrCat("session store: ", loaded.status().message()));
-    }
-    acquired = *std::move(loaded);
-    history = acquired.session.turns;
-    active_sessions_.Touch(absl::StrCat(input.tenant, ":", input.session_id), absl::Now());
-  } else {
-    for (const chat::v1::HistoryMessage& message : input.history) {
-      if (message.role() == "user" || history.empty() || !history.back().reply().empty()) {
-        Turn turn;
-        turn.set_index(static_cast<uint32_t>(history.size()));
-        history.push_back(std::move(turn));
-      }
-      if (message.role() == "user") {
-        history.back().set_user_text(message.text());
-      } else {
-        history.back().set_reply(message.text());
-      }
-    }
-  }
-  const uint32_t turn_index =
-      stateful ? static_cast<uint32_t>(acquired.session.record.version())
-               : static_cast<uint32_t>(history.size());
-  if (history.size() > options_.context_turns) {
-    history.erase(history.begin(), history.end() - options_.context_turns);
-  }
-  LeaseGuard guard(store_, stateful ? &acquired.lease : nullptr);
-  const DialogueState& prior_state = acquired.session.record.state();
 
   // Preprocess.
   common::v1::PreprocessedText text;
@@ -471,6 +433,47 @@ absl::StatusOr<TurnResult> TurnRunner::RunValidated(
       degraded.push_back("fusion");
     }
   }
+
+  // Session: lease + load, or the stateless history. Preprocess and fusion ran first: they
+  // need no session, so an attachment fusion cannot decode fails the turn before Redis is
+  // touched, and the lease is held for less time.
+  session::Acquired acquired;
+  std::vector<Turn> history;
+  if (stateful) {
+    const absl::Time began = absl::Now();
+    absl::StatusOr<session::Acquired> loaded = store_.AcquireAndLoad(
+        {input.tenant, input.session_id}, options_.context_turns, deadline);
+    timed("session_load", began);
+    if (!loaded.ok()) {
+      if (absl::IsDeadlineExceeded(loaded.status())) return deadline_error("session load");
+      return absl::Status(loaded.status().code(),
+                          absl::StrCat("session store: ", loaded.status().message()));
+    }
+    acquired = *std::move(loaded);
+    history = acquired.session.turns;
+    active_sessions_.Touch(absl::StrCat(input.tenant, ":", input.session_id), absl::Now());
+  } else {
+    for (const chat::v1::HistoryMessage& message : input.history) {
+      if (message.role() == "user" || history.empty() || !history.back().reply().empty()) {
+        Turn turn;
+        turn.set_index(static_cast<uint32_t>(history.size()));
+        history.push_back(std::move(turn));
+      }
+      if (message.role() == "user") {
+        history.back().set_user_text(message.text());
+      } else {
+        history.back().set_reply(message.text());
+      }
+    }
+  }
+  const uint32_t turn_index =
+      stateful ? static_cast<uint32_t>(acquired.session.record.version())
+               : static_cast<uint32_t>(history.size());
+  if (history.size() > options_.context_turns) {
+    history.erase(history.begin(), history.end() - options_.context_turns);
+  }
+  LeaseGuard guard(store_, stateful ? &acquired.lease : nullptr);
+  const DialogueState& prior_state = acquired.session.record.state();
 
   // Dialogue state: not degradable.
   DialogueState state;
