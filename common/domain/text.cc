@@ -103,4 +103,29 @@ std::vector<std::pair<size_t, size_t>> TokenUnits(absl::string_view text) {
   return units;
 }
 
+size_t CountTokenUnits(absl::string_view text) {
+  size_t count = 0;
+  bool in_run = false;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    const auto b = static_cast<unsigned char>(text[pos]);
+    char32_t cp;
+    if (b < 0x80) {
+      cp = b;
+      ++pos;
+    } else {
+      cp = NextCodePoint(text, &pos);
+    }
+    const bool cjk = IsCjk(cp);
+    if (cjk || IsSpace(cp)) {
+      if (in_run) ++count;
+      in_run = false;
+      if (cjk) ++count;
+    } else {
+      in_run = true;
+    }
+  }
+  return in_run ? count + 1 : count;
+}
+
 }  // namespace helpline::domain::text

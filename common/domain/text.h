@@ -34,4 +34,7 @@ bool ContainsCjk(absl::string_view text);
 // maximal run of other non-space code points is one unit. Never splits a UTF-8 sequence.
 std::vector<std::pair<size_t, size_t>> TokenUnits(absl::string_view text);
 
+// TokenUnits(text).size(), without building the spans.
+size_t CountTokenUnits(absl::string_view text);
+
 }  // namespace helpline::domain::text

@@ -12,7 +12,7 @@ namespace helpline::generation {
 namespace text = domain::text;
 
 uint32_t CountTokens(absl::string_view s) {
-  return static_cast<uint32_t>(text::TokenUnits(s).size());
+  return static_cast<uint32_t>(text::CountTokenUnits(s));
 }
 
 Limited ApplyLimits(absl::string_view s, uint32_t max_tokens,
@@ -26,12 +26,9 @@ Limited ApplyLimits(absl::string_view s, uint32_t max_tokens,
     if (pos != absl::string_view::npos && pos < cut) cut = pos;
   }
   absl::string_view kept = s.substr(0, cut);
-  if (max_tokens > 0) {
-    const auto units = text::TokenUnits(kept);
-    if (units.size() > max_tokens) {
-      kept = kept.substr(0, units[max_tokens - 1].second);
-      out.finish_reason = v1::FINISH_REASON_LENGTH;
-    }
+  if (max_tokens > 0 && text::CountTokenUnits(kept) > max_tokens) {  // Spans only to cut.
+    kept = kept.substr(0, text::TokenUnits(kept)[max_tokens - 1].second);
+    out.finish_reason = v1::FINISH_REASON_LENGTH;
   }
   out.text = std::string(kept);
   if (out.finish_reason == v1::FINISH_REASON_LENGTH) {
@@ -59,7 +56,11 @@ std::vector<std::string> SplitIntoDeltas(absl::string_view s) {
 
 TemplateGenerator::TemplateGenerator(std::shared_ptr<const domain::Domain> domain,
                                      GeneratorOptions options)
-    : domain_(std::move(domain)), options_(options) {}
+    : domain_(std::move(domain)), options_(options) {
+  for (const auto& [language, prompt] : domain_->system_prompt) {
+    system_prompt_tokens_[language] = CountTokens(prompt);
+  }
+}
 
 absl::Status TemplateGenerator::Validate(const v1::GenerationContext& context,
                                          const v1::SamplingParams& params) const {
@@ -99,8 +100,8 @@ uint32_t TemplateGenerator::PromptTokens(const v1::GenerationContext& context) c
   const std::string language =
       domain::ResolveLanguage(*domain_, context.language(), context.state());
   uint32_t n = 0;
-  auto it = domain_->system_prompt.find(language);
-  if (it != domain_->system_prompt.end()) n += CountTokens(it->second);
+  auto it = system_prompt_tokens_.find(language);
+  if (it != system_prompt_tokens_.end()) n += it->second;
   for (const auto& turn : context.history()) {
     n += CountTokens(turn.user_text()) + CountTokens(turn.reply());
   }

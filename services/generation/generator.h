@@ -10,6 +10,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,6 +75,8 @@ class TemplateGenerator {
  private:
   std::shared_ptr<const domain::Domain> domain_;
   GeneratorOptions options_;
+  // CountTokens of the domain's system prompt, per language (counted once at construction).
+  std::map<std::string, uint32_t, std::less<>> system_prompt_tokens_;
 };
 
 }  // namespace helpline::generation
