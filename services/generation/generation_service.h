@@ -1,5 +1,7 @@
-// gRPC adapter of the reply engine: GenerationService.Generate and GenerateStream. Work runs
-// on a bounded executor (a full queue answers RESOURCE_EXHAUSTED). GenerateStream sends the
+// gRPC adapter of the reply engine: GenerationService.Generate and GenerateStream. Unary
+// Generate runs inline on gRPC's callback thread (template replies take about a
+// microsecond); GenerateStream runs on a bounded executor (a full queue answers
+// RESOURCE_EXHAUSTED), since it waits for each write. GenerateStream sends the
 // chosen candidate as deltas (one token each, never splitting UTF-8), then `final`; it stops
 // as soon as the client cancels.
 #pragma once
@@ -28,7 +30,7 @@ struct ServiceHooks {
 //   helpline_generation_time_per_output_token_seconds   between tokens (streams), or total
 //                                                        time / tokens (unary)
 //   helpline_generation_batch_size                      sequences per engine step (1 here)
-//   helpline_generation_queue_depth                     requests waiting for a worker
+//   helpline_generation_queue_depth                     streams waiting for a worker
 //   helpline_generation_streams_cancelled_total         streams the client cancelled
 class GenerationService final : public v1::GenerationService::CallbackService {
  public:
