@@ -48,10 +48,12 @@ grpc::ServerUnaryReactor* PreprocessService::Preprocess(grpc::CallbackServerCont
       for (const common::v1::PiiSpan& span : result->pii_spans()) {
         pii_spans_.Get({KindLabel(span.kind())}).Increment();
       }
-      log::Debug("preprocessed", {{"bytes", request->text().size()},
-                                  {"language", result->language()},
-                                  {"tokens", result->tokens_size()},
-                                  {"pii_spans", result->pii_spans_size()}});
+      if (log::Enabled(log::Level::kDebug)) {  // Do not build the fields when dropped.
+        log::Debug("preprocessed", {{"bytes", request->text().size()},
+                                    {"language", result->language()},
+                                    {"tokens", result->tokens_size()},
+                                    {"pii_spans", result->pii_spans_size()}});
+      }
       *response->mutable_result() = std::move(*result);
     } else {
       status = result.status();

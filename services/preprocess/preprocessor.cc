@@ -39,6 +39,27 @@ bool IsDropped(UChar32 c) {
   return type == U_CONTROL_CHAR && !u_isUWhiteSpace(c);
 }
 
+// IsDropped and u_isUWhiteSpace of the ASCII range, computed once with ICU itself.
+struct AsciiClasses {
+  bool dropped[128];
+  bool white_space[128];
+};
+
+const AsciiClasses& Ascii() {
+  static const AsciiClasses* classes = [] {
+    auto* c = new AsciiClasses();
+    for (UChar32 ch = 0; ch < 128; ++ch) {
+      c->dropped[ch] = IsDropped(ch);
+      c->white_space[ch] = u_isUWhiteSpace(ch);
+    }
+    return c;
+  }();
+  return *classes;
+}
+
+bool IsDroppedFast(UChar32 c) { return c < 128 ? Ascii().dropped[c] : IsDropped(c); }
+bool IsWhiteSpaceFast(UChar32 c) { return c < 128 ? Ascii().white_space[c] : u_isUWhiteSpace(c); }
+
 void AppendUtf8(std::string& out, UChar32 c) {
   uint8_t buffer[U8_MAX_LENGTH];
   int32_t length = 0;
@@ -119,7 +140,29 @@ absl::StatusOr<std::unique_ptr<Preprocessor>> Preprocessor::Create(PreprocessorO
   for (const re2::RE2* re : {p->email_re_.get(), p->digits_re_.get(), p->phone_re_.get()}) {
     if (!re->ok()) return absl::InternalError(absl::StrCat("bad pattern: ", re->error()));
   }
+  Ascii();
+  // ICU loads its Chinese/Japanese dictionary engine on the first CJK text it segments
+  // (milliseconds); do it now rather than in the first Chinese customer's turn.
+  p->Segment("\xE4\xB8\xAD\xE6\x96\x87\xE5\x88\x86\xE8\xAF\x8D");  // "中文分词"
   return p;
+}
+
+std::unique_ptr<icu::BreakIterator> Preprocessor::Acquire() const {
+  {
+    std::lock_guard lock(word_break_mu_);
+    if (!idle_word_breaks_.empty()) {
+      std::unique_ptr<icu::BreakIterator> it = std::move(idle_word_breaks_.back());
+      idle_word_breaks_.pop_back();
+      return it;
+    }
+  }
+  return std::unique_ptr<icu::BreakIterator>(word_break_->clone());  // clone() is const.
+}
+
+void Preprocessor::Release(std::unique_ptr<icu::BreakIterator> iterator) const {
+  constexpr size_t kMaxIdle = 64;
+  std::lock_guard lock(word_break_mu_);
+  if (idle_word_breaks_.size() < kMaxIdle) idle_word_breaks_.push_back(std::move(iterator));
 }
 
 Preprocessor::~Preprocessor() = default;
@@ -127,15 +170,23 @@ Preprocessor::~Preprocessor() = default;
 absl::StatusOr<std::string> Preprocessor::Normalize(absl::string_view text) const {
   // Pass 1: decode, rejecting invalid UTF-8 (also surrogates and overlong forms), and drop
   // controls and format characters before NFKC so that they cannot block composition.
+  // UTF-16 is never longer (in code units) than UTF-8 (in bytes): write into the buffer.
   icu::UnicodeString filtered;
   const uint8_t* bytes = reinterpret_cast<const uint8_t*>(text.data());
   const int32_t length = static_cast<int32_t>(text.size());
+  char16_t* buffer = filtered.getBuffer(length > 0 ? length : 1);
+  if (buffer == nullptr) return absl::ResourceExhaustedError("text: out of memory");
+  int32_t units = 0;
   for (int32_t i = 0; i < length;) {
     UChar32 c;
     U8_NEXT(bytes, i, length, c);
-    if (c < 0) return absl::InvalidArgumentError("text: not valid UTF-8");
-    if (!IsDropped(c)) filtered.append(c);
+    if (c < 0) {
+      filtered.releaseBuffer(0);
+      return absl::InvalidArgumentError("text: not valid UTF-8");
+    }
+    if (!IsDroppedFast(c)) U16_APPEND_UNSAFE(buffer, units, c);
   }
+  filtered.releaseBuffer(units);
   UErrorCode status = U_ZERO_ERROR;
   icu::UnicodeString normalized = nfkc_->normalize(filtered, status);
   if (U_FAILURE(status)) {
@@ -147,10 +198,12 @@ absl::StatusOr<std::string> Preprocessor::Normalize(absl::string_view text) cons
   out.reserve(text.size());
   bool pending_space = false;
   bool pending_newline = false;
-  for (int32_t k = 0; k < normalized.length();) {
-    UChar32 c = normalized.char32At(k);
-    k += U16_LENGTH(c);
-    if (u_isUWhiteSpace(c)) {
+  const char16_t* units16 = normalized.getBuffer();
+  const int32_t length16 = normalized.length();
+  for (int32_t k = 0; k < length16;) {
+    UChar32 c;
+    U16_NEXT(units16, k, length16, c);
+    if (IsWhiteSpaceFast(c)) {
       if (IsLineBreak(c)) {
         pending_newline = true;
       } else {
@@ -158,7 +211,7 @@ absl::StatusOr<std::string> Preprocessor::Normalize(absl::string_view text) cons
       }
       continue;
     }
-    if (IsDropped(c)) continue;
+    if (IsDroppedFast(c)) continue;
     if (!out.empty() && (pending_space || pending_newline)) out += pending_newline ? '\n' : ' ';
     pending_space = pending_newline = false;
     AppendUtf8(out, c);
@@ -172,35 +225,42 @@ absl::StatusOr<std::string> Preprocessor::Normalize(absl::string_view text) cons
 }
 
 std::vector<Token> Preprocessor::Segment(const std::string& normalized) const {
-  std::vector<Token> tokens;
-  if (normalized.empty()) return tokens;
-  std::unique_ptr<icu::BreakIterator> words;
-  {
-    std::lock_guard lock(word_break_mu_);
-    words.reset(word_break_->clone());
-  }
-  if (words == nullptr) return tokens;
+  google::protobuf::RepeatedPtrField<Token> tokens;
+  SegmentInto(normalized, tokens);
+  return std::vector<Token>(std::make_move_iterator(tokens.begin()),
+                            std::make_move_iterator(tokens.end()));
+}
+
+void Preprocessor::SegmentInto(const std::string& normalized,
+                               google::protobuf::RepeatedPtrField<Token>& tokens) const {
+  if (normalized.empty()) return;
+  std::unique_ptr<icu::BreakIterator> words = Acquire();
+  if (words == nullptr) return;
   UErrorCode status = U_ZERO_ERROR;
   // A UTF-8 UText: the iterator's native indices are byte offsets into `normalized`.
-  UText* text =
-      utext_openUTF8(nullptr, normalized.data(), static_cast<int64_t>(normalized.size()), &status);
-  if (U_FAILURE(status)) return tokens;
-  words->setText(text, status);
+  UText text = UTEXT_INITIALIZER;
+  utext_openUTF8(&text, normalized.data(), static_cast<int64_t>(normalized.size()), &status);
+  if (U_FAILURE(status)) {
+    Release(std::move(words));
+    return;
+  }
+  words->setText(&text, status);
   if (U_SUCCESS(status)) {
     int32_t begin = words->first();
     for (int32_t end = words->next(); end != icu::BreakIterator::DONE;
          begin = end, end = words->next()) {
       // Keep words, numbers, kana and ideographs; skip spaces and punctuation.
       if (words->getRuleStatus() < UBRK_WORD_NONE_LIMIT) continue;
-      Token& token = tokens.emplace_back();
-      token.set_begin(static_cast<uint32_t>(begin));
-      token.set_end(static_cast<uint32_t>(end));
-      token.set_text(normalized.substr(begin, end - begin));
+      Token* token = tokens.Add();
+      token->set_begin(static_cast<uint32_t>(begin));
+      token->set_end(static_cast<uint32_t>(end));
+      token->set_text(normalized.data() + begin, static_cast<size_t>(end - begin));
     }
   }
-  words.reset();  // The iterator holds a shallow clone of the UText; release it first.
-  utext_close(text);
-  return tokens;
+  // The iterator keeps a shallow clone of the UText (no ownership of the string); it is
+  // never read again before the next setText replaces it.
+  utext_close(&text);
+  Release(std::move(words));
 }
 
 bool Preprocessor::IsPhone(absl::string_view candidate) const {
@@ -245,8 +305,15 @@ std::vector<PiiSpan> Preprocessor::FindPii(absl::string_view text) const {
     span.set_end(static_cast<uint32_t>(end));
   };
 
-  ForEachMatch(*email_re_, text,
-               [&](size_t begin, size_t end) { add(common::v1::PII_KIND_EMAIL, begin, end); });
+  // Every pattern needs an '@' (e-mail) or an ASCII digit (cards, phones): skip the scans
+  // that cannot match.
+  const bool has_at = text.find('@') != absl::string_view::npos;
+  const bool has_digit = std::any_of(text.begin(), text.end(), absl::ascii_isdigit);
+  if (has_at) {
+    ForEachMatch(*email_re_, text,
+                 [&](size_t begin, size_t end) { add(common::v1::PII_KIND_EMAIL, begin, end); });
+  }
+  if (!has_digit) return spans;  // Sorted: e-mail matches come left to right.
 
   // Payment cards: within each run of digit groups, the first run of whole groups with 13
   // to 19 digits, a first digit 2..6 (the major networks' ranges) and a valid Luhn sum.
@@ -300,7 +367,7 @@ absl::StatusOr<common::v1::PreprocessedText> Preprocessor::Process(
   std::string hint =
       absl::AsciiStrToLower(language_hint.substr(0, language_hint.find_first_of("-_")));
   result.set_language(hint == "en" || hint == "zh" ? hint : DetectLanguage(*normalized));
-  for (Token& token : Segment(*normalized)) *result.add_tokens() = std::move(token);
+  SegmentInto(*normalized, *result.mutable_tokens());
   std::vector<PiiSpan> spans = FindPii(*normalized);
   result.set_redacted_text(Redact(*normalized, spans));
   for (PiiSpan& span : spans) *result.add_pii_spans() = std::move(span);
@@ -318,6 +385,10 @@ std::string DetectLanguage(absl::string_view normalized) {
     UChar32 c;
     U8_NEXT(bytes, i, length, c);
     if (c < 0) continue;
+    if (c < 0x80) {  // ASCII: Latin letters or Common (digits, punctuation, controls).
+      if (absl::ascii_isalpha(static_cast<unsigned char>(c))) en += 1;
+      continue;
+    }
     UErrorCode status = U_ZERO_ERROR;
     UScriptCode script = uscript_getScript(c, &status);
     if (U_FAILURE(status)) continue;

@@ -56,11 +56,20 @@ class Preprocessor {
   Preprocessor() = default;
 
   bool IsPhone(absl::string_view candidate) const;
+  // Segment, appending to `tokens`.
+  void SegmentInto(const std::string& normalized,
+                   google::protobuf::RepeatedPtrField<common::v1::Token>& tokens) const;
+  // A word break iterator from the pool (a clone of the prototype when the pool is empty);
+  // give it back with Release.
+  std::unique_ptr<icu::BreakIterator> Acquire() const;
+  void Release(std::unique_ptr<icu::BreakIterator> iterator) const;
 
   PreprocessorOptions options_;
   const icu::Normalizer2* nfkc_ = nullptr;  // Owned by ICU.
-  mutable std::mutex word_break_mu_;        // Guards cloning the prototype.
-  std::unique_ptr<icu::BreakIterator> word_break_;
+  std::unique_ptr<icu::BreakIterator> word_break_;  // The prototype; never used directly.
+  mutable std::mutex word_break_mu_;                // Guards idle_word_breaks_.
+  // Clones not in use, so that a call does not pay for a clone (at most kMaxIdle kept).
+  mutable std::vector<std::unique_ptr<icu::BreakIterator>> idle_word_breaks_;
   std::unique_ptr<re2::RE2> email_re_;
   std::unique_ptr<re2::RE2> digits_re_;
   std::unique_ptr<re2::RE2> phone_re_;
