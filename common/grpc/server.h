@@ -17,9 +17,10 @@
 
 namespace helpline::rpc {
 
-// Blocks SIGTERM, SIGINT and SIGPIPE in the calling thread and every thread it creates later.
-// Call first thing in main(), before any library starts threads; Run() then waits for the
-// signals with sigwait.
+// Blocks SIGTERM, SIGINT and SIGPIPE in the calling thread and every thread it creates later,
+// and turns off absl::Mutex deadlock detection (debug bookkeeping on every lock in Debian's
+// abseil build). Call first thing in main(), before any library starts threads; Run() then
+// waits for the signals.
 void BlockTerminationSignals();
 
 // Fills unset fields of `config` (zero / empty) with defaults, except ports, which the

@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/strings/str_join.h"
 #include "common/domain/template.h"
 #include "common/grpc/channel.h"
@@ -125,6 +126,7 @@ class LeaseGuard {
   ~LeaseGuard() {
     if (lease_ != nullptr) store_.ReleaseLease(*lease_);
   }
+  void Arm(const session::Lease* lease) { lease_ = lease; }
   void Disarm() { lease_ = nullptr; }
 
  private:
@@ -380,6 +382,29 @@ absl::StatusOr<TurnResult> TurnRunner::RunValidated(
   std::vector<std::string> degraded;
 
 
+  // The session's lease and load (stateful turns).
+  session::Acquired acquired;
+  LeaseGuard guard(store_, nullptr);
+  auto load_session = [&]() -> absl::Status {
+    const absl::Time began = absl::Now();
+    absl::StatusOr<session::Acquired> loaded = store_.AcquireAndLoad(
+        {input.tenant, input.session_id}, options_.context_turns, deadline);
+    timed("session_load", began);
+    if (!loaded.ok()) {
+      if (absl::IsDeadlineExceeded(loaded.status())) return deadline_error("session load");
+      return absl::Status(loaded.status().code(),
+                          absl::StrCat("session store: ", loaded.status().message()));
+    }
+    acquired = *std::move(loaded);
+    guard.Arm(&acquired.lease);
+    active_sessions_.Touch(absl::StrCat(input.tenant, ":", input.session_id), absl::Now());
+    return absl::OkStatus();
+  };
+  // Preprocess and fusion need no session. With attachments they run before the lease, so
+  // that an attachment fusion cannot decode fails the turn before Redis is touched; without,
+  // preprocess runs while the session is leased and loaded, off the critical path.
+  const bool overlap_load = stateful && input.attachments.empty();
+
   // Preprocess.
   common::v1::PreprocessedText text;
   {
@@ -390,8 +415,25 @@ absl::StatusOr<TurnResult> TurnRunner::RunValidated(
     preprocess::v1::PreprocessRequest request;
     request.set_text(input.text);
     preprocess::v1::PreprocessResponse response;
-    grpc::Status status = clients_.preprocess->Preprocess(&context, request, &response);
-    timed("preprocess", began);
+    grpc::Status status;
+    if (overlap_load) {
+      absl::Notification done;
+      absl::Time finished;
+      clients_.preprocess->async()->Preprocess(&context, &request, &response,
+                                               [&](grpc::Status s) {
+                                                 status = std::move(s);
+                                                 finished = absl::Now();
+                                                 done.Notify();
+                                               });
+      absl::Status loaded = load_session();
+      if (!loaded.ok()) context.TryCancel();
+      done.WaitForNotification();  // The call borrows context, request and response.
+      if (!loaded.ok()) return loaded;
+      timings.emplace_back("preprocess", absl::ToDoubleSeconds(finished - began));
+    } else {
+      status = clients_.preprocess->Preprocess(&context, request, &response);
+      timed("preprocess", began);
+    }
     if (status.ok() && !response.result().normalized_text().empty()) {
       text = response.result();
     } else {
@@ -434,24 +476,11 @@ absl::StatusOr<TurnResult> TurnRunner::RunValidated(
     }
   }
 
-  // Session: lease + load, or the stateless history. Preprocess and fusion ran first: they
-  // need no session, so an attachment fusion cannot decode fails the turn before Redis is
-  // touched, and the lease is held for less time.
-  session::Acquired acquired;
+  // Session: lease + load (unless it overlapped preprocess), or the stateless history.
   std::vector<Turn> history;
   if (stateful) {
-    const absl::Time began = absl::Now();
-    absl::StatusOr<session::Acquired> loaded = store_.AcquireAndLoad(
-        {input.tenant, input.session_id}, options_.context_turns, deadline);
-    timed("session_load", began);
-    if (!loaded.ok()) {
-      if (absl::IsDeadlineExceeded(loaded.status())) return deadline_error("session load");
-      return absl::Status(loaded.status().code(),
-                          absl::StrCat("session store: ", loaded.status().message()));
-    }
-    acquired = *std::move(loaded);
+    if (!overlap_load) HELPLINE_RETURN_IF_ERROR(load_session());
     history = acquired.session.turns;
-    active_sessions_.Touch(absl::StrCat(input.tenant, ":", input.session_id), absl::Now());
   } else {
     for (const chat::v1::HistoryMessage& message : input.history) {
       if (message.role() == "user" || history.empty() || !history.back().reply().empty()) {
@@ -472,7 +501,6 @@ absl::StatusOr<TurnResult> TurnRunner::RunValidated(
   if (history.size() > options_.context_turns) {
     history.erase(history.begin(), history.end() - options_.context_turns);
   }
-  LeaseGuard guard(store_, stateful ? &acquired.lease : nullptr);
   const DialogueState& prior_state = acquired.session.record.state();
 
   // Dialogue state: not degradable.
