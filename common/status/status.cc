@@ -18,6 +18,11 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
+std::string GrpcCodeName(grpc::StatusCode code) {
+  // absl and gRPC share the canonical code numbers and names.
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+}
+
 int HttpStatusFor(absl::StatusCode code) {
   switch (code) {
     case absl::StatusCode::kOk: return 200;

@@ -17,6 +17,9 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // Maps a gRPC status (e.g. from a downstream call) to ours, keeping code and message.
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
+// The canonical name of a gRPC code ("INVALID_ARGUMENT"), e.g. for metric labels.
+std::string GrpcCodeName(grpc::StatusCode code);
+
 // The HTTP status the gateway answers for a status code (400, 401, 404, 429, 503, 504, ...).
 int HttpStatusFor(absl::StatusCode code);
 
