@@ -322,6 +322,11 @@ Server::~Server() {
 
 int Server::metrics_port() const { return http_ ? http_->port() : 0; }
 
+absl::Status Server::WritePortsFile() const {
+  return rpc::WritePortsFile(options_.config.ports_file(),
+                             {{"GRPC_PORT", grpc_port_}, {"METRICS_PORT", metrics_port()}});
+}
+
 void Server::SetReady(bool ready) {
   ready_ = ready;
   if (server_ == nullptr) return;

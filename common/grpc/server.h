@@ -51,6 +51,10 @@ class Server {
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const;
 
+  // Writes GRPC_PORT and METRICS_PORT to config.ports_file (no-op when unset), so that a
+  // script or test that started the server on port 0 finds it. See rpc::WritePortsFile.
+  absl::Status WritePortsFile() const;
+
   // Sets health for "" and every registered service. Thread-safe.
   void SetReady(bool ready);
   bool ready() const { return ready_; }

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
+#include "common/status/status.h"
 
 namespace helpline::dst {
 
@@ -29,10 +30,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::DstConfig& config) {
   absl::StatusOr<std::unique_ptr<rpc::Server>> server = rpc::Server::Start(std::move(options));
   if (!server.ok()) return server.status();
   app->server_ = *std::move(server);
-  absl::Status ports = rpc::WritePortsFile(
-      config.server().ports_file(),
-      {{"GRPC_PORT", app->server_->grpc_port()}, {"METRICS_PORT", app->server_->metrics_port()}});
-  if (!ports.ok()) return ports;
+  HELPLINE_RETURN_IF_ERROR(app->server_->WritePortsFile());
   app->server_->SetReady(true);
   log::Info("serving", {{"grpc_port", app->server_->grpc_port()},
                         {"metrics_port", app->server_->metrics_port()},

@@ -42,9 +42,7 @@ int main(int argc, char** argv) {
   server_options.services = {&service};
   absl::StatusOr<std::unique_ptr<rpc::Server>> server = rpc::Server::Start(server_options);
   if (!server.ok()) return ExitWithError("startup failed", server.status(), 1);
-  status = rpc::WritePortsFile(
-      config.server().ports_file(),
-      {{"GRPC_PORT", (*server)->grpc_port()}, {"METRICS_PORT", (*server)->metrics_port()}});
+  status = (*server)->WritePortsFile();
   if (!status.ok()) return ExitWithError("cannot write ports file", status, 1);
   (*server)->SetReady(true);
   log::Info("serving",
