@@ -224,6 +224,10 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(v1::GatewayConfig config) {
   // queue holds one task of every turn the gateway admits.
   turn_options.store_threads = c.store().pool_size();
   turn_options.store_queue = c.server().worker_threads() + c.server().max_queued_requests();
+  // Streaming generations (gRPC ConverseStream and HTTP SSE): a thread per stream being
+  // relayed, apart from the store pool so that long streams never hold up Redis calls.
+  turn_options.stream_threads = c.server().worker_threads();
+  turn_options.stream_queue = c.server().worker_threads() + c.server().max_queued_requests();
   app->runner_ = std::make_unique<TurnRunner>(*app->store_, std::move(clients),
                                               app->domain_.get(), turn_options);
   app->readiness_ = std::make_unique<Readiness>(

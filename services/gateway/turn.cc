@@ -118,22 +118,6 @@ std::string OutcomeLabel(const absl::Status& status) {
   return absl::AsciiStrToLower(absl::StatusCodeToString(status.code()));
 }
 
-// Releases a session's lease when the turn ends without a commit.
-class LeaseGuard {
- public:
-  LeaseGuard(session::SessionStore& store, const session::Lease* lease)
-      : store_(store), lease_(lease) {}
-  ~LeaseGuard() {
-    if (lease_ != nullptr) store_.ReleaseLease(*lease_);
-  }
-  void Arm(const session::Lease* lease) { lease_ = lease; }
-  void Disarm() { lease_ = nullptr; }
-
- private:
-  session::SessionStore& store_;
-  const session::Lease* lease_;
-};
-
 std::string HandoffSummary(const DialogueState& state, const std::vector<Turn>& history,
                            absl::string_view user_text) {
   std::vector<std::string> parts;
@@ -312,7 +296,10 @@ TurnRunner::TurnRunner(session::SessionStore& store, StageClients clients,
       options_(std::move(options)),
       store_executor_(std::make_unique<rpc::Executor>(std::max<uint32_t>(1, options_.store_threads),
                                                       std::max<uint32_t>(1, options_.store_queue),
-                                                      "turn-store")) {
+                                                      "turn-store")),
+      stream_executor_(std::make_unique<rpc::Executor>(
+          std::max<uint32_t>(1, options_.stream_threads),
+          std::max<uint32_t>(1, options_.stream_queue), "turn-stream")) {
   // Make the families visible on /metrics before the first turn.
   TurnsTotal();
   DegradedTotal();
@@ -337,27 +324,16 @@ std::string TurnRunner::FallbackReply(const DialogueState& state,
 }
 
 absl::StatusOr<TurnResult> TurnRunner::Run(const TurnInput& input) {
-  if (!input.on_delta) {
-    // The caller's input outlives the wait, so the turn borrows it.
-    absl::Notification done;
-    absl::StatusOr<TurnResult> outcome;
-    RunAsync(std::shared_ptr<const TurnInput>(&input, [](const TurnInput*) {}),
-             [&outcome, &done](absl::StatusOr<TurnResult> result) {
-               outcome = std::move(result);
-               done.Notify();
-             });
-    done.WaitForNotification();
-    return outcome;
-  }
-  std::vector<std::pair<std::string, double>> timings;
-  absl::StatusOr<TurnResult> result;
-  if (absl::Status s = ValidateTurnInput(input, options_.limits); !s.ok()) {
-    result = s;
-  } else {
-    result = RunValidated(input, timings);
-  }
-  Record(result, timings);
-  return result;
+  // The caller's input outlives the wait, so the turn borrows it.
+  absl::Notification done;
+  absl::StatusOr<TurnResult> outcome;
+  RunAsync(std::shared_ptr<const TurnInput>(&input, [](const TurnInput*) {}),
+           [&outcome, &done](absl::StatusOr<TurnResult> result) {
+             outcome = std::move(result);
+             done.Notify();
+           });
+  done.WaitForNotification();
+  return outcome;
 }
 
 void TurnRunner::Record(const absl::StatusOr<TurnResult>& result,
@@ -382,328 +358,11 @@ void TurnRunner::Record(const absl::StatusOr<TurnResult>& result,
   }
 }
 
-absl::StatusOr<TurnResult> TurnRunner::RunValidated(
-    const TurnInput& input, std::vector<std::pair<std::string, double>>& timings) {
-  const absl::Time start = absl::Now();
-  const absl::Time deadline = input.deadline;
-  // Stage calls stop a little before the turn's deadline so that a late generation still
-  // leaves time for the fallback reply and the commit.
-  absl::Time stage_deadline = deadline;
-  if (deadline != absl::InfiniteFuture()) {
-    stage_deadline = deadline - std::min(absl::Milliseconds(500), (deadline - start) / 10);
-  }
-  auto passed = [&deadline] { return absl::Now() >= deadline; };
-  auto deadline_error = [](absl::string_view where) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("the turn's deadline passed during ", where, "; the session is unchanged"));
-  };
-  auto timed = [&timings](const char* stage, absl::Time began) {
-    timings.emplace_back(stage, absl::ToDoubleSeconds(absl::Now() - began));
-  };
-
-  const bool stateful = !input.session_id.empty();
-  std::vector<std::string> degraded;
-
-
-  // The session's lease and load (stateful turns).
-  session::Acquired acquired;
-  LeaseGuard guard(store_, nullptr);
-  auto load_session = [&]() -> absl::Status {
-    const absl::Time began = absl::Now();
-    absl::StatusOr<session::Acquired> loaded = store_.AcquireAndLoad(
-        {input.tenant, input.session_id}, options_.context_turns, deadline);
-    timed("session_load", began);
-    if (!loaded.ok()) {
-      if (absl::IsDeadlineExceeded(loaded.status())) return deadline_error("session load");
-      return absl::Status(loaded.status().code(),
-                          absl::StrCat("session store: ", loaded.status().message()));
-    }
-    acquired = *std::move(loaded);
-    guard.Arm(&acquired.lease);
-    active_sessions_.Touch(absl::StrCat(input.tenant, ":", input.session_id), absl::Now());
-    return absl::OkStatus();
-  };
-  // Preprocess and fusion need no session. With attachments they run before the lease, so
-  // that an attachment fusion cannot decode fails the turn before Redis is touched; without,
-  // preprocess runs while the session is leased and loaded, off the critical path.
-  const bool overlap_load = stateful && input.attachments.empty();
-
-  // Preprocess.
-  common::v1::PreprocessedText text;
-  {
-    const absl::Time began = absl::Now();
-    grpc::ClientContext context;
-    rpc::PrepareClientContext(context, clients_.preprocess_config, stage_deadline,
-                              input.request_id);
-    preprocess::v1::PreprocessRequest request;
-    request.set_text(input.text);
-    preprocess::v1::PreprocessResponse response;
-    grpc::Status status;
-    if (overlap_load) {
-      absl::Notification done;
-      absl::Time finished;
-      clients_.preprocess->async()->Preprocess(&context, &request, &response,
-                                               [&](grpc::Status s) {
-                                                 status = std::move(s);
-                                                 finished = absl::Now();
-                                                 done.Notify();
-                                               });
-      absl::Status loaded = load_session();
-      if (!loaded.ok()) context.TryCancel();
-      done.WaitForNotification();  // The call borrows context, request and response.
-      if (!loaded.ok()) return loaded;
-      timings.emplace_back("preprocess", absl::ToDoubleSeconds(finished - began));
-    } else {
-      status = clients_.preprocess->Preprocess(&context, request, &response);
-      timed("preprocess", began);
-    }
-    if (status.ok() && !response.result().normalized_text().empty()) {
-      text = response.result();
-    } else {
-      if (passed()) return deadline_error("preprocess");
-      log::Warn("stage degraded", {{"stage", "preprocess"},
-                                   {"code", static_cast<int>(status.error_code())},
-                                   {"error", status.error_message()}});
-      degraded.push_back("preprocess");
-      text.set_normalized_text(input.text);
-      text.set_language("und");
-    }
-  }
-  const std::string& user_text = text.normalized_text();
-
-  // Fusion, only when there is something to read.
-  std::string fused_text = user_text;
-  google::protobuf::RepeatedPtrField<common::v1::Evidence> evidence;
-  if (!input.attachments.empty()) {
-    const absl::Time began = absl::Now();
-    grpc::ClientContext context;
-    rpc::PrepareClientContext(context, clients_.fusion_config, stage_deadline, input.request_id);
-    fusion::v1::FuseRequest request;
-    request.set_text(user_text);
-    request.set_language(text.language());
-    for (const auto& attachment : input.attachments) *request.add_attachments() = attachment;
-    fusion::v1::FuseResponse response;
-    grpc::Status status = clients_.fusion->Fuse(&context, request, &response);
-    timed("fusion", began);
-    if (status.ok()) {
-      if (!response.fused_text().empty()) fused_text = response.fused_text();
-      evidence = response.evidence();
-    } else if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
-      return RenameAnyAttachmentField(FromGrpcStatus(status), input.attachment_fields);
-    } else {
-      if (passed()) return deadline_error("fusion");
-      log::Warn("stage degraded", {{"stage", "fusion"},
-                                   {"code", static_cast<int>(status.error_code())},
-                                   {"error", status.error_message()}});
-      degraded.push_back("fusion");
-    }
-  }
-
-  // Session: lease + load (unless it overlapped preprocess), or the stateless history.
-  std::vector<Turn> history;
-  if (stateful) {
-    if (!overlap_load) HELPLINE_RETURN_IF_ERROR(load_session());
-    history = acquired.session.turns;
-  } else {
-    for (const chat::v1::HistoryMessage& message : input.history) {
-      if (message.role() == "user" || history.empty() || !history.back().reply().empty()) {
-        Turn turn;
-        turn.set_index(static_cast<uint32_t>(history.size()));
-        history.push_back(std::move(turn));
-      }
-      if (message.role() == "user") {
-        history.back().set_user_text(message.text());
-      } else {
-        history.back().set_reply(message.text());
-      }
-    }
-  }
-  const uint32_t turn_index =
-      stateful ? static_cast<uint32_t>(acquired.session.record.version())
-               : static_cast<uint32_t>(history.size());
-  if (history.size() > options_.context_turns) {
-    history.erase(history.begin(), history.end() - options_.context_turns);
-  }
-  const DialogueState& prior_state = acquired.session.record.state();
-
-  // Dialogue state: not degradable.
-  DialogueState state;
-  {
-    const absl::Time began = absl::Now();
-    grpc::ClientContext context;
-    rpc::PrepareClientContext(context, clients_.dst_config, stage_deadline, input.request_id);
-    dst::v1::TrackRequest request;
-    request.set_text(fused_text);
-    request.set_user_text(user_text);
-    request.set_language(text.language());
-    *request.mutable_evidence() = evidence;
-    *request.mutable_prior_state() = prior_state;
-    for (const Turn& turn : history) *request.add_history() = turn;
-    dst::v1::TrackResponse response;
-    grpc::Status status = clients_.dst->Track(&context, request, &response);
-    timed("dst", began);
-    if (!status.ok()) {
-      if (passed() || (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
-                       absl::Now() >= stage_deadline)) {
-        return deadline_error("dialogue state tracking");
-      }
-      if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
-        return FromGrpcStatus(status);
-      }
-      return absl::UnavailableError(absl::StrCat(
-          "dialogue state tracking is unavailable (", status.error_message(),
-          "); the turn was not stored, retry later"));
-    }
-    state = response.state();
-  }
-
-  // Generation, with the template fallback.
-  std::string reply;
-  std::string finish_reason = "stop";
-  common::v1::Usage usage;
-  {
-    const absl::Time began = absl::Now();
-    grpc::ClientContext context;
-    rpc::PrepareClientContext(context, clients_.generation_config, stage_deadline,
-                              input.request_id);
-    generation::v1::GenerationContext gen_context;
-    gen_context.set_domain(state.domain());
-    *gen_context.mutable_state() = state;
-    gen_context.set_user_text(user_text);
-    *gen_context.mutable_evidence() = evidence;
-    for (const Turn& turn : history) *gen_context.add_history() = turn;
-    if (text.language() != "und") gen_context.set_language(text.language());
-    if (stateful) gen_context.set_cache_key(absl::StrCat(input.tenant, ":", input.session_id));
-    generation::v1::SamplingParams params;
-    params.set_max_tokens(input.options.max_tokens());
-    params.set_temperature(input.options.temperature());
-    params.set_top_p(input.options.top_p());
-    *params.mutable_stop() = input.options.stop();
-    params.set_seed(input.options.seed());
-    params.set_n(1);
-
-    generation::v1::GenerateResponse response;
-    grpc::Status status;
-    std::string streamed;
-    bool client_gone = false;
-    bool have_final = false;
-    if (input.on_delta) {
-      generation::v1::GenerateStreamRequest request;
-      *request.mutable_context() = std::move(gen_context);
-      *request.mutable_params() = std::move(params);
-      auto reader = clients_.generation->GenerateStream(&context, request);
-      generation::v1::GenerateStreamResponse message;
-      while (reader->Read(&message)) {
-        if (message.has_final()) {
-          response = std::move(*message.mutable_final());
-          have_final = true;
-        } else if (!message.delta().empty()) {
-          streamed += message.delta();
-          if (!input.on_delta(message.delta())) {
-            client_gone = true;
-            context.TryCancel();
-            break;
-          }
-        }
-      }
-      status = reader->Finish();
-    } else {
-      generation::v1::GenerateRequest request;
-      *request.mutable_context() = std::move(gen_context);
-      *request.mutable_params() = std::move(params);
-      status = clients_.generation->Generate(&context, request, &response);
-      have_final = status.ok();
-    }
-    timed("generation", began);
-    if (client_gone) {
-      return absl::CancelledError("the client went away; the turn was not stored");
-    }
-    if (status.ok() && have_final && !response.candidates().empty() &&
-        response.chosen_index() < static_cast<uint32_t>(response.candidates_size())) {
-      const generation::v1::Candidate& chosen = response.candidates(response.chosen_index());
-      reply = chosen.text();
-      finish_reason = FinishReasonName(chosen.finish_reason());
-      usage = response.usage();
-      if (response.degraded()) degraded.push_back("generation");
-      // A stream whose deltas did not spell the chosen text (should not happen) still ends
-      // with what the client saw.
-      if (input.on_delta && streamed.empty() && !reply.empty()) input.on_delta(reply);
-    } else {
-      if (passed()) return deadline_error("generation");
-      log::Warn("stage degraded", {{"stage", "generation"},
-                                   {"code", static_cast<int>(status.error_code())},
-                                   {"error", status.error_message()}});
-      degraded.push_back("generation");
-      if (!streamed.empty()) {
-        // The client already has part of a reply; it stays what it got.
-        reply = streamed;
-        finish_reason = "cancelled";
-      } else {
-        reply = FallbackReply(state, text.language() == "und" ? "" : text.language());
-        if (input.on_delta && !input.on_delta(reply)) {
-          return absl::CancelledError("the client went away; the turn was not stored");
-        }
-      }
-    }
-  }
-
-  // Commit.
-  if (passed()) return deadline_error("the turn");
-  TurnResult result;
-  chat::v1::ConverseResponse& out = result.response;
-  if (stateful) {
-    Turn turn;
-    turn.set_index(turn_index);
-    turn.set_user_text(user_text);
-    turn.set_reply(reply);
-    turn.set_intent(state.active_intent());
-    for (const std::string& stage : degraded) turn.add_degraded_stages(stage);
-    turn.set_request_id(input.request_id);
-    *turn.mutable_create_time() =
-        google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
-    const absl::Time began = absl::Now();
-    absl::StatusOr<uint64_t> committed = store_.CommitAndRelease(
-        acquired.lease, acquired.session.record.version(), state, turn);
-    timed("session_commit", began);
-    if (!committed.ok()) {
-      if (absl::IsAborted(committed.status())) {
-        return absl::AbortedError(absl::StrCat(
-            "the session changed while this turn ran (",
-            committed.status().message(), "); the turn was not stored, retry it"));
-      }
-      return absl::UnavailableError(absl::StrCat("session store: ", committed.status().message(),
-                                                 "; the turn was not stored"));
-    }
-    guard.Disarm();
-  }
-
-  out.set_session_id(input.session_id);
-  out.set_reply(reply);
-  *out.mutable_state() = state;
-  out.set_degraded(!degraded.empty());
-  for (const std::string& stage : degraded) out.add_degraded_stages(stage);
-  *out.mutable_usage() = usage;
-  out.set_finish_reason(finish_reason);
-  out.set_turn_index(turn_index);
-  out.set_request_id(input.request_id);
-  for (const auto& [stage, seconds] : timings) {
-    chat::v1::StageTiming* timing = out.add_timings();
-    timing->set_stage(stage);
-    timing->set_micros(static_cast<uint64_t>(std::llround(seconds * 1e6)));
-  }
-  *out.mutable_evidence() = evidence;
-  if (state.escalate()) result.handoff_summary = HandoffSummary(state, history, user_text);
-  log::Info("turn done", {{"turn_index", turn_index},
-                          {"intent", state.active_intent()},
-                          {"degraded", out.degraded()},
-                          {"millis", absl::ToInt64Milliseconds(absl::Now() - start)}});
-  return result;
-}
-
-// One non-streaming turn driven by completions: the steps, order, failure policy, timings
-// and logs of RunValidated, without a thread of its own. Each stage call is a callback-API
-// call whose completion runs the next step; the blocking store calls run on the runner's
-// store executor. Every pending callback holds a reference, so the turn lives until the
+// One turn driven by completions, without a thread of its own. Each stage call is a
+// callback-API call whose completion runs the next step; the blocking store calls run on the
+// runner's store executor. A streaming turn's generation (a blocking read loop that relays
+// each delta to on_delta) runs on the runner's stream executor, then continues like the
+// unary completion. Every pending callback holds a reference, so the turn lives until the
 // last one has run. Steps run one after another (never two at once), except the overlapped
 // preprocess + session load, which join through `pending_`.
 class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::AsyncTurn> {
@@ -956,25 +615,66 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
     *params.mutable_stop() = input_->options.stop();
     params.set_seed(input_->options.seed());
     params.set_n(1);
+    if (input_->on_delta) {
+      absl::Status queued = runner_.stream_executor_->TrySchedule([self] {
+        log::ScopedContext log_context(self->input_->request_id, self->input_->session_id);
+        self->StreamGeneration();
+      });
+      if (!queued.ok()) Fail(std::move(queued));
+      return;
+    }
     runner_.clients_.generation->async()->Generate(
         &generation_context_, &generation_request_, &generation_response_,
         [self](grpc::Status status) {
           log::ScopedContext log_context(self->input_->request_id, self->input_->session_id);
-          self->Generated(status);
+          self->Generated(status, /*have_final=*/status.ok());
         });
   }
 
-  void Generated(const grpc::Status& status) {
+  // A streaming turn's generation, on the stream executor: relays each delta to on_delta
+  // as it arrives. A client that goes away cancels the call.
+  void StreamGeneration() {
+    generation::v1::GenerateStreamRequest request;
+    *request.mutable_context() = std::move(*generation_request_.mutable_context());
+    *request.mutable_params() = std::move(*generation_request_.mutable_params());
+    auto reader = runner_.clients_.generation->GenerateStream(&generation_context_, request);
+    generation::v1::GenerateStreamResponse message;
+    bool have_final = false;
+    while (reader->Read(&message)) {
+      if (message.has_final()) {
+        generation_response_ = std::move(*message.mutable_final());
+        have_final = true;
+      } else if (!message.delta().empty()) {
+        streamed_ += message.delta();
+        if (!input_->on_delta(message.delta())) {
+          client_gone_ = true;
+          generation_context_.TryCancel();
+          break;
+        }
+      }
+    }
+    Generated(reader->Finish(), have_final);
+  }
+
+  // Generation's outcome (unary completion, or the end of a stream).
+  void Generated(const grpc::Status& status, bool have_final) {
     Timed("generation", generation_began_);
     generation_request_.Clear();
+    if (client_gone_) {
+      Fail(absl::CancelledError("the client went away; the turn was not stored"));
+      return;
+    }
     const generation::v1::GenerateResponse& response = generation_response_;
-    if (status.ok() && !response.candidates().empty() &&
+    if (status.ok() && have_final && !response.candidates().empty() &&
         response.chosen_index() < static_cast<uint32_t>(response.candidates_size())) {
       const generation::v1::Candidate& chosen = response.candidates(response.chosen_index());
       reply_ = chosen.text();
       finish_reason_ = FinishReasonName(chosen.finish_reason());
       usage_ = response.usage();
       if (response.degraded()) degraded_.push_back("generation");
+      // A stream whose deltas did not spell the chosen text (should not happen) still ends
+      // with what the client saw.
+      if (input_->on_delta && streamed_.empty() && !reply_.empty()) input_->on_delta(reply_);
     } else {
       if (Passed()) {
         Fail(DeadlineError("generation"));
@@ -984,7 +684,17 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
                                    {"code", static_cast<int>(status.error_code())},
                                    {"error", status.error_message()}});
       degraded_.push_back("generation");
-      reply_ = runner_.FallbackReply(state_, text_.language() == "und" ? "" : text_.language());
+      if (!streamed_.empty()) {
+        // The client already has part of a reply; it stays what it got.
+        reply_ = streamed_;
+        finish_reason_ = "cancelled";
+      } else {
+        reply_ = runner_.FallbackReply(state_, text_.language() == "und" ? "" : text_.language());
+        if (input_->on_delta && !input_->on_delta(reply_)) {
+          Fail(absl::CancelledError("the client went away; the turn was not stored"));
+          return;
+        }
+      }
     }
     Commit();
   }
@@ -1129,17 +839,14 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
   generation::v1::GenerateRequest generation_request_;
   generation::v1::GenerateResponse generation_response_;
   absl::Time generation_began_;
+  std::string streamed_;      // What a stream relayed so far.
+  bool client_gone_ = false;  // on_delta answered false.
   std::string reply_;
   std::string finish_reason_ = "stop";
   common::v1::Usage usage_;
 };
 
 void TurnRunner::RunAsync(std::shared_ptr<const TurnInput> input, TurnCallback done) {
-  if (input->on_delta) {
-    done(absl::FailedPreconditionError(
-        "RunAsync: a streaming turn (on_delta set) runs with TurnRunner::Run"));
-    return;
-  }
   if (absl::Status s = ValidateTurnInput(*input, options_.limits); !s.ok()) {
     Record(s, {});
     done(std::move(s));

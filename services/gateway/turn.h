@@ -96,6 +96,10 @@ struct TurnOptions {
   // (lease + load, commit, release); at most `store_queue` of them wait for a thread.
   uint32_t store_threads = 16;
   uint32_t store_queue = 4096;
+  // Threads of the runner's pool for streaming generations (one per stream being relayed);
+  // at most `stream_queue` streams wait for a thread.
+  uint32_t stream_threads = 16;
+  uint32_t stream_queue = 4096;
 };
 
 // Receives the outcome of an asynchronous turn, exactly once.
@@ -129,12 +133,12 @@ class ActiveSessions {
 
 // Runs turns. Thread-safe.
 //
-// RunAsync drives a non-streaming turn without holding a thread: each stage is a gRPC
-// callback-API call whose completion starts the next step (on gRPC's callback threads), and
-// the blocking store calls run on the runner's own small pool (TurnOptions::store_threads).
-// Run blocks its caller until the turn is done: a non-streaming turn is RunAsync plus a
-// wait; a streaming turn (on_delta set) runs synchronously on the calling thread, so
-// callers run it on an executor or a connection thread.
+// RunAsync drives a turn without holding a thread: each stage is a gRPC callback-API call
+// whose completion starts the next step (on gRPC's callback threads), and the blocking store
+// calls run on the runner's own small pool (TurnOptions::store_threads). A streaming turn's
+// generation (on_delta set) is a blocking read loop on the runner's stream pool
+// (TurnOptions::stream_threads); on_delta is called from that pool's thread. Run is RunAsync
+// plus a wait: it blocks its caller until the turn is done.
 class TurnRunner {
  public:
   // Borrows everything; all must outlive the runner. `domain` may be null: the fallback
@@ -144,8 +148,8 @@ class TurnRunner {
 
   // Runs one turn. Errors per the policy at the top of this file.
   absl::StatusOr<TurnResult> Run(const TurnInput& input);
-  // Runs one non-streaming turn (input->on_delta must be empty) and calls `done` with its
-  // outcome, from whichever thread finishes it (possibly this one, e.g. on bad input).
+  // Runs one turn and calls `done` with its outcome, from whichever thread finishes it
+  // (possibly this one, e.g. on bad input).
   // `input` is kept until `done` has been called.
   void RunAsync(std::shared_ptr<const TurnInput> input, TurnCallback done);
 
@@ -162,8 +166,6 @@ class TurnRunner {
   // Metrics and the failure log of a finished turn.
   void Record(const absl::StatusOr<TurnResult>& result,
               const std::vector<std::pair<std::string, double>>& timings);
-  absl::StatusOr<TurnResult> RunValidated(const TurnInput& input,
-                                          std::vector<std::pair<std::string, double>>& timings);
   std::string FallbackReply(const common::v1::DialogueState& state,
                             absl::string_view language) const;
 
@@ -173,8 +175,11 @@ class TurnRunner {
   const TurnOptions options_;
   ActiveSessions active_sessions_;
   std::atomic<uint64_t> dependency_failures_{0};
-  // Blocking store calls of asynchronous turns. Declared last: destroyed (drained) first.
+  // Blocking store calls of turns. Declared after the rest: destroyed (drained) before it.
   std::unique_ptr<rpc::Executor> store_executor_;
+  // Streaming generations, which continue on the store executor. Declared last: drained
+  // first.
+  std::unique_ptr<rpc::Executor> stream_executor_;
 };
 
 }  // namespace helpline::gateway
