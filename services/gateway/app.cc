@@ -220,6 +220,14 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(v1::GatewayConfig config) {
   TurnOptions turn_options;
   turn_options.limits = c.limits();
   turn_options.context_turns = c.context_turns();
+  // Blocking store calls of asynchronous turns: one thread per pooled Redis connection; the
+  // queue holds one task of every turn the gateway admits.
+  turn_options.store_threads = c.store().pool_size();
+  turn_options.store_queue = c.server().worker_threads() + c.server().max_queued_requests();
+  // Streaming generations (gRPC ConverseStream and HTTP SSE): a thread per stream being
+  // relayed, apart from the store pool so that long streams never hold up Redis calls.
+  turn_options.stream_threads = c.server().worker_threads();
+  turn_options.stream_queue = c.server().worker_threads() + c.server().max_queued_requests();
   app->runner_ = std::make_unique<TurnRunner>(*app->store_, std::move(clients),
                                               app->domain_.get(), turn_options);
   app->readiness_ = std::make_unique<Readiness>(
@@ -241,6 +249,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(v1::GatewayConfig config) {
   deps.executor = app->executor_.get();
   deps.turn_timeout = ToAbsl(c.turn_timeout());
   deps.max_turns = c.store().max_turns();
+  deps.max_turns_in_flight = c.server().worker_threads() + c.server().max_queued_requests();
   app->chat_service_ = std::make_unique<ChatService>(deps);
   app->session_service_ = std::make_unique<SessionService>(deps);
 

@@ -165,15 +165,21 @@ grpc::ServerUnaryReactor* ChatService::Converse(grpc::CallbackServerContext* con
     reactor->Finish(ToGrpcStatus(s));
     return reactor;
   }
-  absl::Status queued =
-      deps_.executor->TrySchedule([this, context, reactor, response, input] {
-        log::ScopedContext log_context(input->request_id, input->session_id);
-        absl::StatusOr<TurnResult> result = deps_.runner->Run(*input);
-        context->AddTrailingMetadata("x-request-id", input->request_id);
-        if (result.ok()) *response = std::move(result->response);
-        reactor->Finish(ToGrpcStatus(result.status()));
-      });
-  if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
+  if (turns_in_flight_.fetch_add(1) >= deps_.max_turns_in_flight &&
+      deps_.max_turns_in_flight != 0) {
+    --turns_in_flight_;
+    reactor->Finish(ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
+        "the gateway is running ", deps_.max_turns_in_flight, " turns already; retry later"))));
+    return reactor;
+  }
+  log::ScopedContext log_context(input->request_id, input->session_id);
+  deps_.runner->RunAsync(input, [this, context, reactor, response,
+                                 request_id](absl::StatusOr<TurnResult> result) {
+    context->AddTrailingMetadata("x-request-id", request_id);
+    if (result.ok()) *response = std::move(result->response);
+    --turns_in_flight_;
+    reactor->Finish(ToGrpcStatus(result.status()));
+  });
   return reactor;
 }
 

@@ -1,9 +1,12 @@
 // gRPC adapters of the gateway: helpline.chat.v1.ChatService (Converse, ConverseStream) and
-// SessionService (GetSession, DeleteSession). Callback API; turns and store calls run on the
-// executor. Every call needs `authorization: Bearer <key>` metadata; the key's tenant scopes
+// SessionService (GetSession, DeleteSession). Callback API. Converse runs its turn
+// asynchronously (TurnRunner::RunAsync: no thread held while a stage works); streamed turns
+// and the session calls run on the executor. Every call needs `authorization: Bearer <key>` metadata; the key's tenant scopes
 // the sessions. The request id (x-request-id metadata, or a new one) is echoed in the
 // response and in the initial and trailing metadata.
 #pragma once
+
+#include <atomic>
 
 #include "absl/time/time.h"
 #include "common/grpc/executor.h"
@@ -25,6 +28,8 @@ struct ChatDeps {
   absl::Duration turn_timeout = absl::Seconds(20);
   // Turns returned by GetSession at most.
   size_t max_turns = 50;
+  // Converse turns running at once at most (more: RESOURCE_EXHAUSTED); 0 = no limit.
+  size_t max_turns_in_flight = 0;
 };
 
 // Thread-safe.
@@ -41,6 +46,7 @@ class ChatService final : public chat::v1::ChatService::CallbackService {
 
  private:
   ChatDeps deps_;
+  std::atomic<size_t> turns_in_flight_{0};
 };
 
 // Thread-safe.

@@ -118,22 +118,6 @@ std::string OutcomeLabel(const absl::Status& status) {
   return absl::AsciiStrToLower(absl::StatusCodeToString(status.code()));
 }
 
-// Releases a session's lease when the turn ends without a commit.
-class LeaseGuard {
- public:
-  LeaseGuard(session::SessionStore& store, const session::Lease* lease)
-      : store_(store), lease_(lease) {}
-  ~LeaseGuard() {
-    if (lease_ != nullptr) store_.ReleaseLease(*lease_);
-  }
-  void Arm(const session::Lease* lease) { lease_ = lease; }
-  void Disarm() { lease_ = nullptr; }
-
- private:
-  session::SessionStore& store_;
-  const session::Lease* lease_;
-};
-
 std::string HandoffSummary(const DialogueState& state, const std::vector<Turn>& history,
                            absl::string_view user_text) {
   std::vector<std::string> parts;
@@ -306,7 +290,16 @@ size_t ActiveSessions::Refresh(absl::Time now) {
 
 TurnRunner::TurnRunner(session::SessionStore& store, StageClients clients,
                        const domain::Domain* domain, TurnOptions options)
-    : store_(store), clients_(std::move(clients)), domain_(domain), options_(std::move(options)) {
+    : store_(store),
+      clients_(std::move(clients)),
+      domain_(domain),
+      options_(std::move(options)),
+      store_executor_(std::make_unique<rpc::Executor>(std::max<uint32_t>(1, options_.store_threads),
+                                                      std::max<uint32_t>(1, options_.store_queue),
+                                                      "turn-store")),
+      stream_executor_(std::make_unique<rpc::Executor>(
+          std::max<uint32_t>(1, options_.stream_threads),
+          std::max<uint32_t>(1, options_.stream_queue), "turn-stream")) {
   // Make the families visible on /metrics before the first turn.
   TurnsTotal();
   DegradedTotal();
@@ -331,13 +324,20 @@ std::string TurnRunner::FallbackReply(const DialogueState& state,
 }
 
 absl::StatusOr<TurnResult> TurnRunner::Run(const TurnInput& input) {
-  std::vector<std::pair<std::string, double>> timings;
-  absl::StatusOr<TurnResult> result;
-  if (absl::Status s = ValidateTurnInput(input, options_.limits); !s.ok()) {
-    result = s;
-  } else {
-    result = RunValidated(input, timings);
-  }
+  // The caller's input outlives the wait, so the turn borrows it.
+  absl::Notification done;
+  absl::StatusOr<TurnResult> outcome;
+  RunAsync(std::shared_ptr<const TurnInput>(&input, [](const TurnInput*) {}),
+           [&outcome, &done](absl::StatusOr<TurnResult> result) {
+             outcome = std::move(result);
+             done.Notify();
+           });
+  done.WaitForNotification();
+  return outcome;
+}
+
+void TurnRunner::Record(const absl::StatusOr<TurnResult>& result,
+                        const std::vector<std::pair<std::string, double>>& timings) {
   for (const auto& [stage, seconds] : timings) StageSeconds().Get({stage}).Observe(seconds);
   if (!result.ok()) {
     if (absl::IsUnavailable(result.status()) || absl::IsDeadlineExceeded(result.status())) {
@@ -348,7 +348,7 @@ absl::StatusOr<TurnResult> TurnRunner::Run(const TurnInput& input) {
       log::Warn("turn failed", {{"code", absl::StatusCodeToString(result.status().code())},
                                 {"error", std::string(result.status().message())}});
     }
-    return result;
+    return;
   }
   const chat::v1::ConverseResponse& response = result->response;
   if (response.degraded()) ++dependency_failures_;
@@ -356,325 +356,503 @@ absl::StatusOr<TurnResult> TurnRunner::Run(const TurnInput& input) {
   for (const std::string& stage : response.degraded_stages()) {
     DegradedTotal().Get({stage}).Increment();
   }
-  return result;
 }
 
-absl::StatusOr<TurnResult> TurnRunner::RunValidated(
-    const TurnInput& input, std::vector<std::pair<std::string, double>>& timings) {
-  const absl::Time start = absl::Now();
-  const absl::Time deadline = input.deadline;
-  // Stage calls stop a little before the turn's deadline so that a late generation still
-  // leaves time for the fallback reply and the commit.
-  absl::Time stage_deadline = deadline;
-  if (deadline != absl::InfiniteFuture()) {
-    stage_deadline = deadline - std::min(absl::Milliseconds(500), (deadline - start) / 10);
+// One turn driven by completions, without a thread of its own. Each stage call is a
+// callback-API call whose completion runs the next step; the blocking store calls run on the
+// runner's store executor. A streaming turn's generation (a blocking read loop that relays
+// each delta to on_delta) runs on the runner's stream executor, then continues like the
+// unary completion. Every pending callback holds a reference, so the turn lives until the
+// last one has run. Steps run one after another (never two at once), except the overlapped
+// preprocess + session load, which join through `pending_`.
+class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::AsyncTurn> {
+ public:
+  AsyncTurn(TurnRunner& runner, std::shared_ptr<const TurnInput> input, TurnCallback done)
+      : runner_(runner),
+        input_(std::move(input)),
+        done_(std::move(done)),
+        start_(absl::Now()),
+        deadline_(input_->deadline),
+        stage_deadline_(deadline_),
+        stateful_(!input_->session_id.empty()),
+        overlap_load_(stateful_ && input_->attachments.empty()) {
+    // Stage calls stop a little before the turn's deadline so that a late generation still
+    // leaves time for the fallback reply and the commit.
+    if (deadline_ != absl::InfiniteFuture()) {
+      stage_deadline_ = deadline_ - std::min(absl::Milliseconds(500), (deadline_ - start_) / 10);
+    }
   }
-  auto passed = [&deadline] { return absl::Now() >= deadline; };
-  auto deadline_error = [](absl::string_view where) {
+
+  // Preprocess needs no session. With attachments it runs (then fusion) before the lease,
+  // so that an attachment fusion cannot decode fails the turn before Redis is touched;
+  // without, it runs while the session is leased and loaded.
+  void Start() {
+    std::shared_ptr<AsyncTurn> self = shared_from_this();
+    preprocess_began_ = absl::Now();
+    rpc::PrepareClientContext(preprocess_context_, runner_.clients_.preprocess_config,
+                              stage_deadline_, input_->request_id);
+    preprocess_request_.set_text(input_->text);
+    pending_.store(overlap_load_ ? 2 : 1, std::memory_order_relaxed);
+    runner_.clients_.preprocess->async()->Preprocess(
+        &preprocess_context_, &preprocess_request_, &preprocess_response_,
+        [self](grpc::Status status) {
+          self->preprocess_status_ = std::move(status);
+          self->preprocess_finished_ = absl::Now();
+          self->PreprocessJoined();
+        });
+    if (!overlap_load_) return;
+    absl::Status queued = runner_.store_executor_->TrySchedule([self] {
+      log::ScopedContext log_context(self->input_->request_id, self->input_->session_id);
+      self->load_status_ = self->LoadSession();
+      if (!self->load_status_.ok()) self->preprocess_context_.TryCancel();
+      self->PreprocessJoined();
+    });
+    if (!queued.ok()) {
+      load_status_ = queued;
+      preprocess_context_.TryCancel();
+      PreprocessJoined();
+    }
+  }
+
+ private:
+  bool Passed() const { return absl::Now() >= deadline_; }
+  static absl::Status DeadlineError(absl::string_view where) {
     return absl::DeadlineExceededError(
         absl::StrCat("the turn's deadline passed during ", where, "; the session is unchanged"));
-  };
-  auto timed = [&timings](const char* stage, absl::Time began) {
-    timings.emplace_back(stage, absl::ToDoubleSeconds(absl::Now() - began));
-  };
+  }
+  void Timed(const char* stage, absl::Time began) {
+    timings_.emplace_back(stage, absl::ToDoubleSeconds(absl::Now() - began));
+  }
 
-  const bool stateful = !input.session_id.empty();
-  std::vector<std::string> degraded;
-
-
-  // The session's lease and load (stateful turns).
-  session::Acquired acquired;
-  LeaseGuard guard(store_, nullptr);
-  auto load_session = [&]() -> absl::Status {
+  // Lease + load; on the store executor.
+  absl::Status LoadSession() {
     const absl::Time began = absl::Now();
-    absl::StatusOr<session::Acquired> loaded = store_.AcquireAndLoad(
-        {input.tenant, input.session_id}, options_.context_turns, deadline);
-    timed("session_load", began);
+    absl::StatusOr<session::Acquired> loaded = runner_.store_.AcquireAndLoad(
+        {input_->tenant, input_->session_id}, runner_.options_.context_turns, deadline_);
+    Timed("session_load", began);
     if (!loaded.ok()) {
-      if (absl::IsDeadlineExceeded(loaded.status())) return deadline_error("session load");
+      if (absl::IsDeadlineExceeded(loaded.status())) return DeadlineError("session load");
       return absl::Status(loaded.status().code(),
                           absl::StrCat("session store: ", loaded.status().message()));
     }
-    acquired = *std::move(loaded);
-    guard.Arm(&acquired.lease);
-    active_sessions_.Touch(absl::StrCat(input.tenant, ":", input.session_id), absl::Now());
+    acquired_ = *std::move(loaded);
+    lease_armed_ = true;
+    runner_.active_sessions_.Touch(absl::StrCat(input_->tenant, ":", input_->session_id),
+                                   absl::Now());
     return absl::OkStatus();
-  };
-  // Preprocess and fusion need no session. With attachments they run before the lease, so
-  // that an attachment fusion cannot decode fails the turn before Redis is touched; without,
-  // preprocess runs while the session is leased and loaded, off the critical path.
-  const bool overlap_load = stateful && input.attachments.empty();
-
-  // Preprocess.
-  common::v1::PreprocessedText text;
-  {
-    const absl::Time began = absl::Now();
-    grpc::ClientContext context;
-    rpc::PrepareClientContext(context, clients_.preprocess_config, stage_deadline,
-                              input.request_id);
-    preprocess::v1::PreprocessRequest request;
-    request.set_text(input.text);
-    preprocess::v1::PreprocessResponse response;
-    grpc::Status status;
-    if (overlap_load) {
-      absl::Notification done;
-      absl::Time finished;
-      clients_.preprocess->async()->Preprocess(&context, &request, &response,
-                                               [&](grpc::Status s) {
-                                                 status = std::move(s);
-                                                 finished = absl::Now();
-                                                 done.Notify();
-                                               });
-      absl::Status loaded = load_session();
-      if (!loaded.ok()) context.TryCancel();
-      done.WaitForNotification();  // The call borrows context, request and response.
-      if (!loaded.ok()) return loaded;
-      timings.emplace_back("preprocess", absl::ToDoubleSeconds(finished - began));
-    } else {
-      status = clients_.preprocess->Preprocess(&context, request, &response);
-      timed("preprocess", began);
-    }
-    if (status.ok() && !response.result().normalized_text().empty()) {
-      text = response.result();
-    } else {
-      if (passed()) return deadline_error("preprocess");
-      log::Warn("stage degraded", {{"stage", "preprocess"},
-                                   {"code", static_cast<int>(status.error_code())},
-                                   {"error", status.error_message()}});
-      degraded.push_back("preprocess");
-      text.set_normalized_text(input.text);
-      text.set_language("und");
-    }
   }
-  const std::string& user_text = text.normalized_text();
+
+  // Runs once preprocess (and the overlapped load) have completed.
+  void PreprocessJoined() {
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    log::ScopedContext log_context(input_->request_id, input_->session_id);
+    if (!load_status_.ok()) {
+      Fail(load_status_);
+      return;
+    }
+    timings_.emplace_back("preprocess",
+                          absl::ToDoubleSeconds(preprocess_finished_ - preprocess_began_));
+    if (preprocess_status_.ok() && !preprocess_response_.result().normalized_text().empty()) {
+      text_ = std::move(*preprocess_response_.mutable_result());
+    } else {
+      if (Passed()) {
+        Fail(DeadlineError("preprocess"));
+        return;
+      }
+      log::Warn("stage degraded", {{"stage", "preprocess"},
+                                   {"code", static_cast<int>(preprocess_status_.error_code())},
+                                   {"error", preprocess_status_.error_message()}});
+      degraded_.push_back("preprocess");
+      text_.set_normalized_text(input_->text);
+      text_.set_language("und");
+    }
+    fused_text_ = text_.normalized_text();
+    StartFusion();
+  }
 
   // Fusion, only when there is something to read.
-  std::string fused_text = user_text;
-  google::protobuf::RepeatedPtrField<common::v1::Evidence> evidence;
-  if (!input.attachments.empty()) {
-    const absl::Time began = absl::Now();
-    grpc::ClientContext context;
-    rpc::PrepareClientContext(context, clients_.fusion_config, stage_deadline, input.request_id);
-    fusion::v1::FuseRequest request;
-    request.set_text(user_text);
-    request.set_language(text.language());
-    for (const auto& attachment : input.attachments) *request.add_attachments() = attachment;
-    fusion::v1::FuseResponse response;
-    grpc::Status status = clients_.fusion->Fuse(&context, request, &response);
-    timed("fusion", began);
+  void StartFusion() {
+    if (input_->attachments.empty()) {
+      AfterFusion();
+      return;
+    }
+    std::shared_ptr<AsyncTurn> self = shared_from_this();
+    fusion_began_ = absl::Now();
+    rpc::PrepareClientContext(fusion_context_, runner_.clients_.fusion_config, stage_deadline_,
+                              input_->request_id);
+    fusion_request_.set_text(text_.normalized_text());
+    fusion_request_.set_language(text_.language());
+    for (const auto& attachment : input_->attachments) {
+      *fusion_request_.add_attachments() = attachment;
+    }
+    runner_.clients_.fusion->async()->Fuse(
+        &fusion_context_, &fusion_request_, &fusion_response_, [self](grpc::Status status) {
+          log::ScopedContext log_context(self->input_->request_id, self->input_->session_id);
+          self->Fused(status);
+        });
+  }
+
+  void Fused(const grpc::Status& status) {
+    Timed("fusion", fusion_began_);
+    fusion_request_.Clear();
     if (status.ok()) {
-      if (!response.fused_text().empty()) fused_text = response.fused_text();
-      evidence = response.evidence();
+      if (!fusion_response_.fused_text().empty()) fused_text_ = fusion_response_.fused_text();
+      evidence_ = std::move(*fusion_response_.mutable_evidence());
     } else if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
-      return RenameAnyAttachmentField(FromGrpcStatus(status), input.attachment_fields);
+      Fail(RenameAnyAttachmentField(FromGrpcStatus(status), input_->attachment_fields));
+      return;
     } else {
-      if (passed()) return deadline_error("fusion");
+      if (Passed()) {
+        Fail(DeadlineError("fusion"));
+        return;
+      }
       log::Warn("stage degraded", {{"stage", "fusion"},
                                    {"code", static_cast<int>(status.error_code())},
                                    {"error", status.error_message()}});
-      degraded.push_back("fusion");
+      degraded_.push_back("fusion");
     }
+    AfterFusion();
   }
 
-  // Session: lease + load (unless it overlapped preprocess), or the stateless history.
-  std::vector<Turn> history;
-  if (stateful) {
-    if (!overlap_load) HELPLINE_RETURN_IF_ERROR(load_session());
-    history = acquired.session.turns;
-  } else {
-    for (const chat::v1::HistoryMessage& message : input.history) {
-      if (message.role() == "user" || history.empty() || !history.back().reply().empty()) {
-        Turn turn;
-        turn.set_index(static_cast<uint32_t>(history.size()));
-        history.push_back(std::move(turn));
-      }
-      if (message.role() == "user") {
-        history.back().set_user_text(message.text());
-      } else {
-        history.back().set_reply(message.text());
-      }
+  // Session: lease + load (unless it overlapped preprocess).
+  void AfterFusion() {
+    if (!stateful_ || overlap_load_) {
+      StartDst();
+      return;
     }
+    std::shared_ptr<AsyncTurn> self = shared_from_this();
+    absl::Status queued = runner_.store_executor_->TrySchedule([self] {
+      log::ScopedContext log_context(self->input_->request_id, self->input_->session_id);
+      absl::Status loaded = self->LoadSession();
+      if (!loaded.ok()) {
+        self->Fail(std::move(loaded));
+        return;
+      }
+      self->StartDst();
+    });
+    if (!queued.ok()) Fail(std::move(queued));
   }
-  const uint32_t turn_index =
-      stateful ? static_cast<uint32_t>(acquired.session.record.version())
-               : static_cast<uint32_t>(history.size());
-  if (history.size() > options_.context_turns) {
-    history.erase(history.begin(), history.end() - options_.context_turns);
-  }
-  const DialogueState& prior_state = acquired.session.record.state();
 
   // Dialogue state: not degradable.
-  DialogueState state;
-  {
-    const absl::Time began = absl::Now();
-    grpc::ClientContext context;
-    rpc::PrepareClientContext(context, clients_.dst_config, stage_deadline, input.request_id);
-    dst::v1::TrackRequest request;
-    request.set_text(fused_text);
-    request.set_user_text(user_text);
-    request.set_language(text.language());
-    *request.mutable_evidence() = evidence;
-    *request.mutable_prior_state() = prior_state;
-    for (const Turn& turn : history) *request.add_history() = turn;
-    dst::v1::TrackResponse response;
-    grpc::Status status = clients_.dst->Track(&context, request, &response);
-    timed("dst", began);
-    if (!status.ok()) {
-      if (passed() || (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
-                       absl::Now() >= stage_deadline)) {
-        return deadline_error("dialogue state tracking");
+  void StartDst() {
+    if (stateful_) {
+      history_ = acquired_.session.turns;
+    } else {
+      for (const chat::v1::HistoryMessage& message : input_->history) {
+        if (message.role() == "user" || history_.empty() || !history_.back().reply().empty()) {
+          Turn turn;
+          turn.set_index(static_cast<uint32_t>(history_.size()));
+          history_.push_back(std::move(turn));
+        }
+        if (message.role() == "user") {
+          history_.back().set_user_text(message.text());
+        } else {
+          history_.back().set_reply(message.text());
+        }
       }
-      if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
-        return FromGrpcStatus(status);
-      }
-      return absl::UnavailableError(absl::StrCat(
-          "dialogue state tracking is unavailable (", status.error_message(),
-          "); the turn was not stored, retry later"));
     }
-    state = response.state();
+    turn_index_ = stateful_ ? static_cast<uint32_t>(acquired_.session.record.version())
+                            : static_cast<uint32_t>(history_.size());
+    if (history_.size() > runner_.options_.context_turns) {
+      history_.erase(history_.begin(), history_.end() - runner_.options_.context_turns);
+    }
+
+    std::shared_ptr<AsyncTurn> self = shared_from_this();
+    dst_began_ = absl::Now();
+    rpc::PrepareClientContext(dst_context_, runner_.clients_.dst_config, stage_deadline_,
+                              input_->request_id);
+    dst_request_.set_text(fused_text_);
+    dst_request_.set_user_text(text_.normalized_text());
+    dst_request_.set_language(text_.language());
+    *dst_request_.mutable_evidence() = evidence_;
+    *dst_request_.mutable_prior_state() = acquired_.session.record.state();
+    for (const Turn& turn : history_) *dst_request_.add_history() = turn;
+    runner_.clients_.dst->async()->Track(
+        &dst_context_, &dst_request_, &dst_response_, [self](grpc::Status status) {
+          log::ScopedContext log_context(self->input_->request_id, self->input_->session_id);
+          self->Tracked(status);
+        });
+  }
+
+  void Tracked(const grpc::Status& status) {
+    Timed("dst", dst_began_);
+    dst_request_.Clear();
+    if (!status.ok()) {
+      if (Passed() || (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
+                       absl::Now() >= stage_deadline_)) {
+        Fail(DeadlineError("dialogue state tracking"));
+      } else if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+        Fail(FromGrpcStatus(status));
+      } else {
+        Fail(absl::UnavailableError(absl::StrCat("dialogue state tracking is unavailable (",
+                                                 status.error_message(),
+                                                 "); the turn was not stored, retry later")));
+      }
+      return;
+    }
+    state_ = std::move(*dst_response_.mutable_state());
+    StartGeneration();
   }
 
   // Generation, with the template fallback.
-  std::string reply;
-  std::string finish_reason = "stop";
-  common::v1::Usage usage;
-  {
-    const absl::Time began = absl::Now();
-    grpc::ClientContext context;
-    rpc::PrepareClientContext(context, clients_.generation_config, stage_deadline,
-                              input.request_id);
-    generation::v1::GenerationContext gen_context;
-    gen_context.set_domain(state.domain());
-    *gen_context.mutable_state() = state;
-    gen_context.set_user_text(user_text);
-    *gen_context.mutable_evidence() = evidence;
-    for (const Turn& turn : history) *gen_context.add_history() = turn;
-    if (text.language() != "und") gen_context.set_language(text.language());
-    if (stateful) gen_context.set_cache_key(absl::StrCat(input.tenant, ":", input.session_id));
-    generation::v1::SamplingParams params;
-    params.set_max_tokens(input.options.max_tokens());
-    params.set_temperature(input.options.temperature());
-    params.set_top_p(input.options.top_p());
-    *params.mutable_stop() = input.options.stop();
-    params.set_seed(input.options.seed());
+  void StartGeneration() {
+    std::shared_ptr<AsyncTurn> self = shared_from_this();
+    generation_began_ = absl::Now();
+    rpc::PrepareClientContext(generation_context_, runner_.clients_.generation_config,
+                              stage_deadline_, input_->request_id);
+    generation::v1::GenerationContext& context = *generation_request_.mutable_context();
+    context.set_domain(state_.domain());
+    *context.mutable_state() = state_;
+    context.set_user_text(text_.normalized_text());
+    *context.mutable_evidence() = evidence_;
+    for (const Turn& turn : history_) *context.add_history() = turn;
+    if (text_.language() != "und") context.set_language(text_.language());
+    if (stateful_) context.set_cache_key(absl::StrCat(input_->tenant, ":", input_->session_id));
+    generation::v1::SamplingParams& params = *generation_request_.mutable_params();
+    params.set_max_tokens(input_->options.max_tokens());
+    params.set_temperature(input_->options.temperature());
+    params.set_top_p(input_->options.top_p());
+    *params.mutable_stop() = input_->options.stop();
+    params.set_seed(input_->options.seed());
     params.set_n(1);
+    if (input_->on_delta) {
+      absl::Status queued = runner_.stream_executor_->TrySchedule([self] {
+        log::ScopedContext log_context(self->input_->request_id, self->input_->session_id);
+        self->StreamGeneration();
+      });
+      if (!queued.ok()) Fail(std::move(queued));
+      return;
+    }
+    runner_.clients_.generation->async()->Generate(
+        &generation_context_, &generation_request_, &generation_response_,
+        [self](grpc::Status status) {
+          log::ScopedContext log_context(self->input_->request_id, self->input_->session_id);
+          self->Generated(status, /*have_final=*/status.ok());
+        });
+  }
 
-    generation::v1::GenerateResponse response;
-    grpc::Status status;
-    std::string streamed;
-    bool client_gone = false;
+  // A streaming turn's generation, on the stream executor: relays each delta to on_delta
+  // as it arrives. A client that goes away cancels the call.
+  void StreamGeneration() {
+    generation::v1::GenerateStreamRequest request;
+    *request.mutable_context() = std::move(*generation_request_.mutable_context());
+    *request.mutable_params() = std::move(*generation_request_.mutable_params());
+    auto reader = runner_.clients_.generation->GenerateStream(&generation_context_, request);
+    generation::v1::GenerateStreamResponse message;
     bool have_final = false;
-    if (input.on_delta) {
-      generation::v1::GenerateStreamRequest request;
-      *request.mutable_context() = std::move(gen_context);
-      *request.mutable_params() = std::move(params);
-      auto reader = clients_.generation->GenerateStream(&context, request);
-      generation::v1::GenerateStreamResponse message;
-      while (reader->Read(&message)) {
-        if (message.has_final()) {
-          response = std::move(*message.mutable_final());
-          have_final = true;
-        } else if (!message.delta().empty()) {
-          streamed += message.delta();
-          if (!input.on_delta(message.delta())) {
-            client_gone = true;
-            context.TryCancel();
-            break;
-          }
+    while (reader->Read(&message)) {
+      if (message.has_final()) {
+        generation_response_ = std::move(*message.mutable_final());
+        have_final = true;
+      } else if (!message.delta().empty()) {
+        streamed_ += message.delta();
+        if (!input_->on_delta(message.delta())) {
+          client_gone_ = true;
+          generation_context_.TryCancel();
+          break;
         }
       }
-      status = reader->Finish();
-    } else {
-      generation::v1::GenerateRequest request;
-      *request.mutable_context() = std::move(gen_context);
-      *request.mutable_params() = std::move(params);
-      status = clients_.generation->Generate(&context, request, &response);
-      have_final = status.ok();
     }
-    timed("generation", began);
-    if (client_gone) {
-      return absl::CancelledError("the client went away; the turn was not stored");
+    Generated(reader->Finish(), have_final);
+  }
+
+  // Generation's outcome (unary completion, or the end of a stream).
+  void Generated(const grpc::Status& status, bool have_final) {
+    Timed("generation", generation_began_);
+    generation_request_.Clear();
+    if (client_gone_) {
+      Fail(absl::CancelledError("the client went away; the turn was not stored"));
+      return;
     }
+    const generation::v1::GenerateResponse& response = generation_response_;
     if (status.ok() && have_final && !response.candidates().empty() &&
         response.chosen_index() < static_cast<uint32_t>(response.candidates_size())) {
       const generation::v1::Candidate& chosen = response.candidates(response.chosen_index());
-      reply = chosen.text();
-      finish_reason = FinishReasonName(chosen.finish_reason());
-      usage = response.usage();
-      if (response.degraded()) degraded.push_back("generation");
+      reply_ = chosen.text();
+      finish_reason_ = FinishReasonName(chosen.finish_reason());
+      usage_ = response.usage();
+      if (response.degraded()) degraded_.push_back("generation");
       // A stream whose deltas did not spell the chosen text (should not happen) still ends
       // with what the client saw.
-      if (input.on_delta && streamed.empty() && !reply.empty()) input.on_delta(reply);
+      if (input_->on_delta && streamed_.empty() && !reply_.empty()) input_->on_delta(reply_);
     } else {
-      if (passed()) return deadline_error("generation");
+      if (Passed()) {
+        Fail(DeadlineError("generation"));
+        return;
+      }
       log::Warn("stage degraded", {{"stage", "generation"},
                                    {"code", static_cast<int>(status.error_code())},
                                    {"error", status.error_message()}});
-      degraded.push_back("generation");
-      if (!streamed.empty()) {
+      degraded_.push_back("generation");
+      if (!streamed_.empty()) {
         // The client already has part of a reply; it stays what it got.
-        reply = streamed;
-        finish_reason = "cancelled";
+        reply_ = streamed_;
+        finish_reason_ = "cancelled";
       } else {
-        reply = FallbackReply(state, text.language() == "und" ? "" : text.language());
-        if (input.on_delta && !input.on_delta(reply)) {
-          return absl::CancelledError("the client went away; the turn was not stored");
+        reply_ = runner_.FallbackReply(state_, text_.language() == "und" ? "" : text_.language());
+        if (input_->on_delta && !input_->on_delta(reply_)) {
+          Fail(absl::CancelledError("the client went away; the turn was not stored"));
+          return;
         }
       }
     }
+    Commit();
   }
 
-  // Commit.
-  if (passed()) return deadline_error("the turn");
-  TurnResult result;
-  chat::v1::ConverseResponse& out = result.response;
-  if (stateful) {
+  // Commit (stateful turns), on the store executor.
+  void Commit() {
+    if (Passed()) {
+      Fail(DeadlineError("the turn"));
+      return;
+    }
+    if (!stateful_) {
+      Succeed();
+      return;
+    }
+    std::shared_ptr<AsyncTurn> self = shared_from_this();
+    absl::Status queued = runner_.store_executor_->TrySchedule([self] {
+      log::ScopedContext log_context(self->input_->request_id, self->input_->session_id);
+      self->CommitOnStore();
+    });
+    if (!queued.ok()) Fail(std::move(queued));
+  }
+
+  void CommitOnStore() {
     Turn turn;
-    turn.set_index(turn_index);
-    turn.set_user_text(user_text);
-    turn.set_reply(reply);
-    turn.set_intent(state.active_intent());
-    for (const std::string& stage : degraded) turn.add_degraded_stages(stage);
-    turn.set_request_id(input.request_id);
+    turn.set_index(turn_index_);
+    turn.set_user_text(text_.normalized_text());
+    turn.set_reply(reply_);
+    turn.set_intent(state_.active_intent());
+    for (const std::string& stage : degraded_) turn.add_degraded_stages(stage);
+    turn.set_request_id(input_->request_id);
     *turn.mutable_create_time() =
         google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
     const absl::Time began = absl::Now();
-    absl::StatusOr<uint64_t> committed = store_.CommitAndRelease(
-        acquired.lease, acquired.session.record.version(), state, turn);
-    timed("session_commit", began);
+    absl::StatusOr<uint64_t> committed = runner_.store_.CommitAndRelease(
+        acquired_.lease, acquired_.session.record.version(), state_, turn);
+    Timed("session_commit", began);
     if (!committed.ok()) {
       if (absl::IsAborted(committed.status())) {
-        return absl::AbortedError(absl::StrCat(
-            "the session changed while this turn ran (",
-            committed.status().message(), "); the turn was not stored, retry it"));
+        Fail(absl::AbortedError(absl::StrCat("the session changed while this turn ran (",
+                                             committed.status().message(),
+                                             "); the turn was not stored, retry it")));
+      } else {
+        Fail(absl::UnavailableError(absl::StrCat(
+            "session store: ", committed.status().message(), "; the turn was not stored")));
       }
-      return absl::UnavailableError(absl::StrCat("session store: ", committed.status().message(),
-                                                 "; the turn was not stored"));
+      return;
     }
-    guard.Disarm();
+    lease_armed_ = false;
+    Succeed();
   }
 
-  out.set_session_id(input.session_id);
-  out.set_reply(reply);
-  *out.mutable_state() = state;
-  out.set_degraded(!degraded.empty());
-  for (const std::string& stage : degraded) out.add_degraded_stages(stage);
-  *out.mutable_usage() = usage;
-  out.set_finish_reason(finish_reason);
-  out.set_turn_index(turn_index);
-  out.set_request_id(input.request_id);
-  for (const auto& [stage, seconds] : timings) {
-    chat::v1::StageTiming* timing = out.add_timings();
-    timing->set_stage(stage);
-    timing->set_micros(static_cast<uint64_t>(std::llround(seconds * 1e6)));
+  void Succeed() {
+    TurnResult result;
+    chat::v1::ConverseResponse& out = result.response;
+    out.set_session_id(input_->session_id);
+    out.set_reply(reply_);
+    out.set_degraded(!degraded_.empty());
+    for (const std::string& stage : degraded_) out.add_degraded_stages(stage);
+    *out.mutable_usage() = usage_;
+    out.set_finish_reason(finish_reason_);
+    out.set_turn_index(turn_index_);
+    out.set_request_id(input_->request_id);
+    for (const auto& [stage, seconds] : timings_) {
+      chat::v1::StageTiming* timing = out.add_timings();
+      timing->set_stage(stage);
+      timing->set_micros(static_cast<uint64_t>(std::llround(seconds * 1e6)));
+    }
+    *out.mutable_evidence() = evidence_;
+    if (state_.escalate()) {
+      result.handoff_summary = HandoffSummary(state_, history_, text_.normalized_text());
+    }
+    log::Info("turn done", {{"turn_index", turn_index_},
+                            {"intent", state_.active_intent()},
+                            {"degraded", out.degraded()},
+                            {"millis", absl::ToInt64Milliseconds(absl::Now() - start_)}});
+    *out.mutable_state() = std::move(state_);
+    Deliver(std::move(result));
   }
-  *out.mutable_evidence() = evidence;
-  if (state.escalate()) result.handoff_summary = HandoffSummary(state, history, user_text);
-  log::Info("turn done", {{"turn_index", turn_index},
-                          {"intent", state.active_intent()},
-                          {"degraded", out.degraded()},
-                          {"millis", absl::ToInt64Milliseconds(absl::Now() - start)}});
-  return result;
+
+  // Ends the turn with `error`; a held lease is released first (on the store executor).
+  void Fail(absl::Status error) {
+    if (!lease_armed_) {
+      Deliver(std::move(error));
+      return;
+    }
+    lease_armed_ = false;
+    std::shared_ptr<AsyncTurn> self = shared_from_this();
+    auto release = [self, error] {
+      log::ScopedContext log_context(self->input_->request_id, self->input_->session_id);
+      self->runner_.store_.ReleaseLease(self->acquired_.lease);
+      self->Deliver(error);
+    };
+    if (!runner_.store_executor_->TrySchedule(release).ok()) release();
+  }
+
+  void Deliver(absl::StatusOr<TurnResult> result) {
+    runner_.Record(result, timings_);
+    TurnCallback done = std::move(done_);
+    done(std::move(result));
+  }
+
+  TurnRunner& runner_;
+  const std::shared_ptr<const TurnInput> input_;
+  TurnCallback done_;
+  const absl::Time start_;
+  const absl::Time deadline_;
+  absl::Time stage_deadline_;
+  const bool stateful_;
+  const bool overlap_load_;
+  std::vector<std::pair<std::string, double>> timings_;
+  std::vector<std::string> degraded_;
+
+  // Preprocess and the overlapped load.
+  std::atomic<int> pending_{0};
+  grpc::ClientContext preprocess_context_;
+  preprocess::v1::PreprocessRequest preprocess_request_;
+  preprocess::v1::PreprocessResponse preprocess_response_;
+  grpc::Status preprocess_status_;
+  absl::Time preprocess_began_;
+  absl::Time preprocess_finished_;
+  absl::Status load_status_;
+  session::Acquired acquired_;
+  bool lease_armed_ = false;
+  common::v1::PreprocessedText text_;
+
+  grpc::ClientContext fusion_context_;
+  fusion::v1::FuseRequest fusion_request_;
+  fusion::v1::FuseResponse fusion_response_;
+  absl::Time fusion_began_;
+  std::string fused_text_;
+  google::protobuf::RepeatedPtrField<common::v1::Evidence> evidence_;
+
+  std::vector<Turn> history_;
+  uint32_t turn_index_ = 0;
+  grpc::ClientContext dst_context_;
+  dst::v1::TrackRequest dst_request_;
+  dst::v1::TrackResponse dst_response_;
+  absl::Time dst_began_;
+  DialogueState state_;
+
+  grpc::ClientContext generation_context_;
+  generation::v1::GenerateRequest generation_request_;
+  generation::v1::GenerateResponse generation_response_;
+  absl::Time generation_began_;
+  std::string streamed_;      // What a stream relayed so far.
+  bool client_gone_ = false;  // on_delta answered false.
+  std::string reply_;
+  std::string finish_reason_ = "stop";
+  common::v1::Usage usage_;
+};
+
+void TurnRunner::RunAsync(std::shared_ptr<const TurnInput> input, TurnCallback done) {
+  if (absl::Status s = ValidateTurnInput(*input, options_.limits); !s.ok()) {
+    Record(s, {});
+    done(std::move(s));
+    return;
+  }
+  std::make_shared<AsyncTurn>(*this, std::move(input), std::move(done))->Start();
 }
 
 }  // namespace helpline::gateway

@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/grpc/executor.h"
 #include "common/redis/session_store.h"
 #include "helpline/chat/v1/chat_service.pb.h"
 #include "helpline/common/v1/server_config.pb.h"
@@ -91,7 +92,18 @@ struct StageClients {
 struct TurnOptions {
   v1::Limits limits;          // With defaults applied (see ApplyLimitDefaults).
   uint32_t context_turns = 8;  // Turns of history given to dst and generation.
+  // Threads of the runner's own pool for the blocking store calls of asynchronous turns
+  // (lease + load, commit, release); at most `store_queue` of them wait for a thread.
+  uint32_t store_threads = 16;
+  uint32_t store_queue = 4096;
+  // Threads of the runner's pool for streaming generations (one per stream being relayed);
+  // at most `stream_queue` streams wait for a thread.
+  uint32_t stream_threads = 16;
+  uint32_t stream_queue = 4096;
 };
+
+// Receives the outcome of an asynchronous turn, exactly once.
+using TurnCallback = std::function<void(absl::StatusOr<TurnResult>)>;
 
 // Fills unset (zero) limits with the documented defaults.
 void ApplyLimitDefaults(v1::Limits& limits);
@@ -119,8 +131,14 @@ class ActiveSessions {
   std::map<std::string, absl::Time> last_turn_;
 };
 
-// Runs turns. Thread-safe; every call blocks its thread for the whole turn (stage calls are
-// synchronous), so callers run it on an executor or a connection thread.
+// Runs turns. Thread-safe.
+//
+// RunAsync drives a turn without holding a thread: each stage is a gRPC callback-API call
+// whose completion starts the next step (on gRPC's callback threads), and the blocking store
+// calls run on the runner's own small pool (TurnOptions::store_threads). A streaming turn's
+// generation (on_delta set) is a blocking read loop on the runner's stream pool
+// (TurnOptions::stream_threads); on_delta is called from that pool's thread. Run is RunAsync
+// plus a wait: it blocks its caller until the turn is done.
 class TurnRunner {
  public:
   // Borrows everything; all must outlive the runner. `domain` may be null: the fallback
@@ -130,6 +148,10 @@ class TurnRunner {
 
   // Runs one turn. Errors per the policy at the top of this file.
   absl::StatusOr<TurnResult> Run(const TurnInput& input);
+  // Runs one turn and calls `done` with its outcome, from whichever thread finishes it
+  // (possibly this one, e.g. on bad input).
+  // `input` is kept until `done` has been called.
+  void RunAsync(std::shared_ptr<const TurnInput> input, TurnCallback done);
 
   ActiveSessions& active_sessions() { return active_sessions_; }
   const v1::Limits& limits() const { return options_.limits; }
@@ -138,8 +160,12 @@ class TurnRunner {
   uint64_t dependency_failures() const { return dependency_failures_.load(); }
 
  private:
-  absl::StatusOr<TurnResult> RunValidated(const TurnInput& input,
-                                          std::vector<std::pair<std::string, double>>& timings);
+  class AsyncTurn;
+  friend class AsyncTurn;
+
+  // Metrics and the failure log of a finished turn.
+  void Record(const absl::StatusOr<TurnResult>& result,
+              const std::vector<std::pair<std::string, double>>& timings);
   std::string FallbackReply(const common::v1::DialogueState& state,
                             absl::string_view language) const;
 
@@ -149,6 +175,11 @@ class TurnRunner {
   const TurnOptions options_;
   ActiveSessions active_sessions_;
   std::atomic<uint64_t> dependency_failures_{0};
+  // Blocking store calls of turns. Declared after the rest: destroyed (drained) before it.
+  std::unique_ptr<rpc::Executor> store_executor_;
+  // Streaming generations, which continue on the store executor. Declared last: drained
+  // first.
+  std::unique_ptr<rpc::Executor> stream_executor_;
 };
 
 }  // namespace helpline::gateway
