@@ -190,22 +190,38 @@ grpc::ServerWriteReactor<ConverseStreamResponse>* ChatService::ConverseStream(
   return reactor;
 }
 
+namespace {
+
+// The session a SessionService call may touch: the caller's tenant and a valid session id.
+// UNAUTHENTICATED or INVALID_ARGUMENT otherwise.
+absl::StatusOr<session::SessionKey> AuthorizedSession(const Authenticator& auth,
+                                                      const grpc::CallbackServerContext& context,
+                                                      const std::string& session_id) {
+  HELPLINE_ASSIGN_OR_RETURN(Principal principal, Authenticate(auth, context));
+  HELPLINE_RETURN_IF_ERROR(session::ValidateSessionId(session_id));
+  return session::SessionKey{principal.tenant, session_id};
+}
+
+// Another tenant's session is as unknown as one that never existed.
+absl::Status SessionNotFound(const session::SessionKey& key) {
+  return absl::NotFoundError(absl::StrCat("session_id: session '", key.session_id, "' not found"));
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* SessionService::GetSession(grpc::CallbackServerContext* context,
                                                      const chat::v1::GetSessionRequest* request,
                                                      chat::v1::GetSessionResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const std::string request_id = rpc::RequestIdOf(*context);
   context->AddInitialMetadata("x-request-id", request_id);
-  absl::StatusOr<Principal> principal = Authenticate(*deps_.auth, *context);
-  if (!principal.ok()) {
-    reactor->Finish(ToGrpcStatus(principal.status()));
+  absl::StatusOr<session::SessionKey> authorized =
+      AuthorizedSession(*deps_.auth, *context, request->session_id());
+  if (!authorized.ok()) {
+    reactor->Finish(ToGrpcStatus(authorized.status()));
     return reactor;
   }
-  if (absl::Status s = session::ValidateSessionId(request->session_id()); !s.ok()) {
-    reactor->Finish(ToGrpcStatus(s));
-    return reactor;
-  }
-  session::SessionKey key{principal->tenant, request->session_id()};
+  session::SessionKey key = *std::move(authorized);
   absl::Status queued = deps_.executor->TrySchedule([this, reactor, response, key, request_id] {
     log::ScopedContext log_context(request_id, key.session_id);
     absl::StatusOr<session::LoadedSession> loaded = deps_.store->Load(key, deps_.max_turns);
@@ -215,9 +231,7 @@ grpc::ServerUnaryReactor* SessionService::GetSession(grpc::CallbackServerContext
       return;
     }
     if (!loaded->exists) {
-      reactor->Finish(ToGrpcStatus(
-          absl::NotFoundError(absl::StrCat("session_id: session '", key.session_id,
-                                           "' not found"))));
+      reactor->Finish(ToGrpcStatus(SessionNotFound(key)));
       return;
     }
     response->set_session_id(key.session_id);
@@ -237,22 +251,18 @@ grpc::ServerUnaryReactor* SessionService::DeleteSession(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const std::string request_id = rpc::RequestIdOf(*context);
   context->AddInitialMetadata("x-request-id", request_id);
-  absl::StatusOr<Principal> principal = Authenticate(*deps_.auth, *context);
-  if (!principal.ok()) {
-    reactor->Finish(ToGrpcStatus(principal.status()));
+  absl::StatusOr<session::SessionKey> authorized =
+      AuthorizedSession(*deps_.auth, *context, request->session_id());
+  if (!authorized.ok()) {
+    reactor->Finish(ToGrpcStatus(authorized.status()));
     return reactor;
   }
-  if (absl::Status s = session::ValidateSessionId(request->session_id()); !s.ok()) {
-    reactor->Finish(ToGrpcStatus(s));
-    return reactor;
-  }
-  session::SessionKey key{principal->tenant, request->session_id()};
+  session::SessionKey key = *std::move(authorized);
   absl::Status queued = deps_.executor->TrySchedule([this, reactor, response, key, request_id] {
     log::ScopedContext log_context(request_id, key.session_id);
     absl::StatusOr<int> erased = deps_.store->Erase(key);
     if (absl::IsNotFound(erased.status())) {
-      reactor->Finish(ToGrpcStatus(absl::NotFoundError(
-          absl::StrCat("session_id: session '", key.session_id, "' not found"))));
+      reactor->Finish(ToGrpcStatus(SessionNotFound(key)));
       return;
     }
     if (!erased.ok()) {
