@@ -8,21 +8,14 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/test_images.h"
 
 namespace helpline::image {
 namespace {
 
 using ::testing::HasSubstr;
 
-std::string ReadTestImage(const std::string& name) {
-  const char* root = std::getenv("HELPLINE_SOURCE_DIR");
-  std::string path = std::string(root ? root : ".") + "/tests/data/images/" + name;
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << "cannot open " << path;
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
+using testutil::ReadTestImage;
 
 std::string Be32(uint32_t v) {
   return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),

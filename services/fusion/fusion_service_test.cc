@@ -11,21 +11,14 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/testing/test_images.h"
 
 namespace helpline::fusion {
 namespace {
 
 using ::testing::HasSubstr;
 
-std::string ReadTestImage(const std::string& name) {
-  const char* root = std::getenv("HELPLINE_SOURCE_DIR");
-  std::string path = std::string(root ? root : ".") + "/tests/data/images/" + name;
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << "cannot open " << path;
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
+using testutil::ReadTestImage;
 
 class FusionServiceTest : public ::testing::Test {
  protected:
