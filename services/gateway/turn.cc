@@ -197,6 +197,11 @@ bool IsValidUtf8(absl::string_view text) {
   return true;
 }
 
+namespace {
+absl::Status ValidateHistory(const TurnInput& input, const v1::Limits& limits);
+absl::Status ValidateOptions(const chat::v1::ReplyOptions& options);
+}  // namespace
+
 absl::Status ValidateTurnInput(const TurnInput& input, const v1::Limits& limits) {
   const std::string text_field = Field(input.text_field, "text");
   if (absl::Status s = CheckText(input.text, text_field, limits.max_text_bytes(), false);
@@ -216,9 +221,19 @@ absl::Status ValidateTurnInput(const TurnInput& input, const v1::Limits& limits)
     absl::Status s = image::CheckAttachment(i, input.attachments[i], image_limits);
     if (!s.ok()) return RenameAttachmentField(s, i, input.attachment_fields);
   }
+  // A session's history comes from the store; only a stateless turn's is checked here.
   if (!input.session_id.empty()) {
-    return session::ValidateSessionId(input.session_id, Field(input.session_field, "session_id"));
+    HELPLINE_RETURN_IF_ERROR(
+        session::ValidateSessionId(input.session_id, Field(input.session_field, "session_id")));
+  } else if (absl::Status s = ValidateHistory(input, limits); !s.ok()) {
+    return s;
   }
+  return ValidateOptions(input.options);
+}
+
+namespace {
+
+absl::Status ValidateHistory(const TurnInput& input, const v1::Limits& limits) {
   if (input.history.size() > limits.max_history_messages()) {
     return absl::InvalidArgumentError(absl::StrCat("history: ", input.history.size(),
                                                    " messages, more than the limit of ",
@@ -239,7 +254,10 @@ absl::Status ValidateTurnInput(const TurnInput& input, const v1::Limits& limits)
       return s;
     }
   }
-  const chat::v1::ReplyOptions& options = input.options;
+  return absl::OkStatus();
+}
+
+absl::Status ValidateOptions(const chat::v1::ReplyOptions& options) {
   if (options.stop_size() > 4) {
     return absl::InvalidArgumentError("options.stop: at most 4 stop strings");
   }
@@ -258,6 +276,8 @@ absl::Status ValidateTurnInput(const TurnInput& input, const v1::Limits& limits)
   }
   return absl::OkStatus();
 }
+
+}  // namespace
 
 ActiveSessions::ActiveSessions(absl::Duration window) : window_(window) {}
 
@@ -674,10 +694,20 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
       if (response.degraded()) degraded_.push_back("generation");
       // A stream whose deltas did not spell the chosen text (should not happen) still ends
       // with what the client saw.
-      if (input_->on_delta && streamed_.empty() && !reply_.empty()) input_->on_delta(reply_);
+      if (input_->on_delta && streamed_.empty() && !reply_.empty() &&
+          !input_->on_delta(reply_)) {
+        Fail(absl::CancelledError("the client went away; the turn was not stored"));
+        return;
+      }
     } else {
       if (Passed()) {
         Fail(DeadlineError("generation"));
+        return;
+      }
+      // The request's options are the client's (e.g. max_tokens over generation's limit):
+      // the client's error, not a stage failure to hide behind a template.
+      if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+        Fail(FromGrpcStatus(status));
         return;
       }
       log::Warn("stage degraded", {{"stage", "generation"},
@@ -718,6 +748,12 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
   }
 
   void CommitOnStore() {
+    // The store queue may have held the commit past the deadline; the caller has been told
+    // DEADLINE_EXCEEDED by then, so the turn must not land.
+    if (Passed()) {
+      Fail(DeadlineError("the turn"));
+      return;
+    }
     Turn turn;
     turn.set_index(turn_index_);
     turn.set_user_text(text_.normalized_text());
@@ -737,8 +773,9 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
                                              committed.status().message(),
                                              "); the turn was not stored, retry it")));
       } else {
-        Fail(absl::UnavailableError(absl::StrCat(
-            "session store: ", committed.status().message(), "; the turn was not stored")));
+        // A timeout leaves the atomic commit either done or not done: say so.
+        Fail(absl::UnavailableError(absl::StrCat("session store: ", committed.status().message(),
+                                                 "; the turn may not have been stored")));
       }
       return;
     }

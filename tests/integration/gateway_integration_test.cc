@@ -474,6 +474,12 @@ TEST_F(GatewayIntegrationTest, BadInputGetsAClearErrorAndWritesNothing) {
     r.set_session_id("bad id");
     grpc_cases.push_back({"session id", r, grpc::StatusCode::INVALID_ARGUMENT, "session_id"});
   }
+  {
+    auto r = request("hi");  // With a session id: the options are checked all the same.
+    r.mutable_options()->set_temperature(5);
+    grpc_cases.push_back(
+        {"temperature", r, grpc::StatusCode::INVALID_ARGUMENT, "options.temperature"});
+  }
   grpc_cases.push_back({"no key", request("hi"), grpc::StatusCode::UNAUTHENTICATED, "", ""});
   // Invalid UTF-8 in a proto3 string never reaches the handler: gRPC 1.51's callback server
   // fails to parse the request and answers UNIMPLEMENTED itself (docs/api.md says so).
