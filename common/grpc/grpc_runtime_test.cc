@@ -348,6 +348,33 @@ TEST(ServerTest, MetricsRecordErrorCodes) {
   EXPECT_EQ(handled.Get({"helpline-test", kMethod, "UNAVAILABLE"}).Value(), before + 1);
 }
 
+TEST(ServerTest, UnknownMethodsShareOneMetricLabel) {
+  TestService service;
+  auto server = StartOrDie(TestOptions(&service));
+  auto& handled = metrics::Registry::Default().AddCounter("helpline_grpc_server_handled_total",
+                                                          "", {"service", "method", "code"});
+  const double before = handled.Get({"helpline-test", "unknown", "UNIMPLEMENTED"}).Value();
+  grpc::GenericStub stub(Channel(server->grpc_port()));
+  for (int i = 0; i < 3; ++i) {
+    grpc::ClientContext context;
+    grpc::Slice empty("");
+    grpc::ByteBuffer request(&empty, 1);
+    grpc::ByteBuffer reply;
+    grpc::Status status;
+    absl::Notification done;
+    stub.UnaryCall(&context, absl::StrCat("/made.Up/Method", i), grpc::StubOptions(), &request,
+                   &reply, [&](grpc::Status s) {
+                     status = std::move(s);
+                     done.Notify();
+                   });
+    done.WaitForNotification();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  }
+  EXPECT_EQ(handled.Get({"helpline-test", "unknown", "UNIMPLEMENTED"}).Value(), before + 3);
+  const std::string text = metrics::Registry::Default().Serialize();
+  EXPECT_EQ(text.find("made.Up"), std::string::npos);
+}
+
 TEST(ServerTest, RequestIdRoundTrips) {
   TestService service;
   auto server = StartOrDie(TestOptions(&service));

@@ -16,13 +16,14 @@
 #include <utility>
 
 #include "absl/random/random.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/log/log.h"
-#include "common/status/status.h"
 #include "common/metrics/metrics.h"
+#include "common/status/status.h"
+#include "google/protobuf/descriptor.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/impl/server_builder_option.h"
@@ -76,6 +77,25 @@ struct Instruments {
   metrics::Family<metrics::Histogram>& handling;
 };
 
+// "package.Service/Method" for a method this binary knows; "unknown" for anything else, so
+// that callers cannot mint label values (one series each) by calling made-up methods.
+std::string MethodLabel(const char* path) {
+  if (path == nullptr) return "unknown";
+  std::string name(path);
+  if (!name.empty() && name[0] == '/') name.erase(0, 1);
+  // gRPC's built-in health service is not in the protobuf pool (it is upb-generated).
+  if (name == "grpc.health.v1.Health/Check" || name == "grpc.health.v1.Health/Watch") {
+    return name;
+  }
+  std::string full_name = name;
+  std::replace(full_name.begin(), full_name.end(), '/', '.');
+  if (google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full_name) ==
+      nullptr) {
+    return "unknown";
+  }
+  return name;
+}
+
 // Records handled_total and handling_seconds once per call (at the status, or CANCELLED if
 // the call ends without one), makes sure the call has a valid x-request-id (RequestIdOf
 // then sees the same id everywhere) and echoes it in the initial metadata.
@@ -83,10 +103,8 @@ class MetricsInterceptor : public grpc::experimental::Interceptor {
  public:
   MetricsInterceptor(grpc::experimental::ServerRpcInfo* info, const Instruments& instruments)
       : instruments_(instruments),
-        method_(info->method() != nullptr ? info->method() : ""),
-        start_(std::chrono::steady_clock::now()) {
-    if (!method_.empty() && method_[0] == '/') method_.erase(0, 1);
-  }
+        method_(MethodLabel(info->method())),
+        start_(std::chrono::steady_clock::now()) {}
 
   ~MetricsInterceptor() override {
     if (!recorded_) Record(grpc::StatusCode::CANCELLED);
