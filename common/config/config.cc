@@ -58,10 +58,14 @@ absl::StatusOr<google::protobuf::Duration> ParseDuration(absl::string_view path,
   if (!absl::SimpleAtod(number, &value) || value < 0 || !std::isfinite(value)) {
     return Bad(path, absl::StrCat("'", text, "' is not a duration such as 250ms, 5s, 2m or 1h"));
   }
-  double seconds = value * scale;
+  const double seconds = value * scale;
+  if (seconds > 315576000000.0) {  // google.protobuf.Duration's range: about 10,000 years.
+    return Bad(path, absl::StrCat("'", text, "' is too long a duration"));
+  }
+  const int64_t total_nanos = std::llround(seconds * 1e9);
   google::protobuf::Duration d;
-  d.set_seconds(static_cast<int64_t>(seconds));
-  d.set_nanos(static_cast<int32_t>(std::llround((seconds - d.seconds()) * 1e9)));
+  d.set_seconds(total_nanos / 1000000000);
+  d.set_nanos(static_cast<int32_t>(total_nanos % 1000000000));
   return d;
 }
 
@@ -157,7 +161,8 @@ absl::Status SetField(const YAML::Node& node, const std::string& path, Message& 
     if (!node.IsMap()) return Bad(path, "expected a mapping");
     const Descriptor* entry = field->message_type();
     for (const auto& kv : node) {
-      std::string key = kv.first.as<std::string>();
+      if (!kv.first.IsScalar()) return Bad(path, "map keys must be plain values");
+      std::string key = kv.first.Scalar();
       Message* item = r->AddMessage(&message, field);
       std::string item_path = Join(path, key);
       HELPLINE_RETURN_IF_ERROR(SetValue(kv.first, item_path, *item, entry->map_key()));
@@ -187,7 +192,8 @@ absl::Status MergeNode(const YAML::Node& node, const std::string& path, Message&
   if (node.IsNull()) return absl::OkStatus();
   if (!node.IsMap()) return Bad(path.empty() ? "(top level)" : path, "expected a mapping");
   for (const auto& kv : node) {
-    std::string key = kv.first.as<std::string>();
+    if (!kv.first.IsScalar()) return Bad(path.empty() ? "(top level)" : path, "keys must be names");
+    std::string key = kv.first.Scalar();
     std::string key_path = Join(path, key);
     const FieldDescriptor* field = FindField(message.GetDescriptor(), key);
     if (field == nullptr) return Bad(key_path, "unknown key");

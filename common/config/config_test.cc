@@ -25,6 +25,9 @@ limits: {max_text_bytes: 100}
   EXPECT_EQ(c.server().grpc_port(), 6000u);
   EXPECT_EQ(c.server().shutdown_grace().nanos(), 250000000);
   EXPECT_EQ(c.store().idle_ttl().seconds(), 7200);
+  ASSERT_TRUE(MergeYaml("turn_timeout: 1.9999999999s\n", "x", c).ok());
+  EXPECT_EQ(c.turn_timeout().seconds(), 2);
+  EXPECT_EQ(c.turn_timeout().nanos(), 0);
   EXPECT_EQ(c.store().redis_url(), "redis://127.0.0.1:7000");
   ASSERT_EQ(c.api_keys_size(), 1);
   EXPECT_EQ(c.api_keys(0).tenant(), "acme");
@@ -47,6 +50,8 @@ TEST(ConfigTest, WrongTypesAreRejected) {
   EXPECT_FALSE(MergeYaml("store: 5\n", "x", c).ok());
   EXPECT_FALSE(MergeYaml("turn_timeout: soon\n", "x", c).ok());
   EXPECT_FALSE(MergeYaml("http_port: [1\n", "x", c).ok());  // Malformed YAML.
+  EXPECT_EQ(MergeYaml("? [a, b]\n: 1\n", "x", c).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(MergeYaml("turn_timeout: 1e300h\n", "x", c).ok());
 }
 
 TEST(ConfigTest, EnvironmentAndSetOverride) {
