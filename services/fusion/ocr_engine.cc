@@ -95,6 +95,10 @@ void OcrEngine::Return(const std::string& languages, TessPtr api) {
 absl::StatusOr<OcrResult> OcrEngine::Read(absl::string_view data, image::ImageFormat format,
                                           uint64_t max_pixels, const std::string& languages,
                                           std::chrono::system_clock::time_point deadline) {
+  // A request that expired while queued must not pay for a decode of up to max_pixels.
+  if (std::chrono::system_clock::now() >= deadline) {
+    return absl::DeadlineExceededError("no time left for OCR");
+  }
   PixPtr pix = Decode(data, format);
   if (pix == nullptr) return absl::InvalidArgumentError("cannot decode image");
   OcrResult result;
