@@ -51,6 +51,11 @@ class TimedStream {
 
   // Reads stop being aborted by the wake pipe (used while a response is in flight).
   void set_abort_on_wake(bool abort) { abort_on_wake_ = abort; }
+  // Reads fail with timed_out once this time has passed, however steadily bytes trickle in
+  // (a client sending one byte per idle timeout must not hold a connection for ever).
+  void set_read_deadline(std::chrono::steady_clock::time_point deadline) {
+    read_deadline_ = deadline;
+  }
 
   template <typename MutableBufferSequence>
   size_t read_some(const MutableBufferSequence& buffers, beast::error_code& ec) {
@@ -63,7 +68,14 @@ class TimedStream {
     for (;;) {
       pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
       const int nfds = abort_on_wake_ ? 2 : 1;
-      const int ready = ::poll(fds, nfds, timeout_ms_);
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            read_deadline_ - std::chrono::steady_clock::now())
+                            .count();
+      if (left <= 0) {
+        ec = net::error::timed_out;
+        return 0;
+      }
+      const int ready = ::poll(fds, nfds, static_cast<int>(std::min<int64_t>(timeout_ms_, left)));
       if (ready < 0) {
         if (errno == EINTR) continue;
         ec = beast::error_code(errno, beast::system_category());
@@ -178,6 +190,7 @@ class TimedStream {
   int wake_fd_;
   int timeout_ms_;
   bool abort_on_wake_ = true;
+  std::chrono::steady_clock::time_point read_deadline_ = std::chrono::steady_clock::time_point::max();
 };
 
 // Half-closes and reads what the peer still sends (up to kLingerMillis), so that closing
@@ -489,12 +502,18 @@ class ServerImpl : public Server {
       parser.header_limit(kHeaderLimit);
       parser.body_limit(options_.max_body_bytes);
       beast::error_code ec;
+      // The next request may take the idle timeout to start, then must arrive whole in time.
+      const auto now = std::chrono::steady_clock::now();
+      stream.set_read_deadline(now + std::chrono::seconds(options_.idle_timeout_seconds) +
+                               std::chrono::seconds(options_.header_read_seconds));
       bhttp::read_header(stream, buffer, parser, ec);
       if (!ec) {
         const auto& head = parser.get();
         if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
           stream.WriteAll("HTTP/1.1 100 Continue\r\n\r\n");
         }
+        stream.set_read_deadline(std::chrono::steady_clock::now() +
+                                 std::chrono::seconds(options_.body_read_seconds));
         bhttp::read(stream, buffer, parser, ec);
       }
       if (ec == bhttp::error::body_limit) {

@@ -56,6 +56,8 @@ struct ServerOptions {
   size_t max_connections = 256;              // Beyond it new connections get 503 and close.
   size_t max_body_bytes = 48u << 20;         // Larger bodies get 413.
   int idle_timeout_seconds = 60;             // Keep-alive connections idle longer are closed.
+  int header_read_seconds = 30;              // A request's header must arrive within this.
+  int body_read_seconds = 120;               // And its body within this (48 MiB at 400 KB/s).
 };
 
 class Server {

@@ -352,6 +352,25 @@ TEST(HttpServerTest, IdleConnectionIsClosedAfterTimeout) {
   EXPECT_TRUE(c.ClosedWithin(5));
 }
 
+TEST(HttpServerTest, TricklingHeaderIsCutAtTheHeaderDeadline) {
+  ServerOptions options;
+  options.idle_timeout_seconds = 1;
+  options.header_read_seconds = 1;
+  auto server = StartOrDie(options, Echo);
+  Client c(server->port());
+  ASSERT_TRUE(c.Send("GET / HTTP/1.1\r\n"));
+  // One header byte every 300 ms never trips the 1 s idle timeout; the 2 s request deadline
+  // (idle + header) closes the connection all the same.
+  const auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (int i = 0; i < 30 && !closed; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    closed = !c.Send("X") || c.ClosedWithin(0.01);
+  }
+  EXPECT_TRUE(closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(6));
+}
+
 TEST(HttpServerTest, PortInUseIsUnavailable) {
   auto server = StartOrDie({}, Echo);
   ServerOptions options;
