@@ -13,6 +13,7 @@
 #include <exception>
 #include <list>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -407,6 +408,12 @@ class ServerImpl : public Server {
       beast::error_code ec;
       tcp::socket socket(ioc_);
       acceptor_.accept(socket, ec);
+      if (ec == net::error::no_descriptors) {
+        // Out of file descriptors: the listener stays readable, so back off instead of
+        // spinning; connections that end free descriptors meanwhile.
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        continue;
+      }
       if (ec) continue;  // would_block or a connection that vanished.
       ReapFinished();
       std::unique_lock lock(mu_);
@@ -417,9 +424,16 @@ class ServerImpl : public Server {
       }
       auto conn = std::make_unique<Connection>(std::move(socket));
       Connection* raw = conn.get();
+      try {
+        raw->thread = std::thread([this, raw] { Serve(*raw); });
+      } catch (const std::system_error&) {
+        // No thread to be had (limits, memory): answer 503 rather than abort the process.
+        lock.unlock();
+        RejectBusy(raw->socket);
+        continue;
+      }
       ++live_;
       connections_.push_back(std::move(conn));
-      raw->thread = std::thread([this, raw] { Serve(*raw); });
     }
   }
 
