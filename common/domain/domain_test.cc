@@ -8,16 +8,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "re2/re2.h"
+#include "tests/testing/shop_domain.h"
 
 namespace helpline::domain {
 namespace {
 
 using ::testing::HasSubstr;
 
-std::string ShopPath() {
-  const char* dir = std::getenv("HELPLINE_SOURCE_DIR");
-  return absl::StrCat(dir != nullptr ? dir : ".", "/domains/shop.yaml");
-}
+std::string ShopPath() { return testutil::ShopDomainPath(); }
 
 // A small valid domain; tests break one thing at a time.
 constexpr char kMini[] = R"yaml(

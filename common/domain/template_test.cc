@@ -6,6 +6,7 @@
 #include "common/domain/text.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/shop_domain.h"
 
 namespace helpline::domain {
 namespace {
@@ -15,13 +16,10 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 const Domain& Shop() {
-  static const Domain* domain = [] {
-    const char* dir = std::getenv("HELPLINE_SOURCE_DIR");
-    auto d = LoadDomainFile(absl::StrCat(dir != nullptr ? dir : ".", "/domains/shop.yaml"));
-    EXPECT_TRUE(d.ok()) << d.status();
-    return new Domain(d.ok() ? *std::move(d) : Domain{});
-  }();
-  return *domain;
+  static const Domain empty;
+  const auto& shop = testutil::ShopDomain();
+  EXPECT_TRUE(shop.ok()) << shop.status();
+  return shop.ok() ? **shop : empty;
 }
 
 void SetSlot(DialogueState& state, const std::string& name, const std::string& value) {

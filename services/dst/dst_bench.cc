@@ -12,19 +12,19 @@
 #include "common/metrics/metrics.h"
 #include "services/dst/dst_service.h"
 #include "services/dst/tracker.h"
+#include "tests/testing/shop_domain.h"
 
 namespace helpline::dst {
 namespace {
 
 const Tracker& Shared() {
   static const Tracker* tracker = [] {
-    const char* dir = std::getenv("HELPLINE_SOURCE_DIR");
-    auto d = domain::LoadDomainFile(absl::StrCat(dir != nullptr ? dir : ".", "/domains/shop.yaml"));
+    const auto& d = testutil::ShopDomain();
     if (!d.ok()) {
       std::fprintf(stderr, "%s (set HELPLINE_SOURCE_DIR)\n", d.status().ToString().c_str());
       std::exit(1);
     }
-    return new Tracker(std::make_shared<const domain::Domain>(*std::move(d)), TrackerOptions{});
+    return new Tracker(*d, TrackerOptions{});
   }();
   return *tracker;
 }

@@ -13,6 +13,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "services/dst/app.h"
+#include "tests/testing/shop_domain.h"
 
 namespace helpline::dst {
 namespace {
@@ -43,7 +44,7 @@ double CounterValue(const std::string& name, const std::string& label, const std
 class DstServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto app = App::Create(TestConfig(SourceDir() + "/domains/shop.yaml"));
+    auto app = App::Create(TestConfig(testutil::ShopDomainPath()));
     ASSERT_TRUE(app.ok()) << app.status();
     app_ = *std::move(app);
     ASSERT_GT(app_->server().grpc_port(), 0);
@@ -152,7 +153,7 @@ TEST(DstAppTest, StartupErrorsNameTheProblem) {
   ASSERT_FALSE(app.ok());
   EXPECT_THAT(app.status().message(), HasSubstr("bad_domain.yaml: bogus: unknown key"));
 
-  v1::DstConfig config = TestConfig(SourceDir() + "/domains/shop.yaml");
+  v1::DstConfig config = TestConfig(testutil::ShopDomainPath());
   config.set_intent_threshold(1.5f);
   app = App::Create(config);
   ASSERT_FALSE(app.ok());

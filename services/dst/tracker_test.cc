@@ -8,6 +8,7 @@
 #include "common/domain/template.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/shop_domain.h"
 
 namespace helpline::dst {
 namespace {
@@ -19,14 +20,9 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
 std::shared_ptr<const domain::Domain> Shop() {
-  static auto* domain = [] {
-    const char* dir = std::getenv("HELPLINE_SOURCE_DIR");
-    auto d = domain::LoadDomainFile(absl::StrCat(dir != nullptr ? dir : ".", "/domains/shop.yaml"));
-    EXPECT_TRUE(d.ok()) << d.status();
-    return new std::shared_ptr<const domain::Domain>(
-        std::make_shared<domain::Domain>(d.ok() ? *std::move(d) : domain::Domain{}));
-  }();
-  return *domain;
+  const auto& shop = testutil::ShopDomain();
+  EXPECT_TRUE(shop.ok()) << shop.status();
+  return shop.ok() ? *shop : std::make_shared<const domain::Domain>();
 }
 
 class TrackerTest : public ::testing::Test {

@@ -10,19 +10,19 @@
 #include "benchmark/benchmark.h"
 #include "common/domain/domain.h"
 #include "services/generation/generator.h"
+#include "tests/testing/shop_domain.h"
 
 namespace helpline::generation {
 namespace {
 
 const TemplateGenerator& Shared() {
   static const TemplateGenerator* generator = [] {
-    const char* dir = std::getenv("HELPLINE_SOURCE_DIR");
-    auto d = domain::LoadDomainFile(absl::StrCat(dir != nullptr ? dir : ".", "/domains/shop.yaml"));
+    const auto& d = testutil::ShopDomain();
     if (!d.ok()) {
       std::fprintf(stderr, "%s (set HELPLINE_SOURCE_DIR)\n", d.status().ToString().c_str());
       std::exit(1);
     }
-    return new TemplateGenerator(std::make_shared<const domain::Domain>(*std::move(d)),
+    return new TemplateGenerator(*d,
                                  GeneratorOptions{});
   }();
   return *generator;

@@ -12,6 +12,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "services/generation/app.h"
+#include "tests/testing/shop_domain.h"
 
 namespace helpline::generation {
 namespace {
@@ -23,8 +24,7 @@ v1::GenerationConfig TestConfig() {
   config.mutable_server()->set_host("127.0.0.1");
   config.mutable_server()->set_grpc_port(0);
   config.mutable_server()->set_metrics_port(0);
-  const char* dir = std::getenv("HELPLINE_SOURCE_DIR");
-  config.set_domain_file(absl::StrCat(dir != nullptr ? dir : ".", "/domains/shop.yaml"));
+  config.set_domain_file(testutil::ShopDomainPath());
   rpc::ApplyServerDefaults(*config.mutable_server());
   return config;
 }
