@@ -340,6 +340,14 @@ Server::~Server() {
 
 int Server::metrics_port() const { return http_ ? http_->port() : 0; }
 
+absl::StatusOr<std::unique_ptr<Server>> Server::StartReady(ServerOptions options) {
+  absl::StatusOr<std::unique_ptr<Server>> server = Start(std::move(options));
+  if (!server.ok()) return server;
+  if (absl::Status written = (*server)->WritePortsFile(); !written.ok()) return written;
+  (*server)->SetReady(true);
+  return server;
+}
+
 absl::Status Server::WritePortsFile() const {
   return rpc::WritePortsFile(options_.config.ports_file(),
                              {{"GRPC_PORT", grpc_port_}, {"METRICS_PORT", metrics_port()}});

@@ -51,6 +51,10 @@ class Server {
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const;
 
+  // Start(), then WritePortsFile() and SetReady(true): for services whose dependencies are all
+  // loaded before the server starts (the stage services).
+  static absl::StatusOr<std::unique_ptr<Server>> StartReady(ServerOptions options);
+
   // Writes GRPC_PORT and METRICS_PORT to config.ports_file (no-op when unset), so that a
   // script or test that started the server on port 0 finds it. See rpc::WritePortsFile.
   absl::Status WritePortsFile() const;

@@ -42,11 +42,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::GenerationConfig& inp
   options.config = config.server();
   options.name = "helpline-generation";
   options.services = {app->service_.get()};
-  absl::StatusOr<std::unique_ptr<rpc::Server>> server = rpc::Server::Start(std::move(options));
-  if (!server.ok()) return server.status();
-  app->server_ = *std::move(server);
-  HELPLINE_RETURN_IF_ERROR(app->server_->WritePortsFile());
-  app->server_->SetReady(true);
+  HELPLINE_ASSIGN_OR_RETURN(app->server_, rpc::Server::StartReady(std::move(options)));
   log::Info("serving", {{"grpc_port", app->server_->grpc_port()},
                         {"metrics_port", app->server_->metrics_port()},
                         {"domain", app->domain_->name},

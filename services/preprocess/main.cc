@@ -40,11 +40,8 @@ int main(int argc, char** argv) {
   server_options.config = config.server();
   server_options.name = "helpline-preprocess";
   server_options.services = {&service};
-  absl::StatusOr<std::unique_ptr<rpc::Server>> server = rpc::Server::Start(server_options);
+  absl::StatusOr<std::unique_ptr<rpc::Server>> server = rpc::Server::StartReady(server_options);
   if (!server.ok()) return ExitWithError("startup failed", server.status(), 1);
-  status = (*server)->WritePortsFile();
-  if (!status.ok()) return ExitWithError("cannot write ports file", status, 1);
-  (*server)->SetReady(true);
   log::Info("serving",
             {{"grpc_port", (*server)->grpc_port()}, {"metrics_port", (*server)->metrics_port()}});
   return (*server)->Run();
