@@ -36,8 +36,9 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::GenerationConfig& inp
                                      .max_candidates = config.max_candidates()});
   app->executor_ = std::make_unique<rpc::Executor>(
       config.server().worker_threads(), config.server().max_queued_requests(), "gen-worker");
+  app->engine_ = std::make_unique<TemplateReplyEngine>(*app->generator_);
   app->service_ = std::make_unique<GenerationService>(
-      *app->generator_, *app->executor_, metrics::Registry::Default(), std::move(hooks));
+      *app->engine_, *app->executor_, metrics::Registry::Default(), std::move(hooks));
   rpc::ServerOptions options;
   options.config = config.server();
   options.name = "helpline-generation";

@@ -38,6 +38,7 @@ class App {
 
   std::shared_ptr<const domain::Domain> domain_;
   std::unique_ptr<TemplateGenerator> generator_;
+  std::unique_ptr<ReplyEngine> engine_;
   std::unique_ptr<rpc::Executor> executor_;
   std::unique_ptr<GenerationService> service_;
   std::unique_ptr<rpc::Server> server_;

@@ -120,7 +120,7 @@ TEST_F(GenerationServiceTest, GenerateOverGrpc) {
   for (const char* name :
        {"helpline_generation_time_to_first_token_seconds_count",
         "helpline_generation_time_per_output_token_seconds_count",
-        "helpline_generation_batch_size_bucket{le=\"1\"}", "helpline_generation_queue_depth 0",
+        "helpline_generation_request_seconds_count", "helpline_generation_queue_depth 0",
         "helpline_generation_tokens_total{kind=\"prompt\"}"}) {
     EXPECT_THAT(exposition, HasSubstr(name));
   }
