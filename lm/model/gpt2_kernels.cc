@@ -1,0 +1,328 @@
+#include "lm/model/gpt2_kernels.h"
+
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_ps(), which -Wmaybe-uninitialized
+// (and _mm512_reduce_add_ps) report as uses of uninitialized values: false positives of the headers.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+// This file holds AVX-512 and AVX2 code behind target attributes (the build stays generic);
+// which one runs is decided once, from cpuid.
+
+namespace helpline::lm::gpt2_kernels {
+namespace {
+
+constexpr float kSqrt2OverPi = 0.7978845608028654f;
+constexpr float kGeluCubic = 0.044715f;
+
+enum class Isa { kScalar, kAvx2, kAvx512 };
+
+Isa DetectIsa() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return Isa::kAvx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2;
+  return Isa::kScalar;
+}
+
+const Isa kIsa = DetectIsa();
+
+// gelu_tanh(x) = 0.5 x (1 + tanh(u)) = x * sigmoid(2u) = x / (1 + exp(-2u)), which has no
+// cancellation for negative x.
+inline float GeluTanhScalar(float x) {
+  const float u = kSqrt2OverPi * (x + kGeluCubic * x * x * x);
+  return x / (1.0f + std::exp(-2.0f * u));
+}
+
+inline float GeluErfScalar(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
+
+// Applies the epilogue to one row's accumulators acc[0..cols) in place of y[0..cols).
+inline void EpilogueScalar(const float* acc, const float* bias, int cols, Epilogue epilogue, float* y) {
+  for (int c = 0; c < cols; ++c) {
+    float v = acc[c];
+    if (bias != nullptr) v += bias[c];
+    switch (epilogue) {
+      case Epilogue::kNone:
+        y[c] = v;
+        break;
+      case Epilogue::kGeluTanh:
+        y[c] = GeluTanhScalar(v);
+        break;
+      case Epilogue::kGeluErf:
+        y[c] = GeluErfScalar(v);
+        break;
+      case Epilogue::kAddToOutput:
+        y[c] = y[c] + v;
+        break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- scalar
+
+void LinearScalar(const float* x, int64_t ldx, int m, int k, const float* w, const float* bias, int n, int p0,
+                  int p1, float* y, int64_t ldy, Epilogue epilogue) {
+  float acc[kPanel];
+  for (int p = p0; p < p1; ++p) {
+    const float* wp = w + static_cast<int64_t>(p) * k * kPanel;
+    const int c0 = p * kPanel;
+    const int cols = std::min(kPanel, n - c0);
+    for (int r = 0; r < m; ++r) {
+      std::fill(acc, acc + kPanel, 0.0f);
+      const float* xr = x + r * ldx;
+      for (int kk = 0; kk < k; ++kk) {
+        const float xv = xr[kk];
+        const float* wk = wp + static_cast<int64_t>(kk) * kPanel;
+        for (int c = 0; c < cols; ++c) acc[c] = std::fma(xv, wk[c], acc[c]);
+      }
+      EpilogueScalar(acc, bias == nullptr ? nullptr : bias + c0, cols, epilogue, y + r * ldy + c0);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- AVX2 (one row at a time)
+
+__attribute__((target("avx2,fma"))) void LinearAvx2(const float* x, int64_t ldx, int m, int k, const float* w,
+                                                     const float* bias, int n, int p0, int p1, float* y,
+                                                     int64_t ldy, Epilogue epilogue) {
+  alignas(32) float acc_out[kPanel];
+  for (int p = p0; p < p1; ++p) {
+    const float* wp = w + static_cast<int64_t>(p) * k * kPanel;
+    const int c0 = p * kPanel;
+    const int cols = std::min(kPanel, n - c0);
+    for (int r = 0; r < m; ++r) {
+      __m256 acc[8];
+      for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
+      const float* xr = x + r * ldx;
+      for (int kk = 0; kk < k; ++kk) {
+        const __m256 xv = _mm256_broadcast_ss(xr + kk);
+        const float* wk = wp + static_cast<int64_t>(kk) * kPanel;
+        for (int j = 0; j < 8; ++j) acc[j] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(wk + 8 * j), acc[j]);
+      }
+      for (int j = 0; j < 8; ++j) _mm256_store_ps(acc_out + 8 * j, acc[j]);
+      EpilogueScalar(acc_out, bias == nullptr ? nullptr : bias + c0, cols, epilogue, y + r * ldy + c0);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- AVX-512
+
+#define HELPLINE_AVX512 __attribute__((target("avx512f,avx512dq")))
+
+HELPLINE_AVX512 inline __m512 Exp512(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+HELPLINE_AVX512 inline __m512 GeluTanh512(__m512 v) {
+  const __m512 v3 = _mm512_mul_ps(_mm512_mul_ps(v, v), v);
+  const __m512 u = _mm512_mul_ps(_mm512_set1_ps(kSqrt2OverPi), _mm512_fmadd_ps(_mm512_set1_ps(kGeluCubic), v3, v));
+  const __m512 e = Exp512(_mm512_mul_ps(_mm512_set1_ps(-2.0f), u));
+  return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+// MR rows x 64 columns; the k loop is one FMA per (row, column).
+template <int MR>
+HELPLINE_AVX512 inline void Tile512(const float* x, int64_t ldx, int k, const float* wp, const float* bias,
+                                    int cols, float* y, int64_t ldy, Epilogue epilogue) {
+  __m512 acc[MR][4];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (int kk = 0; kk < k; ++kk) {
+    const float* wk = wp + static_cast<int64_t>(kk) * kPanel;
+    const __m512 w0 = _mm512_loadu_ps(wk);
+    const __m512 w1 = _mm512_loadu_ps(wk + 16);
+    const __m512 w2 = _mm512_loadu_ps(wk + 32);
+    const __m512 w3 = _mm512_loadu_ps(wk + 48);
+    for (int r = 0; r < MR; ++r) {
+      const __m512 xv = _mm512_set1_ps(x[r * ldx + kk]);
+      acc[r][0] = _mm512_fmadd_ps(xv, w0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(xv, w1, acc[r][1]);
+      acc[r][2] = _mm512_fmadd_ps(xv, w2, acc[r][2]);
+      acc[r][3] = _mm512_fmadd_ps(xv, w3, acc[r][3]);
+    }
+  }
+  for (int j = 0; j < 4; ++j) {
+    const int left = cols - 16 * j;
+    if (left <= 0) break;
+    const __mmask16 mask = left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+    const __m512 b = bias == nullptr ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, bias + 16 * j);
+    for (int r = 0; r < MR; ++r) {
+      float* out = y + r * ldy + 16 * j;
+      __m512 v = bias == nullptr ? acc[r][j] : _mm512_add_ps(acc[r][j], b);
+      switch (epilogue) {
+        case Epilogue::kNone:
+          break;
+        case Epilogue::kGeluTanh:
+          v = GeluTanh512(v);
+          break;
+        case Epilogue::kGeluErf: {
+          alignas(64) float tmp[16];
+          _mm512_store_ps(tmp, v);
+          for (float& t : tmp) t = GeluErfScalar(t);
+          v = _mm512_load_ps(tmp);
+          break;
+        }
+        case Epilogue::kAddToOutput:
+          v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), v);
+          break;
+      }
+      _mm512_mask_storeu_ps(out, mask, v);
+    }
+  }
+}
+
+HELPLINE_AVX512 void LinearAvx512(const float* x, int64_t ldx, int m, int k, const float* w, const float* bias,
+                                  int n, int p0, int p1, float* y, int64_t ldy, Epilogue epilogue) {
+  constexpr int kRows = 6;
+  for (int p = p0; p < p1; ++p) {
+    const float* wp = w + static_cast<int64_t>(p) * k * kPanel;
+    const int c0 = p * kPanel;
+    const int cols = std::min(kPanel, n - c0);
+    const float* b = bias == nullptr ? nullptr : bias + c0;
+    int r = 0;
+    for (; r + kRows <= m; r += kRows) Tile512<kRows>(x + r * ldx, ldx, k, wp, b, cols, y + r * ldy + c0, ldy, epilogue);
+    switch (m - r) {
+      case 5: Tile512<5>(x + r * ldx, ldx, k, wp, b, cols, y + r * ldy + c0, ldy, epilogue); break;
+      case 4: Tile512<4>(x + r * ldx, ldx, k, wp, b, cols, y + r * ldy + c0, ldy, epilogue); break;
+      case 3: Tile512<3>(x + r * ldx, ldx, k, wp, b, cols, y + r * ldy + c0, ldy, epilogue); break;
+      case 2: Tile512<2>(x + r * ldx, ldx, k, wp, b, cols, y + r * ldy + c0, ldy, epilogue); break;
+      case 1: Tile512<1>(x + r * ldx, ldx, k, wp, b, cols, y + r * ldy + c0, ldy, epilogue); break;
+      default: break;
+    }
+  }
+}
+
+template <int NV>
+HELPLINE_AVX512 void Attend512(const float* q, const float* keys, const float* values, int n, float scale,
+                               float* scores, float* out) {
+  constexpr int hd = 16 * NV;
+  __m512 qv[NV];
+  for (int c = 0; c < NV; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c);
+  float max_score = -INFINITY;
+  for (int j = 0; j < n; ++j) {
+    const float* kj = keys + static_cast<int64_t>(j) * hd;
+    __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kj));
+    for (int c = 1; c < NV; ++c) acc = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kj + 16 * c), acc);
+    const float s = _mm512_reduce_add_ps(acc) * scale;
+    scores[j] = s;
+    max_score = std::max(max_score, s);
+  }
+  const __m512 mx = _mm512_set1_ps(max_score);
+  __m512 sum = _mm512_setzero_ps();
+  for (int j = 0; j < n; j += 16) {
+    const int left = n - j;
+    const __mmask16 mask = left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+    const __m512 e = _mm512_maskz_mov_ps(mask, Exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, scores + j), mx)));
+    _mm512_mask_storeu_ps(scores + j, mask, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  const float inv = 1.0f / _mm512_reduce_add_ps(sum);
+  __m512 acc[NV];
+  for (int c = 0; c < NV; ++c) acc[c] = _mm512_setzero_ps();
+  for (int j = 0; j < n; ++j) {
+    const __m512 pj = _mm512_set1_ps(scores[j]);
+    const float* vj = values + static_cast<int64_t>(j) * hd;
+    for (int c = 0; c < NV; ++c) acc[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vj + 16 * c), acc[c]);
+  }
+  const __m512 iv = _mm512_set1_ps(inv);
+  for (int c = 0; c < NV; ++c) _mm512_storeu_ps(out + 16 * c, _mm512_mul_ps(acc[c], iv));
+}
+
+void AttendScalar(const float* q, const float* keys, const float* values, int n, int hd, float scale,
+                  float* scores, float* out) {
+  float max_score = -INFINITY;
+  for (int j = 0; j < n; ++j) {
+    const float* kj = keys + static_cast<int64_t>(j) * hd;
+    float s = 0.0f;
+    for (int c = 0; c < hd; ++c) s = std::fma(q[c], kj[c], s);
+    scores[j] = s * scale;
+    max_score = std::max(max_score, scores[j]);
+  }
+  float sum = 0.0f;
+  for (int j = 0; j < n; ++j) {
+    scores[j] = std::exp(scores[j] - max_score);
+    sum += scores[j];
+  }
+  const float inv = 1.0f / sum;
+  std::fill(out, out + hd, 0.0f);
+  for (int j = 0; j < n; ++j) {
+    const float* vj = values + static_cast<int64_t>(j) * hd;
+    for (int c = 0; c < hd; ++c) out[c] = std::fma(scores[j], vj[c], out[c]);
+  }
+  for (int c = 0; c < hd; ++c) out[c] *= inv;
+}
+
+}  // namespace
+
+void LinearPanels(const float* x, int64_t ldx, int m, int k, const float* w, const float* bias, int n, int p0,
+                  int p1, float* y, int64_t ldy, Epilogue epilogue) {
+  switch (kIsa) {
+    case Isa::kAvx512:
+      return LinearAvx512(x, ldx, m, k, w, bias, n, p0, p1, y, ldy, epilogue);
+    case Isa::kAvx2:
+      return LinearAvx2(x, ldx, m, k, w, bias, n, p0, p1, y, ldy, epilogue);
+    case Isa::kScalar:
+      return LinearScalar(x, ldx, m, k, w, bias, n, p0, p1, y, ldy, epilogue);
+  }
+}
+
+void LayerNormRows(const float* x, int64_t ldx, int m, int d, const float* gain, const float* bias, float eps,
+                   float* y, int64_t ldy) {
+  for (int r = 0; r < m; ++r) {
+    const float* xr = x + r * ldx;
+    float* yr = y + r * ldy;
+    double sum = 0.0;
+    for (int c = 0; c < d; ++c) sum += xr[c];
+    const double mean = sum / d;
+    double var = 0.0;
+    for (int c = 0; c < d; ++c) {
+      const double t = xr[c] - mean;
+      var += t * t;
+    }
+    var /= d;
+    const float rstd = static_cast<float>(1.0 / std::sqrt(var + eps));
+    const float meanf = static_cast<float>(mean);
+    for (int c = 0; c < d; ++c) yr[c] = (xr[c] - meanf) * rstd * gain[c] + bias[c];
+  }
+}
+
+void AttendQuery(const float* q, const float* keys, const float* values, int n, int hd, float scale, float* scores,
+                 float* out) {
+  if (kIsa == Isa::kAvx512) {
+    switch (hd) {
+      case 32: return Attend512<2>(q, keys, values, n, scale, scores, out);
+      case 64: return Attend512<4>(q, keys, values, n, scale, scores, out);
+      case 80: return Attend512<5>(q, keys, values, n, scale, scores, out);
+      case 96: return Attend512<6>(q, keys, values, n, scale, scores, out);
+      case 128: return Attend512<8>(q, keys, values, n, scale, scores, out);
+      default: break;
+    }
+  }
+  AttendScalar(q, keys, values, n, hd, scale, scores, out);
+}
+
+const char* IsaName() {
+  switch (kIsa) {
+    case Isa::kAvx512: return "avx512";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kScalar: return "scalar";
+  }
+  return "?";
+}
+
+}  // namespace helpline::lm::gpt2_kernels
