@@ -1,0 +1,286 @@
+#include "services/generation/reply/reply_chooser.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "common/domain/template.h"
+#include "common/domain/text.h"
+
+namespace helpline::generation::reply {
+namespace {
+
+namespace text = ::helpline::domain::text;
+
+}  // namespace
+
+struct ReplyChooser::TurnFacts {
+  const v1::GenerationContext* context = nullptr;
+  std::string language;
+  // Every value key the customer wrote this session, plus the state's slot values.
+  KeySet customer;
+  // The state's slot values only.
+  KeySet slot_values;
+  // Entity classes of the filled typed slots: (kind, slot name for kSlotPattern).
+  std::vector<std::pair<EntityKind, std::string>> filled_classes;
+  struct Item {
+    // Lowercased phrases any of which counts as a mention.
+    std::vector<std::string> phrases;
+    // A typed slot's value key, matched against the reply's entities.
+    std::string key;
+  };
+  std::vector<Item> coverage_items;
+};
+
+const std::vector<absl::string_view>& AllRejectionReasons() {
+  static const auto* reasons = new std::vector<absl::string_view>{
+      kRejectEmpty,     kRejectTruncated,         kRejectUnsafe,
+      kRejectPii,       kRejectSlotContradiction, kRejectUnfilledPlaceholder,
+      kRejectRepetition};
+  return *reasons;
+}
+
+absl::StatusOr<std::unique_ptr<const ReplyChooser>> ReplyChooser::Create(
+    std::shared_ptr<const domain::Domain> domain, Blocklist blocklist, ChooserOptions options) {
+  if (domain == nullptr) return absl::InvalidArgumentError("domain: missing");
+  absl::StatusOr<std::unique_ptr<const EntityDetector>> entities = EntityDetector::Create(domain);
+  if (!entities.ok()) return entities.status();
+  std::unique_ptr<ReplyChooser> c(new ReplyChooser());
+  c->domain_ = std::move(domain);
+  c->blocklist_ = std::move(blocklist);
+  c->options_ = std::move(options);
+  c->entities_ = *std::move(entities);
+  // The domain's own texts are not anyone's personal data: the example order numbers of
+  // ask.order_id, a support address in a template.
+  auto add_found = [&c](absl::string_view s) {
+    for (Entity& e : c->entities_->Find(s)) c->allowed_keys_.Add(std::move(e.key));
+  };
+  for (const auto& [key, by_language] : c->domain_->templates) {
+    for (const auto& [language, variants] : by_language) {
+      for (const std::string& v : variants) add_found(v);
+    }
+  }
+  for (const auto& [language, prompt] : c->domain_->system_prompt) add_found(prompt);
+  for (const std::string& v : c->options_.allowed_values) {
+    add_found(v);
+    for (std::string key : {EmailKey(v), DigitsKey(v), AlnumKey(v)}) {
+      c->allowed_keys_.Add(std::move(key));
+    }
+  }
+  return std::unique_ptr<const ReplyChooser>(std::move(c));
+}
+
+std::vector<std::string> ReplyChooser::AskKeywords(const std::string& slot) const {
+  std::vector<std::string> out;
+  auto it = options_.ask_keywords.find(slot);
+  if (it != options_.ask_keywords.end()) {
+    for (const std::string& k : it->second) out.push_back(text::AsciiLower(k));
+  }
+  out.push_back(absl::StrReplaceAll(slot, {{"_", " "}}));
+  if (absl::EndsWith(slot, "_id")) {
+    out.push_back(absl::StrCat(slot.substr(0, slot.size() - 3), " number"));
+  }
+  if (slot == "email") out.push_back("e-mail");
+  return out;
+}
+
+ReplyChoice ReplyChooser::Choose(const v1::GenerationContext& context,
+                                 absl::Span<const RawCandidate> candidates) const {
+  TurnFacts facts;
+  facts.context = &context;
+  const common::v1::DialogueState& state = context.state();
+  facts.language = domain::ResolveLanguage(*domain_, context.language(), state);
+
+  auto add_text = [&](absl::string_view s) {
+    for (std::string& key : entities_->LooseKeys(s)) facts.customer.Add(std::move(key));
+  };
+  for (const common::v1::Turn& t : context.history()) add_text(t.user_text());
+  add_text(context.user_text());
+  for (const common::v1::Evidence& e : context.evidence()) add_text(e.text());
+
+  const domain::Intent* intent = domain_->FindIntent(state.active_intent());
+  for (const domain::Slot& slot : domain_->slots) {
+    auto it = state.slots().find(slot.name);
+    if (it == state.slots().end() || it->second.value().empty()) continue;
+    const std::string& value = it->second.value();
+    const std::string key = entities_->SlotValueKey(slot, value);
+    for (std::string k : entities_->LooseKeys(value)) {
+      facts.customer.Add(k);
+      facts.slot_values.Add(std::move(k));
+    }
+    facts.customer.Add(key);
+    facts.slot_values.Add(key);
+    switch (slot.type) {
+      case domain::SlotType::kEmail:
+        facts.filled_classes.emplace_back(EntityKind::kEmail, "");
+        break;
+      case domain::SlotType::kPhone:
+        facts.filled_classes.emplace_back(EntityKind::kPhone, "");
+        break;
+      case domain::SlotType::kNumber:
+        facts.filled_classes.emplace_back(EntityKind::kAmount, "");
+        break;
+      case domain::SlotType::kRegex:
+        facts.filled_classes.emplace_back(EntityKind::kSlotPattern, slot.name);
+        break;
+      case domain::SlotType::kEnum:
+      case domain::SlotType::kFreeText:
+        break;
+    }
+    if (intent != nullptr && !intent->Uses(slot.name)) continue;
+    TurnFacts::Item item;
+    item.key = key;
+    item.phrases.push_back(text::AsciiLower(value));
+    if (slot.type == domain::SlotType::kEnum) {
+      item.phrases.push_back(text::AsciiLower(absl::StrReplaceAll(value, {{"_", " "}})));
+      for (const domain::EnumValue& v : slot.values) {
+        if (v.value != value) continue;
+        for (const auto& [language, label] : v.labels)
+          item.phrases.push_back(text::AsciiLower(label));
+        for (const auto& [language, synonyms] : v.synonyms) {
+          for (const std::string& s : synonyms) item.phrases.push_back(text::AsciiLower(s));
+        }
+      }
+    }
+    facts.coverage_items.push_back(std::move(item));
+  }
+  const std::string missing = domain::FirstMissingSlot(*domain_, state);
+  if (!missing.empty()) {
+    TurnFacts::Item item;
+    item.phrases = AskKeywords(missing);
+    facts.coverage_items.push_back(std::move(item));
+  }
+
+  ReplyChoice choice;
+  choice.candidates.reserve(candidates.size());
+  for (const RawCandidate& raw : candidates) choice.candidates.push_back(Evaluate(facts, raw));
+  for (size_t i = 0; i < choice.candidates.size(); ++i) {
+    const ScoredCandidate& c = choice.candidates[i];
+    if (c.rejected()) continue;
+    if (!choice.chosen.has_value() || c.score > choice.candidates[*choice.chosen].score) {
+      choice.chosen = i;
+    }
+  }
+  return choice;
+}
+
+double ReplyChooser::Coverage(const TurnFacts& facts, absl::string_view s) const {
+  if (facts.coverage_items.empty()) return 0.0;
+  const std::string lowered = text::AsciiLower(s);
+  std::vector<Entity> found = entities_->Find(s);
+  size_t covered = 0;
+  for (const TurnFacts::Item& item : facts.coverage_items) {
+    bool hit = std::any_of(item.phrases.begin(), item.phrases.end(), [&](const std::string& p) {
+      return !p.empty() && absl::StrContains(lowered, p);
+    });
+    if (!hit && !item.key.empty()) {
+      hit = std::any_of(found.begin(), found.end(), [&](const Entity& e) {
+        return e.key == item.key || (e.kind == EntityKind::kPhone && SamePhone(e.key, item.key));
+      });
+    }
+    if (hit) ++covered;
+  }
+  return static_cast<double>(covered) / static_cast<double>(facts.coverage_items.size());
+}
+
+ScoredCandidate ReplyChooser::Evaluate(const TurnFacts& facts, const RawCandidate& raw) const {
+  ScoredCandidate out;
+  auto reject = [&out](const char* reason, std::string detail) {
+    out.rejection_reasons.push_back(reason);
+    out.details.push_back(absl::StrCat(reason, ": ", detail));
+  };
+
+  // 1. Prune.
+  std::string s = raw.text;
+  size_t role_cut = std::string::npos;
+  for (const std::string& label : options_.role_labels) {
+    if (label.empty()) continue;
+    role_cut = std::min(role_cut, s.find(absl::StrCat("\n", label)));
+  }
+  if (role_cut != std::string::npos) {
+    s.resize(role_cut);
+    out.pruned = true;
+  }
+  s = std::string(absl::StripAsciiWhitespace(s));
+  // A role cut means the model finished its line and went on: the line itself is whole.
+  if (raw.finished_by_length && role_cut == std::string::npos) {
+    std::optional<std::string> cut = CutToLastSentence(s);
+    if (cut.has_value()) {
+      out.pruned = out.pruned || cut->size() != s.size();
+      s = *std::move(cut);
+    } else if (options_.reject_truncated && !IsBlank(s)) {
+      reject(kRejectTruncated, "no complete sentence before the length limit");
+    }
+  }
+
+  // 2. Fill.
+  const domain::Rendered rendered =
+      domain::RenderTemplate(*domain_, s, facts.context->state(), facts.language);
+  out.text = std::string(absl::StripAsciiWhitespace(rendered.text));
+  const std::string& t = out.text;
+
+  // 3. Filter.
+  if (IsBlank(t)) {
+    reject(kRejectEmpty, "nothing but whitespace or punctuation");
+  } else {
+    if (std::optional<std::string> phrase = blocklist_.FindIn(t); phrase.has_value()) {
+      reject(kRejectUnsafe, absl::StrCat("'", *phrase, "'"));
+    }
+    const std::vector<Entity> found = entities_->Find(t);
+    for (const Entity& e : found) {
+      if (e.kind == EntityKind::kAmount || allowed_keys_.Contains(e)) continue;
+      if (!facts.customer.Contains(e)) {
+        reject(kRejectPii,
+               absl::StrCat(EntityKindName(e.kind), " '", t.substr(e.begin, e.end - e.begin), "'"));
+        break;
+      }
+    }
+    for (const Entity& e : found) {
+      const bool typed = std::any_of(
+          facts.filled_classes.begin(), facts.filled_classes.end(), [&](const auto& cls) {
+            return cls.first == e.kind &&
+                   (e.kind != EntityKind::kSlotPattern || cls.second == e.slot);
+          });
+      // A value that is some slot's value is not a contradiction (an unformatted phone
+      // number also looks like an order number).
+      if (typed && !facts.slot_values.Contains(e) && !allowed_keys_.Contains(e)) {
+        reject(kRejectSlotContradiction,
+               absl::StrCat(EntityKindName(e.kind), " '", t.substr(e.begin, e.end - e.begin), "'"));
+        break;
+      }
+    }
+    if (!rendered.unfilled.empty()) {
+      reject(kRejectUnfilledPlaceholder, absl::StrCat("{{", rendered.unfilled.front(), "}}"));
+    } else if (absl::StrContains(t, "{{") || absl::StrContains(t, "}}")) {
+      reject(kRejectUnfilledPlaceholder, "leftover braces");
+    }
+    if (std::string rep = FindRepetition(t, options_.repetition); !rep.empty()) {
+      reject(kRejectRepetition, rep);
+    }
+  }
+
+  // 4. Score.
+  const RerankWeights& w = options_.weights;
+  out.mean_logprob = raw.logprob_sum / static_cast<double>(std::max<size_t>(1, raw.tokens));
+  out.coverage = Coverage(facts, t);
+  const double units = static_cast<double>(RepetitionUnits(t).size());
+  const double length_share =
+      w.length_target_units == 0
+          ? 1.0
+          : std::min(1.0, units / static_cast<double>(w.length_target_units));
+  out.score = w.logprob * out.mean_logprob + w.coverage * out.coverage + w.length * length_share;
+  return out;
+}
+
+void ToProto(const ScoredCandidate& candidate, v1::Candidate& out) {
+  out.set_text(candidate.text);
+  out.set_score(static_cast<float>(candidate.score));
+  out.clear_rejection_reasons();
+  for (const std::string& r : candidate.rejection_reasons) out.add_rejection_reasons(r);
+  out.set_origin("model");
+}
+
+}  // namespace helpline::generation::reply

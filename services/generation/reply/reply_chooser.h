@@ -1,0 +1,169 @@
+// The filter-and-prune step: takes the n candidates the model generated for a turn, cuts
+// length-limited ones back to their last complete sentence, fills {{placeholders}} from the
+// dialogue state, rejects what must not reach the customer, and reranks the survivors by
+// length-normalized log-probability and by how well they cover the state. When nothing
+// survives, the caller sends the template reply marked degraded (ReplyChoice::chosen is
+// empty).
+//
+// Per candidate, in this order:
+//   1. prune   cut at the first "\n<role label>" (a model writing the next turn); when the
+//              candidate finished by length, cut to the last complete sentence
+//              (CutToLastSentence) — no complete sentence: rejected `truncated`
+//              (options.reject_truncated; else the raw text is kept);
+//   2. fill    {{slot}} -> the state's value (enum label in the reply language), as the
+//              templates do (domain::RenderTemplate);
+//   3. filter  every applicable reason below is recorded (not only the first), on the
+//              filled text.
+//
+// Rejection reasons (stable strings: metric label values and Candidate.rejection_reasons):
+//   empty                  nothing but whitespace/punctuation after pruning and filling
+//   truncated              finished by length with no complete sentence to cut back to
+//   unsafe                 a blocklisted phrase (Blocklist: English words at word
+//                          boundaries, Chinese as substrings, case-insensitive)
+//   pii_not_from_customer  an e-mail, phone number, card number or order-number-like value
+//                          that is not in the customer's messages of this session (history
+//                          user turns, this turn's text and evidence) nor in the state's
+//                          slot values nor in the domain's own texts / allowed_values
+//   slot_contradiction     a value of the type of a filled slot (order number pattern,
+//                          amount, e-mail, phone) that differs from the state's value(s)
+//   unfilled_placeholder   a {{name}} whose slot has no value, or "{{" / "}}" left over
+//   repetition             degenerate repetition (FindRepetition)
+//
+// Score of a candidate (computed for every candidate, used among survivors):
+//   score = w_logprob * logprob_sum / max(1, tokens)
+//         + w_coverage * coverage
+//         + w_length * min(1, units / length_target_units)
+// coverage = share of the coverage items the reply mentions: each filled slot the active
+// intent uses (by value, enum label, or enum synonym) and the first missing required slot
+// (by one of its ask keywords); 0 when there are no items. units = RepetitionUnits of the
+// final text (words / CJK characters). Ties go to the lower index.
+//
+// Immutable after construction; Choose() is const, thread-safe and does not block.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "common/domain/domain.h"
+#include "helpline/generation/v1/generation_service.pb.h"
+#include "services/generation/reply/blocklist.h"
+#include "services/generation/reply/entities.h"
+#include "services/generation/reply/reply_text.h"
+
+namespace helpline::generation::reply {
+
+inline constexpr char kRejectEmpty[] = "empty";
+inline constexpr char kRejectTruncated[] = "truncated";
+inline constexpr char kRejectUnsafe[] = "unsafe";
+inline constexpr char kRejectPii[] = "pii_not_from_customer";
+inline constexpr char kRejectSlotContradiction[] = "slot_contradiction";
+inline constexpr char kRejectUnfilledPlaceholder[] = "unfilled_placeholder";
+inline constexpr char kRejectRepetition[] = "repetition";
+
+// Every reason above, for creating metric series up front.
+const std::vector<absl::string_view>& AllRejectionReasons();
+
+// One candidate as the engine produced it.
+struct RawCandidate {
+  // Decoded text, cut before any stop sequence.
+  std::string text;
+  // Generated tokens.
+  size_t tokens = 0;
+  // Sum of the log-probabilities of the generated tokens (<= 0).
+  double logprob_sum = 0.0;
+  // True when max_tokens ended the candidate.
+  bool finished_by_length = false;
+};
+
+struct RerankWeights {
+  double logprob = 1.0;
+  double coverage = 1.0;
+  double length = 0.1;
+  // Replies of at least this many units (words / CJK characters) get the whole length
+  // bonus; shorter ones a share of it.
+  size_t length_target_units = 12;
+};
+
+struct ChooserOptions {
+  // Reject a length-limited candidate without a complete sentence (`truncated`); when
+  // false, such a candidate keeps its raw text and goes on to the other filters.
+  bool reject_truncated = true;
+  RepetitionOptions repetition;
+  RerankWeights weights;
+  // Values the replies may always mention (the shop's own phone number or address): they
+  // never count as personal data nor as a contradiction. The domain's templates and system
+  // prompt are always allowed (e.g. the example order numbers in ask.order_id).
+  std::vector<std::string> allowed_values;
+  // Phrases that show a reply asks for a slot, by slot name, any language. A slot not
+  // listed here gets its name with "_" as " " ("order id"), "<x> number" for a name
+  // "<x>_id", and "e-mail" for "email".
+  std::map<std::string, std::vector<std::string>> ask_keywords;
+  // Role labels whose "\n<label>" ends a reply (the prompt format's labels).
+  std::vector<std::string> role_labels = {"Customer:", "Agent:"};
+};
+
+struct ScoredCandidate {
+  // The final text: pruned and filled (for a rejected candidate: as far as it got).
+  std::string text;
+  // Empty when the candidate survived.
+  std::vector<std::string> rejection_reasons;
+  // Human-readable details of the reasons, same order ("unsafe: 'idiot'"); for logs and
+  // debug output only (may contain the matched text).
+  std::vector<std::string> details;
+  double score = 0.0;
+  double mean_logprob = 0.0;
+  double coverage = 0.0;
+  // True when the text was cut (sentence or role label).
+  bool pruned = false;
+
+  bool rejected() const { return !rejection_reasons.empty(); }
+};
+
+struct ReplyChoice {
+  // One per input candidate, same order.
+  std::vector<ScoredCandidate> candidates;
+  // Index of the best surviving candidate; empty when none survived (send the template
+  // reply, degraded).
+  std::optional<size_t> chosen;
+};
+
+class ReplyChooser {
+ public:
+  // INTERNAL if the entity patterns do not compile (a bug).
+  static absl::StatusOr<std::unique_ptr<const ReplyChooser>> Create(
+      std::shared_ptr<const domain::Domain> domain, Blocklist blocklist, ChooserOptions options);
+
+  // Filters, fills and ranks `candidates` for the turn described by `context` (its state,
+  // user_text, evidence, history and language).
+  ReplyChoice Choose(const v1::GenerationContext& context,
+                     absl::Span<const RawCandidate> candidates) const;
+
+  const EntityDetector& entities() const { return *entities_; }
+
+ private:
+  ReplyChooser() = default;
+
+  struct TurnFacts;  // What Choose derives from the context once for all candidates.
+  ScoredCandidate Evaluate(const TurnFacts& facts, const RawCandidate& raw) const;
+  double Coverage(const TurnFacts& facts, absl::string_view text) const;
+  std::vector<std::string> AskKeywords(const std::string& slot) const;
+
+  std::shared_ptr<const domain::Domain> domain_;
+  Blocklist blocklist_;
+  ChooserOptions options_;
+  std::unique_ptr<const EntityDetector> entities_;
+  // Keys of the values the domain's own texts and allowed_values mention.
+  KeySet allowed_keys_;
+};
+
+// Writes a scored candidate into the response proto (text, score, rejection reasons,
+// origin "model"); the finish reason is the caller's.
+void ToProto(const ScoredCandidate& candidate, v1::Candidate& out);
+
+}  // namespace helpline::generation::reply

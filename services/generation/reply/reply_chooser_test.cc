@@ -1,0 +1,352 @@
+#include "services/generation/reply/reply_chooser.h"
+
+#include <cmath>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/shop_domain.h"
+
+namespace helpline::generation::reply {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+std::shared_ptr<const domain::Domain> Shop() {
+  const auto& shop = testutil::ShopDomain();
+  EXPECT_TRUE(shop.ok()) << shop.status();
+  return *shop;
+}
+
+std::unique_ptr<const ReplyChooser> Chooser(ChooserOptions options = {}) {
+  absl::StatusOr<Blocklist> blocklist =
+      Blocklist::Parse("en: [idiot, stupid, shut up]\nzh: [傻逼, 闭嘴]\n", "test");
+  EXPECT_TRUE(blocklist.ok()) << blocklist.status();
+  auto c = ReplyChooser::Create(Shop(), *std::move(blocklist), std::move(options));
+  EXPECT_TRUE(c.ok()) << c.status();
+  return *std::move(c);
+}
+
+void SetSlot(v1::GenerationContext& context, const std::string& name, const std::string& value) {
+  (*context.mutable_state()->mutable_slots())[name].set_value(value);
+}
+
+// Turn 2 of an English tracking conversation: the customer gave the order number now.
+v1::GenerationContext TrackOrder() {
+  v1::GenerationContext context;
+  context.set_domain("shop");
+  context.mutable_state()->set_language("en");
+  context.mutable_state()->set_active_intent("track_order");
+  common::v1::Turn* t = context.add_history();
+  t->set_user_text("Hi, where is my order? You can mail me at Jane.Doe@example.com");
+  t->set_reply("Sure. What's the order number? It's in the confirmation e-mail.");
+  context.set_user_text("it's a-1234567, and my phone is 415 555 0100");
+  SetSlot(context, "order_id", "A-1234567");
+  SetSlot(context, "email", "jane.doe@example.com");
+  return context;
+}
+
+RawCandidate Raw(std::string text, double logprob_sum = -10.0, size_t tokens = 10,
+                 bool by_length = false) {
+  return RawCandidate{std::move(text), tokens, logprob_sum, by_length};
+}
+
+std::vector<std::string> ReasonsOf(const ReplyChooser& chooser, const v1::GenerationContext& ctx,
+                                   RawCandidate raw) {
+  ReplyChoice choice = chooser.Choose(ctx, {raw});
+  return choice.candidates.at(0).rejection_reasons;
+}
+
+TEST(ReplyChooserTest, ReasonsAreStableStrings) {
+  std::set<std::string> reasons;
+  for (absl::string_view r : AllRejectionReasons()) reasons.insert(std::string(r));
+  EXPECT_EQ(reasons,
+            (std::set<std::string>{"empty", "truncated", "unsafe", "pii_not_from_customer",
+                                   "slot_contradiction", "unfilled_placeholder", "repetition"}));
+}
+
+TEST(ReplyChooserTest, ChoosesTheBestSurvivorByTheScoreFormula) {
+  ChooserOptions options;
+  options.weights = {2.0, 1.5, 0.5, 10};
+  auto chooser = Chooser(options);
+  const v1::GenerationContext context = TrackOrder();
+  const std::vector<RawCandidate> raws = {
+      // Fluent, but mentions nothing of the state.
+      Raw(" Thanks! You can follow the parcel live under My Orders.", -4.0, 12),
+      // Mentions the order number and the e-mail: full coverage.
+      Raw(" Thanks! Order A-1234567 is on its way; the tracking link goes to "
+          "jane.doe@example.com.",
+          -9.0, 20),
+      // Short and likely.
+      Raw(" Thanks!", -0.5, 2),
+  };
+  ReplyChoice choice = chooser->Choose(context, raws);
+  ASSERT_EQ(choice.candidates.size(), 3u);
+  for (const ScoredCandidate& c : choice.candidates) EXPECT_THAT(c.rejection_reasons, IsEmpty());
+  // Coverage items: order_id and email (both used by track_order); nothing is missing.
+  EXPECT_DOUBLE_EQ(choice.candidates[0].coverage, 0.0);
+  EXPECT_DOUBLE_EQ(choice.candidates[1].coverage, 1.0);
+  EXPECT_DOUBLE_EQ(choice.candidates[2].coverage, 0.0);
+  // score = 2 * logprob/tokens + 1.5 * coverage + 0.5 * min(1, units / 10)
+  EXPECT_NEAR(choice.candidates[0].score, 2 * (-4.0 / 12) + 0 + 0.5 * 1.0, 1e-9);
+  EXPECT_NEAR(choice.candidates[1].score, 2 * (-9.0 / 20) + 1.5 + 0.5 * 1.0, 1e-9);
+  EXPECT_NEAR(choice.candidates[2].score, 2 * (-0.5 / 2) + 0 + 0.5 * 0.1, 1e-9);
+  ASSERT_TRUE(choice.chosen.has_value());
+  EXPECT_EQ(*choice.chosen, 1u);
+  EXPECT_EQ(choice.candidates[1].text,
+            "Thanks! Order A-1234567 is on its way; the tracking link goes to "
+            "jane.doe@example.com.");  // Leading space of the continuation stripped.
+  // Without the coverage and length weights the likeliest reply per token wins.
+  options.weights = {1.0, 0.0, 0.0, 10};
+  choice = Chooser(options)->Choose(context, raws);
+  EXPECT_EQ(choice.chosen, 2u);  // -0.5/2 > -4/12 > -9/20
+}
+
+TEST(ReplyChooserTest, TiesGoToTheLowerIndex) {
+  auto chooser = Chooser();
+  const v1::GenerationContext context = TrackOrder();
+  ReplyChoice choice = chooser->Choose(context, {Raw(" Happy to help."), Raw(" Happy to help.")});
+  EXPECT_EQ(choice.chosen, 0u);
+}
+
+TEST(ReplyChooserTest, Unsafe) {
+  auto chooser = Chooser();
+  const v1::GenerationContext context = TrackOrder();
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw(" Order A-1234567 ships today, you idiot.")),
+              ElementsAre("unsafe"));
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw(" Please SHUT UP and wait.")),
+              ElementsAre("unsafe"));
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw("订单 A-1234567 自己查，傻逼。")),
+              ElementsAre("unsafe"));
+  // Word boundaries: "stupidly" is not in the list, "shut-up" is the phrase with a hyphen.
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw(" Our stupidly fast courier has it.")), IsEmpty());
+}
+
+TEST(ReplyChooserTest, PersonalDataMustComeFromTheCustomer) {
+  auto chooser = Chooser();
+  const v1::GenerationContext context = TrackOrder();
+  // The customer's own e-mail (history) and phone (this turn, another format) are fine.
+  EXPECT_THAT(ReasonsOf(*chooser, context,
+                        Raw(" I'll text the tracking link to (415) 555-0100 and e-mail it to "
+                            "jane.doe@example.com.")),
+              IsEmpty());
+  // Made-up e-mail, phone and card numbers are not.
+  ReplyChoice choice =
+      chooser->Choose(context, {Raw(" I've sent it to jane.d@example.org."),
+                                Raw(" Call our courier on +44 20 7946 0958."),
+                                Raw(" Your card 4111 1111 1111 1111 was refunded."),
+                                Raw(" Your other order B-7654321 shipped too.")});
+  // The e-mail and the order number also differ from the state's values.
+  EXPECT_THAT(choice.candidates[0].rejection_reasons,
+              UnorderedElementsAre("pii_not_from_customer", "slot_contradiction"));
+  EXPECT_THAT(choice.candidates[1].rejection_reasons, ElementsAre("pii_not_from_customer"));
+  EXPECT_THAT(choice.candidates[2].rejection_reasons, ElementsAre("pii_not_from_customer"));
+  EXPECT_THAT(choice.candidates[3].rejection_reasons,
+              UnorderedElementsAre("pii_not_from_customer", "slot_contradiction"));
+  EXPECT_THAT(choice.candidates[1].details, ElementsAre(HasSubstr("phone '+44 20 7946 0958'")));
+  EXPECT_FALSE(choice.chosen.has_value());
+  // The domain's own example numbers (ask.order_id) are not personal data.
+  v1::GenerationContext asking = TrackOrder();
+  asking.mutable_state()->clear_slots();
+  EXPECT_THAT(ReasonsOf(*chooser, asking,
+                        Raw(" Could you give me your order number? It looks like 12345678 or "
+                            "A-1234567.")),
+              IsEmpty());
+}
+
+TEST(ReplyChooserTest, AllowedValuesAreNeverPersonalData) {
+  ChooserOptions options;
+  options.allowed_values = {"+1 800 555 0199", "help@shop.example"};
+  auto chooser = Chooser(options);
+  v1::GenerationContext context = TrackOrder();
+  SetSlot(context, "phone", "4155550100");
+  EXPECT_THAT(ReasonsOf(*chooser, context,
+                        Raw(" You can also call us on 1-800-555-0199 or write to "
+                            "help@shop.example.")),
+              IsEmpty());
+}
+
+TEST(ReplyChooserTest, SlotContradiction) {
+  auto chooser = Chooser();
+  v1::GenerationContext context = TrackOrder();
+  // The customer first gave 87654321, then corrected it: the state holds A-1234567.
+  context.mutable_history(0)->set_user_text(
+      "where is my order 87654321? mail Jane.Doe@example.com");
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw(" Order 87654321 is on its way.")),
+              ElementsAre("slot_contradiction"));
+  // A number nobody wrote is both made up and contradicting.
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw(" Order A-7654321 is on its way.")),
+              UnorderedElementsAre("pii_not_from_customer", "slot_contradiction"));
+  // Same order number, other spelling: fine.
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw(" Order a1234567 is on its way.")), IsEmpty());
+
+  // Amounts, e-mails and phones.
+  SetSlot(context, "amount", "49.90");
+  SetSlot(context, "phone", "4155550100");
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw(" I see a refund of $59.90 for that order.")),
+              ElementsAre("slot_contradiction"));
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw(" I see a refund of $49.9 for that order.")),
+              IsEmpty());
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw("已为您退款49.90元。")), IsEmpty());
+  context.set_user_text("it's a-1234567, also try my old mail jd@old.example");
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw(" I've sent the link to jd@old.example.")),
+              ElementsAre("slot_contradiction"));
+  // An unformatted phone number looks like an order number, but it is the phone slot's
+  // value: no contradiction.
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw(" We'll text 4155550100 when it ships.")),
+              IsEmpty());
+}
+
+TEST(ReplyChooserTest, PlaceholdersAreFilledFromTheState) {
+  auto chooser = Chooser();
+  v1::GenerationContext context = TrackOrder();
+  SetSlot(context, "reason", "damaged");
+  ReplyChoice choice =
+      chooser->Choose(context, {Raw(" Thanks! I've looked up order {{order_id}} ({{ reason }})."),
+                                Raw(" Thanks! I've sent it to {{phone}}."),
+                                Raw(" Thanks! I've looked up order {{order_id."),
+                                Raw(" Thanks! Order }} is fine.")});
+  EXPECT_THAT(choice.candidates[0].rejection_reasons, IsEmpty());
+  EXPECT_EQ(choice.candidates[0].text,
+            "Thanks! I've looked up order A-1234567 (it arrived damaged).");
+  EXPECT_THAT(choice.candidates[1].rejection_reasons, ElementsAre("unfilled_placeholder"));
+  EXPECT_THAT(choice.candidates[1].details, ElementsAre(HasSubstr("{{phone}}")));
+  EXPECT_THAT(choice.candidates[2].rejection_reasons, ElementsAre("unfilled_placeholder"));
+  EXPECT_THAT(choice.candidates[3].rejection_reasons, ElementsAre("unfilled_placeholder"));
+  EXPECT_EQ(choice.chosen, 0u);
+}
+
+TEST(ReplyChooserTest, Repetition) {
+  auto chooser = Chooser();
+  const v1::GenerationContext context = TrackOrder();
+  EXPECT_THAT(
+      ReasonsOf(*chooser, context, Raw(" Thank you thank you thank you for order A-1234567.")),
+      ElementsAre("repetition"));
+  EXPECT_THAT(
+      ReasonsOf(*chooser, context,
+                Raw(" I will check order A-1234567 now. I will check order A-1234567 now.")),
+      ElementsAre("repetition"));
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw("好的好的好的，马上为您查询。")),
+              ElementsAre("repetition"));
+}
+
+TEST(ReplyChooserTest, Empty) {
+  auto chooser = Chooser();
+  const v1::GenerationContext context = TrackOrder();
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw("")), ElementsAre("empty"));
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw("  ... !")), ElementsAre("empty"));
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw("。。“”")), ElementsAre("empty"));
+  // The model went straight on to the next turn: nothing of the reply is left.
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw("\nCustomer: hello?")), ElementsAre("empty"));
+}
+
+TEST(ReplyChooserTest, RoleLabelsEndTheReply) {
+  auto chooser = Chooser();
+  const v1::GenerationContext context = TrackOrder();
+  ReplyChoice choice = chooser->Choose(
+      context, {Raw(" Order A-1234567 is on its way.\nCustomer: thanks\nAgent: You're welcome", -5,
+                    20, /*by_length=*/true)});
+  EXPECT_THAT(choice.candidates[0].rejection_reasons, IsEmpty());
+  EXPECT_EQ(choice.candidates[0].text, "Order A-1234567 is on its way.");
+  EXPECT_TRUE(choice.candidates[0].pruned);
+}
+
+TEST(ReplyChooserTest, LengthLimitedRepliesAreCutToTheLastSentence) {
+  auto chooser = Chooser();
+  const v1::GenerationContext context = TrackOrder();
+  ReplyChoice choice = chooser->Choose(
+      context,
+      {Raw(" Thanks! I've looked up order A-1234567. You can follow it live under My", -8, 24,
+           true),
+       Raw(" Thanks! I've looked up order A-1234567. You can follow it live under My", -8, 24,
+           false),
+       Raw(" Thanks, I have looked up order A-1234567 and it is currently", -3, 24, true)});
+  EXPECT_THAT(choice.candidates[0].rejection_reasons, IsEmpty());
+  EXPECT_EQ(choice.candidates[0].text, "Thanks! I've looked up order A-1234567.");
+  EXPECT_TRUE(choice.candidates[0].pruned);
+  // Not cut by length: kept whole (the model chose to stop there).
+  EXPECT_EQ(choice.candidates[1].text,
+            "Thanks! I've looked up order A-1234567. You can follow it live under My");
+  EXPECT_FALSE(choice.candidates[1].pruned);
+  EXPECT_THAT(choice.candidates[2].rejection_reasons, ElementsAre("truncated"));
+  // A Chinese reply cut by the limit.
+  v1::GenerationContext zh = TrackOrder();
+  zh.mutable_state()->set_language("zh");
+  choice = chooser->Choose(
+      zh, {Raw("谢谢！已查到订单 A-1234567。您可以在“我的订单 > 查看物流”中实时跟踪，每个", -8, 30,
+               true)});
+  EXPECT_THAT(choice.candidates[0].rejection_reasons, IsEmpty());
+  EXPECT_EQ(choice.candidates[0].text, "谢谢！已查到订单 A-1234567。");
+  // Keeping truncated replies instead.
+  ChooserOptions keep;
+  keep.reject_truncated = false;
+  choice = Chooser(keep)->Choose(
+      context,
+      {Raw(" Thanks, I have looked up order A-1234567 and it is currently", -3, 24, true)});
+  EXPECT_THAT(choice.candidates[0].rejection_reasons, IsEmpty());
+  EXPECT_EQ(choice.candidates[0].text,
+            "Thanks, I have looked up order A-1234567 and it is currently");
+}
+
+TEST(ReplyChooserTest, NothingSurvivesMeansTheTemplateReply) {
+  auto chooser = Chooser();
+  const v1::GenerationContext context = TrackOrder();
+  ReplyChoice choice = chooser->Choose(
+      context,
+      {Raw(" "), Raw(" Shut up, order B-7654321 is late. Shut up, order B-7654321 is late."),
+       Raw(" Your order {{item}} is", -1, 8, true)});
+  EXPECT_FALSE(choice.chosen.has_value());
+  EXPECT_THAT(choice.candidates[0].rejection_reasons, ElementsAre("empty"));
+  EXPECT_THAT(
+      choice.candidates[1].rejection_reasons,
+      UnorderedElementsAre("unsafe", "pii_not_from_customer", "slot_contradiction", "repetition"));
+  EXPECT_THAT(choice.candidates[2].rejection_reasons,
+              UnorderedElementsAre("truncated", "unfilled_placeholder"));
+  // No candidates at all: nothing chosen either.
+  EXPECT_FALSE(chooser->Choose(context, {}).chosen.has_value());
+}
+
+TEST(ReplyChooserTest, ChineseRepliesAndAskingForTheMissingSlot) {
+  ChooserOptions options;
+  options.ask_keywords["order_id"] = {"订单号", "order number"};
+  auto chooser = Chooser(options);
+  v1::GenerationContext context;
+  context.mutable_state()->set_language("zh");
+  context.mutable_state()->set_active_intent("return_item");
+  context.set_user_text("我要退货，鞋子尺码太小了");
+  SetSlot(context, "reason", "too_small");
+  SetSlot(context, "item", "鞋子");
+  ReplyChoice choice =
+      chooser->Choose(context, {Raw("好的，请问还有什么可以帮您？", -3, 12),
+                                Raw("好的，鞋子尺码偏小可以退货。请提供您的订单号。", -6, 20),
+                                Raw("好的，请提供您的订单号。", -4, 10)});
+  // Items: reason (label 尺码偏小 or a synonym such as 太小), item (鞋子), the missing order_id.
+  EXPECT_DOUBLE_EQ(choice.candidates[0].coverage, 0.0);
+  EXPECT_DOUBLE_EQ(choice.candidates[1].coverage, 1.0);
+  EXPECT_NEAR(choice.candidates[2].coverage, 1.0 / 3, 1e-9);
+  EXPECT_EQ(choice.chosen, 1u);
+  // The default keywords of an "_id" slot work for English.
+  context.mutable_state()->set_language("en");
+  choice = Chooser()->Choose(context, {Raw(" What's the order number?", -3, 6)});
+  EXPECT_NEAR(choice.candidates[0].coverage, 1.0 / 3, 1e-9);
+}
+
+TEST(ReplyChooserTest, ToProto) {
+  ScoredCandidate c;
+  c.text = "Hello!";
+  c.score = -0.25;
+  c.rejection_reasons = {"unsafe", "repetition"};
+  v1::Candidate proto;
+  ToProto(c, proto);
+  EXPECT_EQ(proto.text(), "Hello!");
+  EXPECT_FLOAT_EQ(proto.score(), -0.25f);
+  EXPECT_THAT(proto.rejection_reasons(), ElementsAre("unsafe", "repetition"));
+  EXPECT_EQ(proto.origin(), "model");
+}
+
+}  // namespace
+}  // namespace helpline::generation::reply
