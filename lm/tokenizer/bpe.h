@@ -2,8 +2,9 @@
 // that streams valid UTF-8. Loads vocab.json + merges.txt (and the added special tokens of
 // tokenizer_config.json / added_tokens.json / special_tokens_map.json when present).
 //
-// Thread-safe after Load: every method is const and keeps its scratch on the stack, so any
-// number of threads may encode and decode with one tokenizer at once, without locks.
+// Thread-safe after Load: every method is const; Encode keeps its scratch on the stack and
+// a small cache of recently merged pieces per thread, so any number of threads may encode
+// and decode with one tokenizer at once, without locks.
 #pragma once
 
 #include <cstdint>

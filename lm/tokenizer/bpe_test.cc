@@ -338,6 +338,19 @@ TEST_F(LoadTest, AcceptsGpt2FileNamesAndPrefersHuggingFaceNames) {
   EXPECT_THAT((*t)->Encode("abc"), ElementsAre(256, 'c'));
 }
 
+TEST_F(LoadTest, TokenizersOnOneThreadDoNotShareCachedPieces) {
+  WriteSmall();
+  auto merging = Load();
+  ASSERT_TRUE(merging.ok()) << merging.status();
+  Write("merges.txt", "#version: 0.2\n");
+  auto plain = Load();
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THAT((*merging)->Encode("abd abd"), ElementsAre(256, 'd', ' ', 256, 'd'));
+    EXPECT_THAT((*plain)->Encode("abd abd"), ElementsAre('a', 'b', 'd', ' ', 'a', 'b', 'd'));
+  }
+}
+
 TEST_F(LoadTest, MissingFilesAreNotFound) {
   ExpectError(absl::StatusCode::kNotFound, {"vocab.json", "encoder.json"});
   Write("vocab.json", SmallVocab().dump());
