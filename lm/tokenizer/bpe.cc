@@ -58,8 +58,8 @@ std::array<uint32_t, 256> ByteToCodePoint() {
   std::array<uint32_t, 256> map{};
   uint32_t next = 256;
   for (uint32_t b = 0; b < 256; ++b) {
-    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) ||
-                           (b >= 0xAE && b <= 0xFF);
+    const bool printable =
+        (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
     map[b] = printable ? b : next++;
   }
   return map;
@@ -172,8 +172,7 @@ absl::StatusOr<nlohmann::json> ParseJson(const std::filesystem::path& path,
 // A token reference in tokenizer_config.json / special_tokens_map.json: a string, an
 // AddedToken object {"content": ...}, or null. Returns "" for null.
 absl::StatusOr<std::string> TokenContent(const nlohmann::json& value,
-                                         const std::filesystem::path& path,
-                                         absl::string_view key) {
+                                         const std::filesystem::path& path, absl::string_view key) {
   if (value.is_null()) return std::string();
   if (value.is_string()) return value.get<std::string>();
   if (value.is_object()) {
@@ -215,10 +214,9 @@ class Loader {
       }
       for (const auto& [content, id] : json->items()) {
         if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= kMaxId) {
-          return absl::InvalidArgumentError(absl::StrCat(added.string(), ": entry ",
-                                                         Quote(content),
-                                                         ": id must be an integer in [0, ",
-                                                         kMaxId, ")"));
+          return absl::InvalidArgumentError(absl::StrCat(added.string(), ": entry ", Quote(content),
+                                                         ": id must be an integer in [0, ", kMaxId,
+                                                         ")"));
         }
         if (absl::Status s = AddAdded(content, static_cast<int32_t>(id.get<int64_t>()), added);
             !s.ok()) {
@@ -251,24 +249,24 @@ class Loader {
             id = -1;
           }
           if (id < 0 || id >= kMaxId) {
-            return absl::InvalidArgumentError(absl::StrCat(
-                path.string(), ": added_tokens_decoder key ", Quote(id_text),
-                " must be an id in [0, ", kMaxId, ")"));
+            return absl::InvalidArgumentError(
+                absl::StrCat(path.string(), ": added_tokens_decoder key ", Quote(id_text),
+                             " must be an id in [0, ", kMaxId, ")"));
           }
           absl::StatusOr<std::string> content =
               TokenContent(token, path, absl::StrCat("added_tokens_decoder[", id_text, "]"));
           if (!content.ok()) return content.status();
           if (content->empty()) {
-            return absl::InvalidArgumentError(absl::StrCat(
-                path.string(), ": added_tokens_decoder[", id_text, "] has no content"));
+            return absl::InvalidArgumentError(absl::StrCat(path.string(), ": added_tokens_decoder[",
+                                                           id_text, "] has no content"));
           }
           if (absl::Status s = AddAdded(*content, static_cast<int32_t>(id), path); !s.ok()) {
             return s;
           }
         }
       }
-      for (const char* key : {"eos_token", "bos_token", "unk_token", "pad_token",
-                              "sep_token", "cls_token", "mask_token"}) {
+      for (const char* key : {"eos_token", "bos_token", "unk_token", "pad_token", "sep_token",
+                              "cls_token", "mask_token"}) {
         auto it = json->find(key);
         if (it == json->end()) continue;
         absl::StatusOr<std::string> content = TokenContent(*it, path, key);
@@ -293,8 +291,7 @@ class Loader {
     return absl::OkStatus();
   }
 
-  absl::Status AddAdded(const std::string& content, int32_t id,
-                        const std::filesystem::path& path) {
+  absl::Status AddAdded(const std::string& content, int32_t id, const std::filesystem::path& path) {
     if (content.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat(path.string(), ": an added token is empty (id ", id, ")"));
@@ -302,15 +299,14 @@ class Loader {
     auto [it, inserted] = added_.try_emplace(content, id);
     if (!inserted && it->second != id) {
       return absl::InvalidArgumentError(absl::StrCat(path.string(), ": added token ",
-                                                     Quote(content), " has id ", id,
-                                                     " but also ", it->second));
+                                                     Quote(content), " has id ", id, " but also ",
+                                                     it->second));
     }
     auto [it2, inserted2] = added_by_id_.try_emplace(id, content);
     if (!inserted2 && it2->second != content) {
       return absl::InvalidArgumentError(absl::StrCat(path.string(), ": id ", id,
                                                      " is given to two added tokens, ",
-                                                     Quote(it2->second), " and ",
-                                                     Quote(content)));
+                                                     Quote(it2->second), " and ", Quote(content)));
     }
     return absl::OkStatus();
   }
@@ -332,8 +328,8 @@ class Loader {
     for (const auto& [token, id] : json->items()) {
       if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= kMaxId) {
         return absl::InvalidArgumentError(absl::StrCat(path->string(), ": entry ", Quote(token),
-                                                       ": id must be an integer in [0, ",
-                                                       kMaxId, "), got ", id.dump()));
+                                                       ": id must be an integer in [0, ", kMaxId,
+                                                       "), got ", id.dump()));
       }
       max_id = std::max(max_id, id.get<int64_t>());
     }
@@ -353,15 +349,15 @@ class Loader {
       taken[id] = true;
       auto added = added_.find(token);
       if (added != added_.end() && added->second != id) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path->string(), ": entry ", Quote(token), " has id ", id,
-            " but the added tokens give it id ", added->second));
+        return absl::InvalidArgumentError(
+            absl::StrCat(path->string(), ": entry ", Quote(token), " has id ", id,
+                         " but the added tokens give it id ", added->second));
       }
       auto added_id = added_by_id_.find(id);
       if (added_id != added_by_id_.end() && added_id->second != token) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path->string(), ": entry ", Quote(token), " has id ", id,
-            " but the added tokens give that id to ", Quote(added_id->second)));
+        return absl::InvalidArgumentError(
+            absl::StrCat(path->string(), ": entry ", Quote(token), " has id ", id,
+                         " but the added tokens give that id to ", Quote(added_id->second)));
       }
       std::optional<std::string> bytes = TokenToBytes(token);
       if (!bytes) {
@@ -394,9 +390,9 @@ class Loader {
       if (data_->byte_ids[b] < 0) {
         std::string symbol;
         AppendUtf8(ByteToCodePoint()[b], symbol);
-        return absl::InvalidArgumentError(absl::StrCat(
-            path->string(), ": no token for byte 0x", absl::Hex(b, absl::kZeroPad2), " (",
-            Quote(symbol), "); a byte-level BPE vocab has one per byte"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(path->string(), ": no token for byte 0x", absl::Hex(b, absl::kZeroPad2),
+                         " (", Quote(symbol), "); a byte-level BPE vocab has one per byte"));
       }
     }
     return absl::OkStatus();
@@ -420,9 +416,9 @@ class Loader {
       const size_t space = line.find(' ');
       if (space == absl::string_view::npos || space == 0 || space + 1 == line.size() ||
           line.find(' ', space + 1) != absl::string_view::npos) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            p, ": line ", line_no, ": expected two tokens separated by one space, got ",
-            Quote(line)));
+        return absl::InvalidArgumentError(
+            absl::StrCat(p, ": line ", line_no,
+                         ": expected two tokens separated by one space, got ", Quote(line)));
       }
       const absl::string_view left = line.substr(0, space);
       const absl::string_view right = line.substr(space + 1);
@@ -430,9 +426,8 @@ class Loader {
       auto right_it = data_->token_ids.find(right);
       if (left_it == data_->token_ids.end() || right_it == data_->token_ids.end()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            p, ": line ", line_no, ": ",
-            Quote(left_it == data_->token_ids.end() ? left : right), " is not in ",
-            vocab_path_.filename().string()));
+            p, ": line ", line_no, ": ", Quote(left_it == data_->token_ids.end() ? left : right),
+            " is not in ", vocab_path_.filename().string()));
       }
       const std::string joined = absl::StrCat(left, right);
       auto joined_it = data_->token_ids.find(joined);
@@ -444,9 +439,8 @@ class Loader {
       const int32_t l = left_it->second, r = right_it->second;
       if (!data_->merges.Add(l, r, rank, joined_it->second)) {
         const uint64_t key = (static_cast<uint64_t>(l) << 32) | static_cast<uint32_t>(r);
-        return absl::InvalidArgumentError(absl::StrCat(p, ": line ", line_no, ": merge ",
-                                                       Quote(line), " repeats line ",
-                                                       first_line[key]));
+        return absl::InvalidArgumentError(absl::StrCat(
+            p, ": line ", line_no, ": merge ", Quote(line), " repeats line ", first_line[key]));
       }
       first_line[(static_cast<uint64_t>(l) << 32) | static_cast<uint32_t>(r)] = line_no;
       ++rank;
@@ -479,8 +473,7 @@ class Loader {
     }
     // Longest first, so that the first match at a position is the longest.
     std::sort(data_->specials.begin(), data_->specials.end(), [](const auto& a, const auto& b) {
-      return a.first.size() != b.first.size() ? a.first.size() > b.first.size()
-                                              : a.first < b.first;
+      return a.first.size() != b.first.size() ? a.first.size() > b.first.size() : a.first < b.first;
     });
     return absl::OkStatus();
   }
@@ -557,8 +550,8 @@ void EncodePiece(const TokenizerData& d, absl::string_view piece, std::vector<in
   const size_t n = bpe_internal::MergeSymbols(d.merges, symbols.data(), symbols.size());
   ids.insert(ids.end(), symbols.begin(), symbols.begin() + static_cast<ptrdiff_t>(n));
   if (cacheable) {
-    cache.where.emplace(piece, std::make_pair(static_cast<uint32_t>(cache.arena.size()),
-                                              static_cast<uint32_t>(n)));
+    cache.where.emplace(
+        piece, std::make_pair(static_cast<uint32_t>(cache.arena.size()), static_cast<uint32_t>(n)));
     cache.arena.insert(cache.arena.end(), symbols.begin(),
                        symbols.begin() + static_cast<ptrdiff_t>(n));
   }
@@ -669,7 +662,7 @@ size_t AppendValidUtf8(absl::string_view bytes, bool hold_incomplete, std::strin
       i = j;
       continue;
     }
-    size_t need;        // Continuation bytes after the lead.
+    size_t need;                         // Continuation bytes after the lead.
     unsigned char lo = 0x80, hi = 0xBF;  // Allowed range of the first continuation byte.
     if (b0 >= 0xC2 && b0 <= 0xDF) {
       need = 1;

@@ -48,7 +48,8 @@ size_t MergeSymbols(const MergeTable& merges, int32_t* symbols, size_t n);
 
 // The two strategies, exposed so that tests can check they agree.
 inline constexpr size_t kLinearMergeMax = 48;
-size_t MergeSymbolsLinear(const MergeTable& merges, int32_t* symbols, size_t n);  // n <= kLinearMergeMax
+size_t MergeSymbolsLinear(const MergeTable& merges, int32_t* symbols,
+                          size_t n);  // n <= kLinearMergeMax
 size_t MergeSymbolsHeap(const MergeTable& merges, int32_t* symbols, size_t n);
 
 }  // namespace helpline::lm::bpe_internal

@@ -94,7 +94,7 @@ TEST(BpeMergeTest, LinearAndHeapEqualGpt2LoopForAnyRanks) { CheckAgainstReferenc
 
 TEST(BpeMergeTest, OverlappingPairsMergeLeftToRight) {
   MergeTable t;
-  ASSERT_TRUE(t.Add(0, 0, 0, 1));  // a a -> A
+  ASSERT_TRUE(t.Add(0, 0, 0, 1));   // a a -> A
   ASSERT_FALSE(t.Add(0, 0, 5, 9));  // The first rule of a pair stays.
   std::vector<int32_t> w = {0, 0, 0};
   w.resize(MergeSymbolsLinear(t, w.data(), w.size()));

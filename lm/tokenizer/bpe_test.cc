@@ -49,8 +49,8 @@ class TempDir {
  public:
   TempDir() {
     static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            absl::StrCat("helpline_bpe_test_", getpid(), "_", counter++);
+    path_ =
+        fs::temp_directory_path() / absl::StrCat("helpline_bpe_test_", getpid(), "_", counter++);
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -145,10 +145,34 @@ TEST_F(Gpt2TokenizerTest, VocabAndSpecialTokens) {
 
 TEST_F(Gpt2TokenizerTest, RoundTripsAnyBytes) {
   std::mt19937 rng(42);
-  const std::vector<std::string> atoms = {
-      "a", "Z", " ", "  ", "\n", "\r\n", "\t", "'s", "'", "1", "42", ".", "!?", "你", "好",
-      "😀", "👨‍👩‍👧", "é", "e\u0301", "\u00a0", "\u0085", "\ufeff", "\xff", "\xe4\xbd",
-      "\xed\xa0\x80", "\x80", "<|endoftext|>", "http://x.io/a?b=1"};
+  const std::vector<std::string> atoms = {"a",
+                                          "Z",
+                                          " ",
+                                          "  ",
+                                          "\n",
+                                          "\r\n",
+                                          "\t",
+                                          "'s",
+                                          "'",
+                                          "1",
+                                          "42",
+                                          ".",
+                                          "!?",
+                                          "你",
+                                          "好",
+                                          "😀",
+                                          "👨‍👩‍👧",
+                                          "é",
+                                          "e\u0301",
+                                          "\u00a0",
+                                          "\u0085",
+                                          "\ufeff",
+                                          "\xff",
+                                          "\xe4\xbd",
+                                          "\xed\xa0\x80",
+                                          "\x80",
+                                          "<|endoftext|>",
+                                          "http://x.io/a?b=1"};
   for (int i = 0; i < 2000; ++i) {
     std::string text;
     const int n = std::uniform_int_distribution<int>(0, 30)(rng);
@@ -196,7 +220,8 @@ TEST_F(Gpt2TokenizerTest, EncodeIsThreadSafe) {
 
 TEST_F(Gpt2TokenizerTest, StreamDecoderNeverSplitsACharacter) {
   const std::string text =
-      "你好，我的订单在哪里？ 👋🏽 family: 👨‍👩‍👧‍👦 flag: 🇯🇵 café naïve Ω≈ç√ 𝔘𝔫𝔦";
+      "你好，我的订单在哪里？ 👋🏽 family: 👨‍👩‍👧‍👦 flag: 🇯🇵 café naïve Ω≈ç√ "
+      "𝔘𝔫𝔦";
   const std::vector<int32_t> ids = tok().Encode(text);
   int partial_tokens = 0;  // Tokens whose bytes end inside a character.
   for (int32_t id : ids) {
@@ -245,9 +270,11 @@ TEST(AppendValidUtf8Test, ReplacesMaximalSubpartsLikePython) {
     return out;
   };
   EXPECT_EQ(fix("abc"), "abc");
-  EXPECT_EQ(fix("\xF0\x9F\x98" "x"), "\uFFFDx");
-  EXPECT_EQ(fix("\xED\xA0\x80"), "\uFFFD\uFFFD\uFFFD");  // Surrogate.
-  EXPECT_EQ(fix("\xC0\x80"), "\uFFFD\uFFFD");            // Overlong.
+  EXPECT_EQ(fix("\xF0\x9F\x98"
+                "x"),
+            "\uFFFDx");
+  EXPECT_EQ(fix("\xED\xA0\x80"), "\uFFFD\uFFFD\uFFFD");            // Surrogate.
+  EXPECT_EQ(fix("\xC0\x80"), "\uFFFD\uFFFD");                      // Overlong.
   EXPECT_EQ(fix("\xF4\x90\x80\x80"), "\uFFFD\uFFFD\uFFFD\uFFFD");  // > U+10FFFF.
   EXPECT_EQ(fix("\xE0\xA0"), "\uFFFD");
   EXPECT_EQ(fix("\xF0\x9F\x98\x80"), "😀");

@@ -11,8 +11,20 @@ bool IsWhiteSpace(uint32_t cp) {
   // Unicode's White_Space property (PropList.txt; unchanged since Unicode 6.3, when U+180E
   // left it). Written out rather than asked of ICU so that it cannot drift with ICU.
   switch (cp) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20: case 0x85: case 0xA0:
-    case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x20:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
       return true;
     default:
       return cp >= 0x2000 && cp <= 0x200A;
@@ -93,8 +105,8 @@ CharAt ReadChar(absl::string_view text, size_t pos) {
   }
   if (b0 < 0xF5) {
     if (left < 4 || !IsCont(p[1]) || !IsCont(p[2]) || !IsCont(p[3])) return kInvalid;
-    const uint32_t cp = ((b0 & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) |
-                        (p[3] & 0x3Fu);
+    const uint32_t cp =
+        ((b0 & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
     if (cp < 0x10000 || cp > 0x10FFFF) return kInvalid;
     return {ComputeClass(cp), 4};
   }

@@ -73,11 +73,15 @@ TEST(PreTokenizeTest, UnicodeClasses) {
 }
 
 TEST(PreTokenizeTest, InvalidUtf8BytesArePunctuation) {
-  EXPECT_THAT(Pieces("a\xff" "b"), ElementsAre("a", "\xff", "b"));
+  EXPECT_THAT(Pieces("a\xff"
+                     "b"),
+              ElementsAre("a", "\xff", "b"));
   EXPECT_THAT(Pieces("a \xff\xfe!"), ElementsAre("a", " \xff\xfe!"));
   EXPECT_THAT(Pieces("\xe4\xbd"), ElementsAre("\xe4\xbd"));  // Truncated 3-byte character.
   EXPECT_THAT(Pieces("\xed\xa0\x80x"), ElementsAre("\xed\xa0\x80", "x"));  // Surrogate.
-  EXPECT_THAT(Pieces("\xc0\xaf" "a"), ElementsAre("\xc0\xaf", "a"));        // Overlong.
+  EXPECT_THAT(Pieces("\xc0\xaf"
+                     "a"),
+              ElementsAre("\xc0\xaf", "a"));  // Overlong.
 }
 
 TEST(PreTokenizeTest, ClassOfCodePoint) {

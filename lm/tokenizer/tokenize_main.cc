@@ -56,7 +56,8 @@ int main(int argc, char** argv) {
     } else if (json.is_string()) {
       texts.push_back(json.get<std::string>());
     } else {
-      return Fail(absl::StrCat("stdin line ", line_no, ": expected {\"text\": string} or a string"));
+      return Fail(
+          absl::StrCat("stdin line ", line_no, ": expected {\"text\": string} or a string"));
     }
   }
 
