@@ -135,32 +135,37 @@ HELPLINE_AVX512 inline __m512 GeluTanh512(__m512 v) {
   return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 
-// MR rows x 64 columns; the k loop is one FMA per (row, column).
-template <int MR>
-HELPLINE_AVX512 inline void Tile512(const float* x, int64_t ldx, int k, const float* wp, const float* bias,
-                                    int cols, float* y, int64_t ldy, Epilogue epilogue) {
-  __m512 acc[MR][4];
+// MR rows x NP panels of 64 columns; the k loop is one FMA per (row, column), so the tile
+// shape changes only how many independent chains run at once, never a sum's order.
+template <int MR, int NP>
+HELPLINE_AVX512 inline void Tile512(const float* x, int64_t ldx, int k, const float* wp, int64_t panel_stride,
+                                    const float* bias, int n_left, float* y, int64_t ldy, Epilogue epilogue) {
+  constexpr int NV = 4 * NP;
+  __m512 acc[MR][NV];
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
-    for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
   for (int kk = 0; kk < k; ++kk) {
-    const float* wk = wp + static_cast<int64_t>(kk) * kPanel;
-    const __m512 w0 = _mm512_loadu_ps(wk);
-    const __m512 w1 = _mm512_loadu_ps(wk + 16);
-    const __m512 w2 = _mm512_loadu_ps(wk + 32);
-    const __m512 w3 = _mm512_loadu_ps(wk + 48);
+    __m512 wv[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+      wv[j] = _mm512_loadu_ps(wp + (j / 4) * panel_stride + static_cast<int64_t>(kk) * kPanel + 16 * (j % 4));
+    }
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const __m512 xv = _mm512_set1_ps(x[r * ldx + kk]);
-      acc[r][0] = _mm512_fmadd_ps(xv, w0, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(xv, w1, acc[r][1]);
-      acc[r][2] = _mm512_fmadd_ps(xv, w2, acc[r][2]);
-      acc[r][3] = _mm512_fmadd_ps(xv, w3, acc[r][3]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(xv, wv[j], acc[r][j]);
     }
   }
-  for (int j = 0; j < 4; ++j) {
-    const int left = cols - 16 * j;
+#pragma GCC unroll 8
+  for (int j = 0; j < NV; ++j) {
+    const int left = n_left - 16 * j;
     if (left <= 0) break;
     const __mmask16 mask = left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
     const __m512 b = bias == nullptr ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, bias + 16 * j);
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       float* out = y + r * ldy + 16 * j;
       __m512 v = bias == nullptr ? acc[r][j] : _mm512_add_ps(acc[r][j], b);
@@ -186,24 +191,35 @@ HELPLINE_AVX512 inline void Tile512(const float* x, int64_t ldx, int k, const fl
   }
 }
 
+// Rows in blocks of MR for panels [p0, p1), NP panels at a time (one at the end if odd).
+template <int MR, int NP>
+HELPLINE_AVX512 void Rows512(const float* x, int64_t ldx, int k, const float* w, const float* bias, int n, int p0,
+                             int p1, float* y, int64_t ldy, Epilogue epilogue) {
+  const int64_t stride = static_cast<int64_t>(k) * kPanel;
+  int p = p0;
+  for (; p + NP <= p1; p += NP) {
+    const int c0 = p * kPanel;
+    Tile512<MR, NP>(x, ldx, k, w + p * stride, stride, bias == nullptr ? nullptr : bias + c0, n - c0, y + c0, ldy,
+                    epilogue);
+  }
+  for (; p < p1; ++p) {
+    const int c0 = p * kPanel;
+    Tile512<MR, 1>(x, ldx, k, w + p * stride, stride, bias == nullptr ? nullptr : bias + c0, n - c0, y + c0, ldy,
+                   epilogue);
+  }
+}
+
 HELPLINE_AVX512 void LinearAvx512(const float* x, int64_t ldx, int m, int k, const float* w, const float* bias,
                                   int n, int p0, int p1, float* y, int64_t ldy, Epilogue epilogue) {
-  constexpr int kRows = 6;
-  for (int p = p0; p < p1; ++p) {
-    const float* wp = w + static_cast<int64_t>(p) * k * kPanel;
-    const int c0 = p * kPanel;
-    const int cols = std::min(kPanel, n - c0);
-    const float* b = bias == nullptr ? nullptr : bias + c0;
-    int r = 0;
-    for (; r + kRows <= m; r += kRows) Tile512<kRows>(x + r * ldx, ldx, k, wp, b, cols, y + r * ldy + c0, ldy, epilogue);
-    switch (m - r) {
-      case 5: Tile512<5>(x + r * ldx, ldx, k, wp, b, cols, y + r * ldy + c0, ldy, epilogue); break;
-      case 4: Tile512<4>(x + r * ldx, ldx, k, wp, b, cols, y + r * ldy + c0, ldy, epilogue); break;
-      case 3: Tile512<3>(x + r * ldx, ldx, k, wp, b, cols, y + r * ldy + c0, ldy, epilogue); break;
-      case 2: Tile512<2>(x + r * ldx, ldx, k, wp, b, cols, y + r * ldy + c0, ldy, epilogue); break;
-      case 1: Tile512<1>(x + r * ldx, ldx, k, wp, b, cols, y + r * ldy + c0, ldy, epilogue); break;
-      default: break;
-    }
+  int r = 0;
+  for (; r + 6 <= m; r += 6) Rows512<6, 1>(x + r * ldx, ldx, k, w, bias, n, p0, p1, y + r * ldy, ldy, epilogue);
+  switch (m - r) {
+    case 5: return Rows512<5, 1>(x + r * ldx, ldx, k, w, bias, n, p0, p1, y + r * ldy, ldy, epilogue);
+    case 4: return Rows512<4, 1>(x + r * ldx, ldx, k, w, bias, n, p0, p1, y + r * ldy, ldy, epilogue);
+    case 3: return Rows512<3, 2>(x + r * ldx, ldx, k, w, bias, n, p0, p1, y + r * ldy, ldy, epilogue);
+    case 2: return Rows512<2, 2>(x + r * ldx, ldx, k, w, bias, n, p0, p1, y + r * ldy, ldy, epilogue);
+    case 1: return Rows512<1, 2>(x + r * ldx, ldx, k, w, bias, n, p0, p1, y + r * ldy, ldy, epilogue);
+    default: return;
   }
 }
 
