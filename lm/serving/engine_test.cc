@@ -20,16 +20,12 @@
 #include "common/metrics/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/tiny_gpt2.h"
 
 namespace helpline::lm {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string EnvOr(const char* name, const char* fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? value : fallback;
-}
 
 // One completed request: its result and every on_text piece per candidate.
 struct Outcome {
@@ -84,19 +80,14 @@ class Call {
 class EngineTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const std::string tool =
-        EnvOr("HELPLINE_TINY_GPT2_TOOL", "/work/shared/tools/llamacpp/make_tiny_gpt2.py");
-    const std::string bpe = EnvOr("HELPLINE_GPT2_BPE_DIR", "/work/shared/data/gpt2_bpe");
-    if (!std::filesystem::exists(tool) || !std::filesystem::exists(bpe)) {
-      skip_reason_ = new std::string("no " + tool + " or " + bpe);
-      return;
-    }
     dir_ = new std::string((std::filesystem::temp_directory_path() /
                             absl::StrCat("lm_engine_test_", ::getpid()))
                                .string());
-    const std::string command = absl::StrCat("/usr/bin/python3 ", tool, " ", *dir_,
-                                             " --bpe-dir ", bpe, " > /dev/null");
-    ASSERT_EQ(std::system(command.c_str()), 0) << command;
+    if (absl::Status made = testutil::MakeTinyGpt2(*dir_, ""); !made.ok()) {
+      ASSERT_TRUE(absl::IsFailedPrecondition(made)) << made;
+      skip_reason_ = new std::string(made.message());
+      return;
+    }
     auto tokenizer = BpeTokenizer::Load(*dir_);
     ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
     tokenizer_ = tokenizer->release();

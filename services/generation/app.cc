@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
 #include "common/status/status.h"
+#include "services/generation/neural.h"
 
 namespace helpline::generation {
 
@@ -36,7 +37,12 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::GenerationConfig& inp
                                      .max_candidates = config.max_candidates()});
   app->executor_ = std::make_unique<rpc::Executor>(
       config.server().worker_threads(), config.server().max_queued_requests(), "gen-worker");
-  app->engine_ = std::make_unique<TemplateReplyEngine>(*app->generator_);
+  if (config.model().dir().empty()) {
+    app->engine_ = std::make_unique<TemplateReplyEngine>(*app->generator_);
+  } else {
+    HELPLINE_ASSIGN_OR_RETURN(app->engine_,
+                              NeuralReplyEngine::Create(config, app->domain_, *app->generator_));
+  }
   app->service_ = std::make_unique<GenerationService>(
       *app->engine_, *app->executor_, metrics::Registry::Default(), std::move(hooks));
   rpc::ServerOptions options;

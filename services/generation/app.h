@@ -23,7 +23,8 @@ class App {
   static void ApplyDefaults(v1::GenerationConfig& config);
 
   // Checks the config (domain_file required, default_max_tokens <= max_tokens_limit), loads
-  // and validates the domain file, starts serving and turns ready. `config.server` must
+  // and validates the domain file, loads the model when model.dir is set (the template
+  // engine otherwise), starts serving and turns ready (after the model is loaded). `config.server` must
   // have had ApplyServerDefaults. `hooks` are for tests.
   static absl::StatusOr<std::unique_ptr<App>> Create(const v1::GenerationConfig& config,
                                                      ServiceHooks hooks = {});

@@ -88,11 +88,13 @@ class GenerationService::UnaryReactor final : public grpc::ServerUnaryReactor {
     } else {
       const double elapsed = absl::ToDoubleSeconds(absl::Now() - start_);
       service_.request_seconds_.Observe(elapsed);
-      service_.time_to_first_token_.Observe(elapsed);
-      if (result->usage().completion_tokens() > 0) {
-        service_.time_per_output_token_.Observe(elapsed / result->usage().completion_tokens());
+      if (!service_.engine_.records_token_metrics()) {
+        service_.time_to_first_token_.Observe(elapsed);
+        if (result->usage().completion_tokens() > 0) {
+          service_.time_per_output_token_.Observe(elapsed / result->usage().completion_tokens());
+        }
+        service_.RecordUsage(*result);
       }
-      service_.RecordUsage(*result);
       *response_ = *std::move(result);
     }
     lock.unlock();
@@ -205,7 +207,9 @@ class GenerationService::StreamReactor final
     if (stopped_) return;
     if (deltas_ == 0) {
       first_delta_ = absl::Now();
-      service_.time_to_first_token_.Observe(absl::ToDoubleSeconds(first_delta_ - start_));
+      if (!service_.engine_.records_token_metrics()) {
+        service_.time_to_first_token_.Observe(absl::ToDoubleSeconds(first_delta_ - start_));
+      }
     }
     ++deltas_;
     v1::GenerateStreamResponse message;
@@ -224,11 +228,13 @@ class GenerationService::StreamReactor final
       const absl::Time now = absl::Now();
       service_.request_seconds_.Observe(absl::ToDoubleSeconds(now - start_));
       const uint32_t tokens = result->usage().completion_tokens();
-      if (deltas_ > 0 && tokens > 1) {
-        service_.time_per_output_token_.Observe(absl::ToDoubleSeconds(now - first_delta_) /
-                                                (tokens - 1));
+      if (!service_.engine_.records_token_metrics()) {
+        if (deltas_ > 0 && tokens > 1) {
+          service_.time_per_output_token_.Observe(absl::ToDoubleSeconds(now - first_delta_) /
+                                                  (tokens - 1));
+        }
+        service_.RecordUsage(*result);
       }
-      service_.RecordUsage(*result);
       if (!stopped_) {
         v1::GenerateStreamResponse message;
         *message.mutable_final() = *std::move(result);

@@ -80,12 +80,26 @@ absl::Status TemplateGenerator::Validate(const v1::GenerationContext& context,
   if (!std::isfinite(params.top_p()) || params.top_p() < 0 || params.top_p() > 1) {
     return absl::InvalidArgumentError("params.top_p: must be in [0, 1]");
   }
+  if (!std::isfinite(params.repetition_penalty()) || params.repetition_penalty() < 0 ||
+      params.repetition_penalty() > 10) {
+    return absl::InvalidArgumentError("params.repetition_penalty: must be in [0, 10] (0 or 1: off)");
+  }
+  if (!std::isfinite(params.frequency_penalty()) || std::abs(params.frequency_penalty()) > 2) {
+    return absl::InvalidArgumentError("params.frequency_penalty: must be in [-2, 2]");
+  }
+  if (!std::isfinite(params.presence_penalty()) || std::abs(params.presence_penalty()) > 2) {
+    return absl::InvalidArgumentError("params.presence_penalty: must be in [-2, 2]");
+  }
   if (params.stop_size() > 16) {
     return absl::InvalidArgumentError("params.stop: at most 16 stop sequences");
   }
   for (int i = 0; i < params.stop_size(); ++i) {
     if (params.stop(i).empty()) {
       return absl::InvalidArgumentError(absl::StrCat("params.stop[", i, "]: must not be empty"));
+    }
+    if (params.stop(i).size() > 256) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("params.stop[", i, "]: longer than 256 bytes"));
     }
   }
   if (!context.domain().empty() && context.domain() != domain_->name) {

@@ -42,6 +42,10 @@ class ReplyEngine {
   virtual std::shared_ptr<ReplyCall> Start(const v1::GenerationContext& context,
                                            const v1::SamplingParams& params, bool stream,
                                            absl::Time deadline, ReplySink sink) = 0;
+  // True when the engine records helpline_generation_tokens_total, time to first token
+  // and time per output token itself (the model engine does, per model token); the
+  // service then leaves them alone.
+  virtual bool records_token_metrics() const { return false; }
 };
 
 // Template replies: computed inside Start (about a microsecond), deltas one word each.
