@@ -627,7 +627,11 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
     *context.mutable_evidence() = evidence_;
     for (const Turn& turn : history_) *context.add_history() = turn;
     if (text_.language() != "und") context.set_language(text_.language());
-    if (stateful_) context.set_cache_key(absl::StrCat(input_->tenant, ":", input_->session_id));
+    // Length-prefixed, so that no (tenant, session) pair can spell another pair's key.
+    if (stateful_) {
+      context.set_cache_key(absl::StrCat(input_->tenant.size(), ":", input_->tenant, "/",
+                                         input_->session_id));
+    }
     generation::v1::SamplingParams& params = *generation_request_.mutable_params();
     params.set_max_tokens(input_->options.max_tokens());
     params.set_temperature(input_->options.temperature());
@@ -759,6 +763,7 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
     turn.set_user_text(text_.normalized_text());
     turn.set_reply(reply_);
     turn.set_intent(state_.active_intent());
+    *turn.mutable_state() = state_;
     for (const std::string& stage : degraded_) turn.add_degraded_stages(stage);
     turn.set_request_id(input_->request_id);
     *turn.mutable_create_time() =

@@ -79,9 +79,13 @@ std::string PromptBuilder::SystemPart(absl::string_view language) const {
   return absl::StrCat(CollapseWhitespace(it->second), format_.system_suffix);
 }
 
-std::string PromptBuilder::HistoryPart(const common::v1::Turn& turn) const {
+std::string PromptBuilder::HistoryPart(const common::v1::Turn& turn,
+                                       absl::string_view language) const {
   std::string out;
-  if (format_.history_intents) {
+  if (turn.has_state()) {
+    // The turn as it was prompted (its state lines; evidence is not kept in history).
+    out = StatePart(turn.state(), {}, language);
+  } else if (format_.history_intents) {
     absl::StrAppend(&out, Line(format_.intent_label,
                                turn.intent().empty() ? format_.none_value : turn.intent()));
   }
@@ -92,7 +96,14 @@ std::string PromptBuilder::HistoryPart(const common::v1::Turn& turn) const {
 
 std::string PromptBuilder::TurnPart(const v1::GenerationContext& context,
                                     absl::string_view language) const {
-  const common::v1::DialogueState& state = context.state();
+  return absl::StrCat(StatePart(context.state(), context.evidence(), language),
+                      Line(format_.customer_label, context.user_text()), format_.agent_label);
+}
+
+std::string PromptBuilder::StatePart(
+    const common::v1::DialogueState& state,
+    const google::protobuf::RepeatedPtrField<common::v1::Evidence>& evidence,
+    absl::string_view language) const {
   const domain::Intent* intent = domain_->FindIntent(state.active_intent());
   std::string out;
   absl::StrAppend(&out,
@@ -140,14 +151,13 @@ std::string PromptBuilder::TurnPart(const v1::GenerationContext& context,
   if (state.escalate() || (intent != nullptr && intent->escalate)) {
     absl::StrAppend(&out, Line(format_.escalate_label, "yes"));
   }
-  for (const common::v1::Evidence& e : context.evidence()) {
+  for (const common::v1::Evidence& e : evidence) {
     const std::string text = CollapseWhitespace(Utf8Prefix(e.text(), format_.max_evidence_bytes));
     if (text.empty()) continue;
     const std::string source = CollapseWhitespace(e.source());
     absl::StrAppend(&out, Line(format_.evidence_label,
                                source.empty() ? text : absl::StrCat("(", source, ") ", text)));
   }
-  absl::StrAppend(&out, Line(format_.customer_label, context.user_text()), format_.agent_label);
   return out;
 }
 
@@ -172,7 +182,7 @@ absl::StatusOr<BuiltPrompt> PromptBuilder::Build(const v1::GenerationContext& co
   parts.reserve(n);
   part_tokens.reserve(n);
   for (const common::v1::Turn& t : history) {
-    parts.push_back(HistoryPart(t));
+    parts.push_back(HistoryPart(t, built.language));
     part_tokens.push_back(count_tokens_(parts.back()));
   }
   // suffix_tokens[i]: estimated tokens of history parts i..n-1. Part boundaries are

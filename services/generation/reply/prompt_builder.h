@@ -4,9 +4,10 @@
 // Layout (default PromptFormat; one utterance per line, whitespace folded):
 //
 //   <system prompt of the domain in the reply language>\n          stable
-//   Customer: <history[0].user_text>\n                              stable: rendered the
-//   Agent: <history[0].reply>\n                                     same way every turn
-//   ...
+//   Intent: / Known: / Missing: lines of history[0].state\n         stable: rendered the
+//   Customer: <history[0].user_text>\n                              same way every turn
+//   Agent: <history[0].reply>\n                                     (state lines only when
+//   ...                                                             the turn carries one)
 //   Intent: <active intent or "none">\n                             this turn
 //   Known: <slot>=<value>, ... (domain slot order) or "none"\n
 //   Missing: <required slots of the intent still empty> or "none"\n
@@ -17,7 +18,9 @@
 //
 // Stable parts come first and the per-turn part last, so the prompt of turn k+1 starts
 // with the whole stable part of turn k's prompt (system prompt + history), which the
-// engine's session prefix cache can reuse. That holds token for token, not only as text,
+// engine's session prefix cache can reuse. With history turns that carry their state, turn
+// k+1's prompt even starts with the whole prompt of turn k followed by its reply (unless
+// turn k had evidence, which history does not keep), so only the new turn is prefilled. That holds token for token, not only as text,
 // because every part ends with "\n" and every label starts with a non-space character: a
 // GPT-2 pre-tokenizer then splits at each part boundary the same way whatever follows.
 // Create() refuses labels that would break this.
@@ -115,8 +118,16 @@ class PromptBuilder {
   // data). SystemPart and HistoryPart end with "\n"; TurnPart ends with the cue (the agent
   // label, no space after it).
   std::string SystemPart(absl::string_view language) const;
-  std::string HistoryPart(const common::v1::Turn& turn) const;
+  // A past turn. A turn that carries its state (Turn.state, set by the gateway) is written
+  // as it was prompted — its state lines, then the customer and agent lines — so that the
+  // prompt of turn k+1 starts with the prompt of turn k plus its reply; without a state
+  // only the customer and agent lines (and the intent with history_intents).
+  std::string HistoryPart(const common::v1::Turn& turn, absl::string_view language = "") const;
   std::string TurnPart(const v1::GenerationContext& context, absl::string_view language) const;
+  // The state lines (intent, known, missing, handover) and the evidence lines.
+  std::string StatePart(const common::v1::DialogueState& state,
+                        const google::protobuf::RepeatedPtrField<common::v1::Evidence>& evidence,
+                        absl::string_view language) const;
 
   const PromptFormat& format() const { return format_; }
 

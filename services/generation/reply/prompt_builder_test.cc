@@ -188,6 +188,38 @@ TEST(PromptBuilderTest, TurnKPlusOneExtendsTheStablePartOfTurnK) {
   }
 }
 
+// When the gateway stores each turn's state (Turn.state), a past turn is written exactly as
+// it was prompted, so turn k+1's prompt is turn k's prompt + " " + reply + "\n" + the new
+// turn: everything but the new turn can come from the engine's prefix cache.
+TEST(PromptBuilderTest, HistoryWithStatesMakesEachPromptExtendThePreviousPromptAndReply) {
+  auto builder = Builder();
+  v1::GenerationContext context;
+  context.mutable_state()->set_language("en");
+  const std::vector<std::pair<std::string, std::string>> turns = {
+      {"I want to return the running shoes", "Could you give me your order number?"},
+      {"It's A-1234567", "Thanks. Why are you returning them?"},
+      {"They are too small", "A return for order A-1234567 has been started."}};
+  std::string previous;
+  for (size_t k = 0; k < turns.size(); ++k) {
+    context.set_user_text(turns[k].first);
+    common::v1::DialogueState& state = *context.mutable_state();
+    state.set_active_intent("return_item");
+    SetSlot(state, "item", "the running shoes");
+    if (k >= 1) SetSlot(state, "order_id", "A-1234567");
+    absl::StatusOr<BuiltPrompt> p = builder->Build(context, 4000);
+    ASSERT_TRUE(p.ok()) << p.status();
+    if (k > 0) {
+      EXPECT_THAT(p->text, StartsWith(absl::StrCat(previous, " ", turns[k - 1].second, "\n")))
+          << "turn " << k;
+    }
+    previous = p->text;
+    common::v1::Turn turn = MakeTurn(static_cast<uint32_t>(k), turns[k].first, turns[k].second,
+                                     state.active_intent());
+    *turn.mutable_state() = state;
+    *context.add_history() = turn;
+  }
+}
+
 v1::GenerationContext LongSession(size_t turns) {
   v1::GenerationContext context;
   context.set_user_text("And where is my refund for the other order?");
