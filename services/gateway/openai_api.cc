@@ -285,6 +285,14 @@ absl::StatusOr<ChatCompletionRequest> ParseChatCompletionRequest(absl::string_vi
       return Bad("stop", "expected a string or an array of strings");
     }
   }
+  if (const json* v = Find(root, "frequency_penalty")) {
+    HELPLINE_ASSIGN_OR_RETURN(double f, Number(*v, "frequency_penalty", -2, 2));
+    turn.options.set_frequency_penalty(static_cast<float>(f));
+  }
+  if (const json* v = Find(root, "presence_penalty")) {
+    HELPLINE_ASSIGN_OR_RETURN(double f, Number(*v, "presence_penalty", -2, 2));
+    turn.options.set_presence_penalty(static_cast<float>(f));
+  }
   if (const json* v = Find(root, "seed")) {
     HELPLINE_ASSIGN_OR_RETURN(int64_t seed, Integer(*v, "seed"));
     turn.options.set_seed(static_cast<uint64_t>(seed));

@@ -88,11 +88,14 @@ TEST(ParseTest, SimpleRequest) {
                    User("where is my order")}),
       {{"stream", true}, {"max_tokens", 64}, {"temperature", 0.5}, {"top_p", 0.9},
        {"stop", "\n\n"}, {"seed", 7}, {"user", "sess-1"}, {"n", 1},
+       {"frequency_penalty", 0.5}, {"presence_penalty", -0.25},
        {"stream_options", {{"include_usage", true}}}, {"unknown_field", {1, 2, 3}}}));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->stream);
   EXPECT_TRUE(r->include_usage);
   EXPECT_EQ(r->user, "sess-1");
+  EXPECT_FLOAT_EQ(r->turn.options.frequency_penalty(), 0.5f);
+  EXPECT_FLOAT_EQ(r->turn.options.presence_penalty(), -0.25f);
   EXPECT_EQ(r->turn.text, "where is my order");
   EXPECT_EQ(r->turn.text_field, "messages[3].content");
   ASSERT_EQ(r->turn.history.size(), 2u);  // The system message is not history.
@@ -220,6 +223,8 @@ TEST(BadInputTest, KnownFieldsOfTheWrongType) {
   ExpectBad(Body(json::array({User("x")}), {{"temperature", "hot"}}), "temperature",
             "expected a number");
   ExpectBad(Body(json::array({User("x")}), {{"temperature", 3}}), "temperature");
+  ExpectBad(Body(json::array({User("x")}), {{"frequency_penalty", 2.5}}), "frequency_penalty");
+  ExpectBad(Body(json::array({User("x")}), {{"presence_penalty", "high"}}), "presence_penalty");
   ExpectBad(Body(json::array({User("x")}), {{"top_p", 1.5}}), "top_p");
   ExpectBad(Body(json::array({User("x")}), {{"stop", 5}}), "stop");
   ExpectBad(Body(json::array({User("x")}), {{"stop", {"a", "b", "c", "d", "e"}}}), "stop",

@@ -274,6 +274,12 @@ absl::Status ValidateOptions(const chat::v1::ReplyOptions& options) {
   if (!std::isfinite(options.top_p()) || options.top_p() < 0 || options.top_p() > 1) {
     return absl::InvalidArgumentError("options.top_p: must be in [0, 1]");
   }
+  if (!std::isfinite(options.frequency_penalty()) || std::abs(options.frequency_penalty()) > 2) {
+    return absl::InvalidArgumentError("options.frequency_penalty: must be in [-2, 2]");
+  }
+  if (!std::isfinite(options.presence_penalty()) || std::abs(options.presence_penalty()) > 2) {
+    return absl::InvalidArgumentError("options.presence_penalty: must be in [-2, 2]");
+  }
   return absl::OkStatus();
 }
 
@@ -638,6 +644,8 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
     params.set_top_p(input_->options.top_p());
     *params.mutable_stop() = input_->options.stop();
     params.set_seed(input_->options.seed());
+    params.set_frequency_penalty(input_->options.frequency_penalty());
+    params.set_presence_penalty(input_->options.presence_penalty());
     params.set_n(1);
     if (input_->on_delta) {
       absl::Status queued = runner_.stream_executor_->TrySchedule([self] {
