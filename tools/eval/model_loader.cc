@@ -1,9 +1,13 @@
 #include "tools/eval/model_loader.h"
 
+#include <filesystem>
+
 #include "absl/status/status.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/domain/domain.h"
+#include "nlu/model/nlu_model.h"
 #include "tools/eval/rule_predictor.h"
 
 namespace helpline::eval {
@@ -15,8 +19,50 @@ bool IsDomainFile(const std::string& model) {
 
 absl::Status NotImplemented(const std::string& model) {
   return absl::UnimplementedError(absl::StrCat(
-      "--model ", model, ": only 'rule' and domain files (*.yaml) are supported so far"));
+      "--model ", model,
+      ": only 'rule', domain files (*.yaml) and utterance model folders (nlu_model.json) are "
+      "supported so far"));
 }
+
+bool IsNluModelFolder(const std::string& model) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(
+      std::filesystem::path(model) / nlu::model::kModelJsonName, ec);
+}
+
+// A trained utterance model folder (nlu/model). The confidence threshold applies only to data
+// with an out-of-scope label, like the rule adapter's closed-set rule: closed-set data answer
+// the best intent.
+class NluModelPredictor : public UtterancePredictor {
+ public:
+  NluModelPredictor(std::unique_ptr<nlu::model::NluModel> model, std::string dir,
+                    bool use_threshold)
+      : model_(std::move(model)), dir_(std::move(dir)), use_threshold_(use_threshold) {}
+
+  absl::StatusOr<metrics::UtterancePrediction> Predict(absl::string_view text) override {
+    absl::StatusOr<nlu::model::NluPrediction> p = model_->Predict(text, use_threshold_);
+    if (!p.ok()) return p.status();
+    metrics::UtterancePrediction out;
+    out.intent = std::move(p->intent);
+    out.confidence = p->confidence;
+    out.slots = std::move(p->slots);
+    return out;
+  }
+
+  std::string Describe() const override {
+    const nlu::model::NluModelInfo& info = model_->info();
+    return absl::StrFormat(
+        "nlu model %s (%d x BiGRU %d, %d intents, %d slot types, T %.2f, OOS threshold %.3f%s)",
+        dir_, info.config.ensemble, info.config.hidden_dim, info.intents.size(),
+        info.slot_types.size(), info.temperature, info.oos_threshold,
+        use_threshold_ ? "" : " unused");
+  }
+
+ private:
+  std::unique_ptr<nlu::model::NluModel> model_;
+  std::string dir_;
+  bool use_threshold_;
+};
 
 }  // namespace
 
@@ -48,6 +94,11 @@ absl::StatusOr<std::unique_ptr<UtterancePredictor>> LoadUtterancePredictor(
     if (!domain.ok()) return domain.status();
     return MakeRuleUtterancePredictor(std::make_shared<const domain::Domain>(*std::move(domain)),
                                       closed_set, absl::StrCat("rule (domain ", model, ")"));
+  }
+  if (IsNluModelFolder(model)) {
+    absl::StatusOr<std::unique_ptr<nlu::model::NluModel>> loaded = nlu::model::NluModel::Load(model);
+    if (!loaded.ok()) return loaded.status();
+    return std::make_unique<NluModelPredictor>(*std::move(loaded), model, !closed_set);
   }
   return NotImplemented(model);
 }

@@ -1,0 +1,145 @@
+#include "nlu/model/featurizer.h"
+
+#include <cmath>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "nlu/model/model_info.h"
+
+namespace helpline::nlu::model {
+namespace {
+
+using ::testing::ElementsAre;
+
+std::vector<std::string> Norms(const std::vector<Token>& tokens) {
+  std::vector<std::string> out;
+  for (const Token& t : tokens) out.push_back(t.norm);
+  return out;
+}
+
+TEST(TokenizeTest, WordsPunctuationDigitsAndCjk) {
+  const std::string text = "Where's order AB123, 12 pm?  你好";
+  const std::vector<Token> tokens = Tokenize(text);
+  EXPECT_THAT(Norms(tokens),
+              ElementsAre("where", "'", "s", "order", "ab000", ",", "00", "pm", "?", "你", "好"));
+  EXPECT_EQ(tokens[0].shape, 1);  // Capitalized
+  EXPECT_EQ(tokens[4].shape, 4);  // letters + digits
+  EXPECT_EQ(tokens[6].shape, 3);  // digits
+  EXPECT_EQ(tokens[5].shape, 5);  // punctuation
+  EXPECT_EQ(tokens[9].shape, 6);  // CJK
+  for (const Token& t : tokens) {
+    EXPECT_LT(t.begin, t.end);
+    EXPECT_LE(t.end, text.size());
+  }
+  EXPECT_EQ(text.substr(tokens[4].begin, tokens[4].end - tokens[4].begin), "AB123");
+  EXPECT_EQ(text.substr(tokens[10].begin, tokens[10].end - tokens[10].begin), "好");
+  EXPECT_TRUE(Tokenize("   ").empty());
+  EXPECT_TRUE(Tokenize("").empty());
+}
+
+TEST(CharNgramsTest, PaddedNgramsOfThreeToFive) {
+  EXPECT_THAT(CharNgrams("ab"), ElementsAre("<ab>", "<ab", "ab>"));
+  const std::vector<std::string> grams = CharNgrams("card");
+  EXPECT_THAT(grams, ::testing::Contains("<ca"));
+  EXPECT_THAT(grams, ::testing::Contains("ard>"));
+  EXPECT_THAT(grams, ::testing::Contains("<card"));
+  EXPECT_THAT(grams, ::testing::Not(::testing::Contains("<card>")));
+}
+
+TEST(FeaturizerTest, VocabularyUnknownWordsAndJsonRoundTrip) {
+  const Featurizer f = Featurizer::Build({"top up my card", "my card is lost"});
+  const Features known = f.Featurize("my card");
+  ASSERT_EQ(known.word_ids.size(), 2u);
+  EXPECT_GT(known.word_ids[0], Featurizer::kUnknown);
+  EXPECT_FALSE(known.char_ngrams[1].empty());
+  // my, card, "<s> my", "my card", "card </s>": all seen in training.
+  EXPECT_EQ(known.sentence_ngrams.size(), 5u);
+  const Features unknown = f.Featurize("cards zzz");
+  EXPECT_EQ(unknown.word_ids[0], Featurizer::kUnknown);
+  EXPECT_FALSE(unknown.char_ngrams[0].empty());  // shares n-grams with "card"
+  EXPECT_TRUE(unknown.char_ngrams[1].empty());
+
+  absl::StatusOr<Featurizer> back = Featurizer::FromJson(f.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status();
+  const Features again = back->Featurize("my card");
+  EXPECT_EQ(again.word_ids, known.word_ids);
+  EXPECT_EQ(again.char_ngrams, known.char_ngrams);
+  EXPECT_EQ(again.sentence_ngrams, known.sentence_ngrams);
+  EXPECT_FALSE(Featurizer::FromJson(nlohmann::json{{"words", 3}}).ok());
+}
+
+TEST(BioTest, TagsFromSpansAndBack) {
+  const std::string text = "book a table at the red lion tonight";
+  const std::vector<Token> tokens = Tokenize(text);
+  const std::vector<std::string> types = {"restaurant", "time"};
+  const std::vector<data::SlotSpan> gold = {{"restaurant", 16, 28, "the red lion"},
+                                            {"time", 29, 36, "tonight"}};
+  const std::vector<int> tags = TagsFromSpans(tokens, gold, types);
+  EXPECT_THAT(tags, ElementsAre(0, 0, 0, 0, 1, 2, 2, 3));
+  EXPECT_THAT(TagNames(types),
+              ElementsAre("O", "B-restaurant", "I-restaurant", "B-time", "I-time"));
+  EXPECT_EQ(SpansFromTags(text, tokens, tags, types), gold);
+  // A span starting inside a token is not taggable: all O.
+  EXPECT_THAT(TagsFromSpans(tokens, {{"time", 30, 36, ""}}, types), ::testing::Each(0));
+}
+
+TEST(BioTest, DecodeNeverStartsWithInsideTag) {
+  // Tags: O, B-x, I-x. Token 0 prefers I-x (invalid at start), token 1 prefers I-x.
+  auto lp = [](float o, float b, float i) {
+    return std::vector<float>{std::log(o), std::log(b), std::log(i)};
+  };
+  std::vector<float> scores;
+  for (const auto& row : {lp(0.2f, 0.3f, 0.5f), lp(0.1f, 0.1f, 0.8f), lp(0.7f, 0.1f, 0.2f)}) {
+    scores.insert(scores.end(), row.begin(), row.end());
+  }
+  EXPECT_THAT(DecodeBio(scores, 3, 3), ElementsAre(1, 2, 0));
+  // I-x after O is invalid: O, then I-x preferred -> becomes B-x or stays O.
+  scores.clear();
+  for (const auto& row : {lp(0.9f, 0.05f, 0.05f), lp(0.3f, 0.2f, 0.5f)}) {
+    scores.insert(scores.end(), row.begin(), row.end());
+  }
+  EXPECT_THAT(DecodeBio(scores, 2, 3), ElementsAre(0, 0));
+  EXPECT_TRUE(DecodeBio({}, 0, 3).empty());
+}
+
+TEST(ModelInfoTest, JsonRoundTripAndDomainCheck) {
+  NluModelInfo info;
+  info.intents = {"greet", "oos", "refund"};
+  info.oos_label = "oos";
+  info.slot_types = {"order_id"};
+  info.temperature = 1.5;
+  info.oos_threshold = 0.3;
+  absl::StatusOr<NluModelInfo> back = NluModelInfoFromJson(ToJson(info));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->intents, info.intents);
+  EXPECT_DOUBLE_EQ(back->temperature, 1.5);
+  nlohmann::json broken = ToJson(info);
+  broken.erase("intents");
+  EXPECT_THAT(std::string(NluModelInfoFromJson(broken).status().message()),
+              ::testing::HasSubstr("'intents' missing"));
+
+  domain::Domain d;
+  d.origin = "shop.yaml";
+  d.intents.resize(2);
+  d.intents[0].name = "greet";
+  d.intents[1].name = "refund";
+  d.slots.resize(1);
+  d.slots[0].name = "order_id";
+  EXPECT_TRUE(CheckModelMatchesDomain(info, d, "m").ok());
+  d.intents[1].name = "track_order";
+  d.slots[0].name = "email";
+  const absl::Status s = CheckModelMatchesDomain(info, d, "m");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::HasSubstr("intents missing in the model: [track_order]"));
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::HasSubstr("intents only in the model: [refund]"));
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::HasSubstr("slots missing in the model: [email]"));
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::HasSubstr("slots only in the model: [order_id]"));
+}
+
+}  // namespace
+}  // namespace helpline::nlu::model

@@ -1,0 +1,694 @@
+// The one libtorch translation unit of nlu/model: the network, training, calibration,
+// inference and the safetensors round trip.
+#include "nlu/model/nlu_model.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "lm/model/safetensors.h"
+#include "nlu/data/readers.h"
+#include "nlu/metrics/utterance_metrics.h"
+#include "nlu/model/featurizer.h"
+
+namespace helpline::nlu::model {
+namespace {
+
+namespace F = torch::nn::functional;
+
+struct Batch {
+  torch::Tensor words, shapes;           // [B, T] int64
+  torch::Tensor char_ids, char_offsets;  // flat ids, [B * T] offsets
+  torch::Tensor sent_ids, sent_offsets;  // flat ids, [B] offsets
+  torch::Tensor lengths;                 // [B] int64
+  torch::Tensor mask;                    // [B, T] bool
+};
+
+// Every item has at least one token.
+Batch MakeBatch(const std::vector<const Features*>& items) {
+  const int64_t b = static_cast<int64_t>(items.size());
+  int64_t t = 1;
+  for (const Features* f : items) t = std::max<int64_t>(t, f->tokens.size());
+  std::vector<int64_t> words(b * t, 0), shapes(b * t, 0), lengths(b), char_ids, char_offsets,
+      sent_ids, sent_offsets;
+  std::vector<uint8_t> mask(b * t, 0);
+  char_offsets.reserve(b * t);
+  for (int64_t i = 0; i < b; ++i) {
+    const Features& f = *items[i];
+    const int64_t n = static_cast<int64_t>(f.tokens.size());
+    lengths[i] = n;
+    for (int64_t j = 0; j < t; ++j) {
+      char_offsets.push_back(static_cast<int64_t>(char_ids.size()));
+      if (j >= n) continue;
+      words[i * t + j] = f.word_ids[j];
+      shapes[i * t + j] = f.shape_ids[j];
+      mask[i * t + j] = 1;
+      char_ids.insert(char_ids.end(), f.char_ngrams[j].begin(), f.char_ngrams[j].end());
+    }
+    sent_offsets.push_back(static_cast<int64_t>(sent_ids.size()));
+    sent_ids.insert(sent_ids.end(), f.sentence_ngrams.begin(), f.sentence_ngrams.end());
+  }
+  auto longs = [](const std::vector<int64_t>& v, std::vector<int64_t> shape) {
+    return torch::from_blob(const_cast<int64_t*>(v.data()), shape, torch::kInt64).clone();
+  };
+  Batch batch;
+  batch.words = longs(words, {b, t});
+  batch.shapes = longs(shapes, {b, t});
+  batch.char_ids = longs(char_ids, {static_cast<int64_t>(char_ids.size())});
+  batch.char_offsets = longs(char_offsets, {b * t});
+  batch.sent_ids = longs(sent_ids, {static_cast<int64_t>(sent_ids.size())});
+  batch.sent_offsets = longs(sent_offsets, {b});
+  batch.lengths = longs(lengths, {b});
+  batch.mask = torch::from_blob(mask.data(), {b, t}, torch::kUInt8).to(torch::kBool);
+  return batch;
+}
+
+struct Output {
+  torch::Tensor intent_logits;  // [B, C]
+  torch::Tensor tag_logits;     // [B, T, K]
+  torch::Tensor encoding;       // [B, D]
+};
+
+struct NetImpl : torch::nn::Module {
+  NetImpl(const NluModelConfig& c, int64_t num_words, int64_t num_chars, int64_t num_sents,
+          int64_t num_intents, int64_t num_tags)
+      : config(c),
+        word(register_module(
+            "word", torch::nn::Embedding(
+                        torch::nn::EmbeddingOptions(num_words, c.embedding_dim).padding_idx(0)))),
+        chars(register_module(
+            "chars", torch::nn::EmbeddingBag(torch::nn::EmbeddingBagOptions(
+                                                 std::max<int64_t>(num_chars, 1), c.embedding_dim)
+                                                 .mode(torch::kMean)))),
+        shape(register_module("shape", torch::nn::Embedding(kNumShapes, c.embedding_dim))),
+        sent(register_module(
+            "sent", torch::nn::EmbeddingBag(torch::nn::EmbeddingBagOptions(
+                                                std::max<int64_t>(num_sents, 1), c.sentence_dim)
+                                                .mode(torch::kMean)))),
+        gru(register_module("gru",
+                            torch::nn::GRU(torch::nn::GRUOptions(c.embedding_dim, c.hidden_dim)
+                                               .bidirectional(true)
+                                               .batch_first(true)))),
+        intent_out(register_module("intent_out", torch::nn::Linear(c.encoding_dim(), num_intents))),
+        tag_out(register_module("tag_out", torch::nn::Linear(2 * c.hidden_dim, num_tags))) {
+    torch::NoGradGuard no_grad;
+    for (torch::Tensor w : {word->weight, chars->weight, shape->weight, sent->weight}) {
+      w.uniform_(-0.1, 0.1);
+    }
+    word->weight[0].zero_();
+  }
+
+  Output Forward(const Batch& b, bool training) {
+    const int64_t batch = b.words.size(0), len = b.words.size(1);
+    torch::Tensor words = b.words;
+    if (training && config.word_dropout > 0) {
+      torch::Tensor drop = (torch::rand({batch, len}) < config.word_dropout).logical_and(b.mask);
+      words = torch::where(drop, torch::full_like(words, Featurizer::kUnknown), words);
+    }
+    torch::Tensor x = word(words) +
+                      chars(b.char_ids, b.char_offsets).view({batch, len, config.embedding_dim}) +
+                      shape(b.shapes);
+    x = F::dropout(x, F::DropoutFuncOptions().p(config.dropout).training(training));
+    torch::Tensor states;
+    if (batch == 1) {
+      states = std::get<0>(gru(x));
+    } else {
+      auto packed = torch::nn::utils::rnn::pack_padded_sequence(x, b.lengths, true, false);
+      auto out = gru->forward_with_packed_input(packed);
+      states =
+          std::get<0>(torch::nn::utils::rnn::pad_packed_sequence(std::get<0>(out), true, 0.0, len));
+    }
+    torch::Tensor mask = b.mask.unsqueeze(2);
+    torch::Tensor max_pool = states.masked_fill(mask.logical_not(), -1e4).amax(1);
+    torch::Tensor mean_pool = (states * mask).sum(1) / b.lengths.to(torch::kFloat32).unsqueeze(1);
+    torch::Tensor bag = sent(b.sent_ids, b.sent_offsets);
+    Output out;
+    out.encoding = torch::cat({max_pool, mean_pool, bag}, 1);
+    out.intent_logits = intent_out(
+        F::dropout(out.encoding, F::DropoutFuncOptions().p(config.dropout).training(training)));
+    out.tag_logits =
+        tag_out(F::dropout(states, F::DropoutFuncOptions().p(config.dropout).training(training)));
+    return out;
+  }
+
+  NluModelConfig config;
+  torch::nn::Embedding word;
+  torch::nn::EmbeddingBag chars;
+  torch::nn::Embedding shape;
+  torch::nn::EmbeddingBag sent;
+  torch::nn::GRU gru;
+  torch::nn::Linear intent_out;
+  torch::nn::Linear tag_out;
+};
+TORCH_MODULE(Net);
+
+// Per example, the members' calibrated outputs combined.
+struct Combined {
+  std::vector<float> intent_probs;   // [C]
+  std::vector<float> tag_log_probs;  // [T * K]
+  std::vector<float> encoding;       // member 0
+};
+
+}  // namespace
+
+struct NluModel::Impl {
+  NluModelInfo info;
+  Featurizer featurizer;
+  mutable std::vector<Net> members;  // Forward is not const in libtorch; inference does not mutate
+  std::vector<std::string> tag_names;
+
+  Net NewNet() const {
+    return Net(info.config, featurizer.num_words(), featurizer.num_char_ngrams(),
+               featurizer.num_sentence_ngrams(), static_cast<int64_t>(info.intents.size()),
+               static_cast<int64_t>(tag_names.size()));
+  }
+
+  // Runs every member on `items` (eval mode) and combines at `temperature`.
+  std::vector<Combined> Run(const std::vector<const Features*>& items, double temperature,
+                            std::vector<torch::Tensor>* member_logits = nullptr) const {
+    torch::InferenceMode guard;
+    const Batch batch = MakeBatch(items);
+    const int64_t b = static_cast<int64_t>(items.size());
+    torch::Tensor probs, tag_probs, encoding;
+    for (size_t m = 0; m < members.size(); ++m) {
+      Output out = members[m]->Forward(batch, false);
+      if (member_logits != nullptr) member_logits->push_back(out.intent_logits);
+      torch::Tensor p = torch::softmax(out.intent_logits / temperature, 1);
+      torch::Tensor tp = torch::softmax(out.tag_logits, 2);
+      if (m == 0) {
+        probs = p;
+        tag_probs = tp;
+        encoding = out.encoding;
+      } else {
+        probs = probs + p;
+        tag_probs = tag_probs + tp;
+      }
+    }
+    const double n = static_cast<double>(members.size());
+    probs = (probs / n).contiguous();
+    tag_probs = (tag_probs / n).clamp_min(1e-12).log().contiguous();
+    encoding = encoding.contiguous();
+    std::vector<Combined> out(b);
+    const int64_t c = probs.size(1), t = tag_probs.size(1), k = tag_probs.size(2),
+                  d = encoding.size(1);
+    const float* pp = probs.data_ptr<float>();
+    const float* tp = tag_probs.data_ptr<float>();
+    const float* ep = encoding.data_ptr<float>();
+    for (int64_t i = 0; i < b; ++i) {
+      out[i].intent_probs.assign(pp + i * c, pp + (i + 1) * c);
+      const int64_t n_tok = static_cast<int64_t>(items[i]->tokens.size());
+      out[i].tag_log_probs.assign(tp + i * t * k, tp + (i * t + n_tok) * k);
+      out[i].encoding.assign(ep + i * d, ep + (i + 1) * d);
+    }
+    return out;
+  }
+
+  NluPrediction Decide(absl::string_view text, const Features& features, Combined combined,
+                       bool use_threshold) const {
+    NluPrediction p;
+    const std::vector<float>& probs = combined.intent_probs;
+    int best = -1;
+    float oos_prob = 0;
+    for (size_t i = 0; i < probs.size(); ++i) {
+      if (info.intents[i] == info.oos_label && !info.oos_label.empty()) {
+        oos_prob = probs[i];
+        continue;
+      }
+      if (best < 0 || probs[i] > probs[best]) best = static_cast<int>(i);
+    }
+    if (best >= 0) {
+      p.best_intent = info.intents[best];
+      p.confidence = probs[best];
+      p.intent = p.best_intent;
+    }
+    if (!info.oos_label.empty() && oos_prob > p.confidence) {
+      p.intent.clear();
+      p.confidence = oos_prob;
+    } else if (use_threshold && p.confidence < info.oos_threshold) {
+      p.intent.clear();
+    }
+    if (info.slot_types.size() > 0) {
+      const std::vector<int> tags =
+          DecodeBio(combined.tag_log_probs, features.tokens.size(), tag_names.size());
+      p.slots = SpansFromTags(text, features.tokens, tags, info.slot_types);
+    }
+    p.encoding = std::move(combined.encoding);
+    return p;
+  }
+};
+
+namespace {
+
+std::vector<std::string> SortedIntents(const std::vector<data::UtteranceExample>& train) {
+  std::set<std::string> s;
+  for (const auto& e : train) s.insert(e.intent);
+  return {s.begin(), s.end()};
+}
+
+double Seconds(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Mean NLL of gold intents under the members' softmax(z / T), averaged over members.
+double Nll(const std::vector<torch::Tensor>& logits, const torch::Tensor& gold, double t) {
+  torch::Tensor p;
+  for (const torch::Tensor& z : logits) {
+    torch::Tensor q = torch::softmax(z / t, 1);
+    p = p.defined() ? p + q : q;
+  }
+  p = p / static_cast<double>(logits.size());
+  return -p.gather(1, gold.unsqueeze(1)).clamp_min(1e-12).log().mean().item<double>();
+}
+
+absl::Status WriteSafetensors(const std::string& path,
+                              const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
+  nlohmann::json header = nlohmann::json::object();
+  size_t offset = 0;
+  std::vector<torch::Tensor> data;
+  for (const auto& [name, tensor] : tensors) {
+    torch::Tensor t = tensor.detach().to(torch::kFloat32).contiguous();
+    const size_t bytes = static_cast<size_t>(t.numel()) * sizeof(float);
+    header[name] = {
+        {"dtype", "F32"}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    data.push_back(t);
+  }
+  header["__metadata__"] = {{"format", "pt"}};
+  std::string text = header.dump();
+  while (text.size() % 8 != 0) text.push_back(' ');
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
+  const uint64_t n = text.size();
+  out.write(reinterpret_cast<const char*>(&n), sizeof(n));  // little-endian host (x86-64)
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  for (const torch::Tensor& t : data) {
+    out.write(reinterpret_cast<const char*>(t.data_ptr<float>()),
+              static_cast<std::streamsize>(t.numel() * sizeof(float)));
+  }
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void SetTorchThreads(int threads) { torch::set_num_threads(std::max(1, threads)); }
+
+NluModel::NluModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+NluModel::~NluModel() = default;
+const NluModelInfo& NluModel::info() const { return impl_->info; }
+NluModelInfo& NluModel::mutable_info() { return impl_->info; }
+
+absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
+    const std::vector<data::UtteranceExample>& train_in,
+    const std::vector<data::UtteranceExample>& dev_in, const std::string& oos_label,
+    const std::vector<std::string>& slot_types, const TrainOptions& options, TrainReport* report) {
+  const auto start = std::chrono::steady_clock::now();
+  if (train_in.empty()) return absl::InvalidArgumentError("no training examples");
+  if (options.epochs <= 0 || options.batch_size <= 0 || options.config.ensemble <= 0) {
+    return absl::InvalidArgumentError("epochs, batch size and ensemble must be positive");
+  }
+  std::vector<data::UtteranceExample> train = train_in, dev = dev_in;
+  if (dev.empty()) {
+    // Hold out every tenth example of each intent (after a seeded shuffle) when it has >= 5.
+    std::mt19937_64 rng(options.seed);
+    std::vector<size_t> order(train.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng);
+    std::map<std::string, size_t> count, seen;
+    for (const auto& e : train) ++count[e.intent];
+    std::vector<data::UtteranceExample> kept;
+    for (size_t i : order) {
+      const std::string& intent = train[i].intent;
+      if (count[intent] >= 5 && seen[intent]++ % 10 == 0) {
+        dev.push_back(train[i]);
+      } else {
+        kept.push_back(train[i]);
+      }
+    }
+    train = std::move(kept);
+  }
+
+  auto impl = std::make_unique<Impl>();
+  NluModelInfo& info = impl->info;
+  info.config = options.config;
+  info.intents = SortedIntents(train);
+  info.oos_label = oos_label;
+  if (!slot_types.empty()) {
+    info.slot_types = slot_types;
+  } else {
+    std::set<std::string> types;
+    for (const auto& e : train) {
+      for (const auto& s : e.spans) types.insert(s.slot);
+    }
+    info.slot_types.assign(types.begin(), types.end());
+  }
+  impl->tag_names = TagNames(info.slot_types);
+  {
+    std::vector<std::string> texts;
+    for (const auto& e : train) texts.push_back(e.text);
+    impl->featurizer = Featurizer::Build(texts);
+  }
+  std::map<std::string, int64_t> intent_index;
+  for (size_t i = 0; i < info.intents.size(); ++i) intent_index[info.intents[i]] = i;
+
+  // Featurized training set (utterances without tokens are skipped).
+  std::vector<Features> features;
+  std::vector<int64_t> intent_targets;
+  std::vector<std::vector<int>> tag_targets;
+  for (const auto& e : train) {
+    Features f = impl->featurizer.Featurize(e.text);
+    if (f.tokens.empty()) continue;
+    tag_targets.push_back(TagsFromSpans(f.tokens, e.spans, info.slot_types));
+    intent_targets.push_back(intent_index.at(e.intent));
+    features.push_back(std::move(f));
+  }
+  if (features.empty()) return absl::InvalidArgumentError("no training example has a word");
+  const bool has_tags = !info.slot_types.empty();
+  const size_t n = features.size();
+  const size_t batches = (n + options.batch_size - 1) / options.batch_size;
+  const size_t total_steps = batches * options.epochs;
+
+  try {
+    for (int m = 0; m < options.config.ensemble; ++m) {
+      torch::manual_seed(options.seed + m);
+      std::mt19937_64 rng(options.seed + m);
+      Net net = impl->NewNet();
+      net->train();
+      torch::optim::Adam optimizer(net->parameters(),
+                                   torch::optim::AdamOptions(options.learning_rate));
+      std::vector<size_t> order(n);
+      size_t step = 0;
+      for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+        for (size_t i = 0; i < n; ++i) order[i] = i;
+        std::shuffle(order.begin(), order.end(), rng);
+        double loss_sum = 0;
+        size_t right = 0, seen = 0;
+        for (size_t bi = 0; bi < batches; ++bi) {
+          const size_t lo = bi * options.batch_size,
+                       hi = std::min(n, lo + static_cast<size_t>(options.batch_size));
+          std::vector<const Features*> items;
+          std::vector<int64_t> gold;
+          int64_t max_len = 1;
+          for (size_t i = lo; i < hi; ++i) {
+            items.push_back(&features[order[i]]);
+            gold.push_back(intent_targets[order[i]]);
+            max_len = std::max<int64_t>(max_len, features[order[i]].tokens.size());
+          }
+          const Batch batch = MakeBatch(items);
+          // Linear decay of the learning rate to 0.
+          const double lr = options.learning_rate * (1.0 - static_cast<double>(step) / total_steps);
+          for (auto& group : optimizer.param_groups()) {
+            static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+          }
+          optimizer.zero_grad();
+          Output out = net->Forward(batch, true);
+          torch::Tensor gold_t =
+              torch::from_blob(gold.data(), {static_cast<int64_t>(gold.size())}, torch::kInt64)
+                  .clone();
+          torch::Tensor loss = F::cross_entropy(out.intent_logits, gold_t);
+          if (has_tags) {
+            std::vector<int64_t> tags(items.size() * max_len, -100);
+            for (size_t i = lo; i < hi; ++i) {
+              const auto& t = tag_targets[order[i]];
+              for (size_t j = 0; j < t.size(); ++j) tags[(i - lo) * max_len + j] = t[j];
+            }
+            torch::Tensor tags_t =
+                torch::from_blob(tags.data(), {static_cast<int64_t>(tags.size())}, torch::kInt64)
+                    .clone();
+            loss = loss + F::cross_entropy(out.tag_logits.reshape({-1, out.tag_logits.size(2)}),
+                                           tags_t, F::CrossEntropyFuncOptions().ignore_index(-100));
+          }
+          loss.backward();
+          torch::nn::utils::clip_grad_norm_(net->parameters(), 5.0);
+          optimizer.step();
+          ++step;
+          loss_sum += loss.item<double>() * items.size();
+          right += out.intent_logits.argmax(1).eq(gold_t).sum().item<int64_t>();
+          seen += items.size();
+          if (options.progress) {
+            TrainProgress p;
+            p.member = m;
+            p.members = options.config.ensemble;
+            p.epoch = epoch;
+            p.epochs = options.epochs;
+            p.step = step;
+            p.steps = total_steps;
+            p.loss = loss_sum / seen;
+            p.intent_accuracy = static_cast<double>(right) / seen;
+            p.elapsed_seconds = Seconds(start);
+            options.progress(p);
+          }
+        }
+      }
+      net->eval();
+      impl->members.push_back(net);
+    }
+
+    // Calibration and the out-of-scope threshold on dev.
+    std::vector<Features> dev_features;
+    std::vector<const data::UtteranceExample*> dev_examples;
+    std::vector<int64_t> dev_gold;
+    for (const auto& e : dev) {
+      auto it = intent_index.find(e.intent);
+      Features f = impl->featurizer.Featurize(e.text);
+      if (f.tokens.empty() || it == intent_index.end()) continue;
+      dev_features.push_back(std::move(f));
+      dev_examples.push_back(&e);
+      dev_gold.push_back(it->second);
+    }
+    if (!dev_features.empty()) {
+      std::vector<torch::Tensor> logits;  // per member, [N, C]
+      std::vector<Combined> combined;
+      for (size_t lo = 0; lo < dev_features.size(); lo += 256) {
+        std::vector<const Features*> items;
+        for (size_t i = lo; i < std::min(dev_features.size(), lo + 256); ++i) {
+          items.push_back(&dev_features[i]);
+        }
+        std::vector<torch::Tensor> part;
+        std::vector<Combined> c = impl->Run(items, 1.0, &part);
+        for (size_t m = 0; m < part.size(); ++m) {
+          if (logits.size() <= m) {
+            logits.push_back(part[m]);
+          } else {
+            logits[m] = torch::cat({logits[m], part[m]}, 0);
+          }
+        }
+        for (auto& x : c) combined.push_back(std::move(x));
+      }
+      torch::Tensor gold = torch::tensor(dev_gold, torch::kInt64);
+      double best_t = 1.0, best_nll = Nll(logits, gold, 1.0);
+      if (report != nullptr) report->dev_nll_before = best_nll;
+      for (double t = 0.25; t <= 5.0; t += 0.05) {
+        const double nll = Nll(logits, gold, t);
+        if (nll < best_nll) {
+          best_nll = nll;
+          best_t = t;
+        }
+      }
+      info.temperature = best_t;
+      if (report != nullptr) report->dev_nll_after = best_nll;
+
+      // Recombine at the fitted temperature.
+      torch::Tensor probs;
+      for (const torch::Tensor& z : logits) {
+        torch::Tensor q = torch::softmax(z / best_t, 1);
+        probs = probs.defined() ? probs + q : q;
+      }
+      probs = (probs / static_cast<double>(logits.size())).contiguous();
+      const int64_t c = probs.size(1);
+      for (size_t i = 0; i < combined.size(); ++i) {
+        combined[i].intent_probs.assign(probs.data_ptr<float>() + i * c,
+                                        probs.data_ptr<float>() + (i + 1) * c);
+      }
+      // Decisions without a threshold, then the threshold.
+      std::vector<NluPrediction> predictions;
+      info.oos_threshold = 0;
+      for (size_t i = 0; i < combined.size(); ++i) {
+        predictions.push_back(
+            impl->Decide(dev_examples[i]->text, dev_features[i], combined[i], false));
+      }
+      const bool has_oos_examples =
+          !oos_label.empty() && std::any_of(dev_examples.begin(), dev_examples.end(),
+                                            [&](const auto* e) { return e->intent == oos_label; });
+      if (has_oos_examples) {
+        std::vector<float> candidates = {0.0f};
+        for (const auto& p : predictions) candidates.push_back(p.confidence + 1e-6f);
+        std::sort(candidates.begin(), candidates.end());
+        double best_score = -1, best_thr = 0;
+        bool best_reaches = false;
+        size_t in_scope = 0, oos = 0;
+        for (const auto* e : dev_examples) (e->intent == oos_label ? oos : in_scope)++;
+        for (size_t ci = 0; ci < candidates.size();
+             ci += std::max<size_t>(1, candidates.size() / 2000)) {
+          const float thr = candidates[ci];
+          size_t in_right = 0, oos_found = 0;
+          for (size_t i = 0; i < predictions.size(); ++i) {
+            const auto& p = predictions[i];
+            const bool says_oos = p.intent.empty() || p.confidence < thr;
+            if (dev_examples[i]->intent == oos_label) {
+              oos_found += says_oos;
+            } else {
+              in_right += !says_oos && p.intent == dev_examples[i]->intent;
+            }
+          }
+          const double in_acc = in_scope ? static_cast<double>(in_right) / in_scope : 0;
+          const double recall = static_cast<double>(oos_found) / oos;
+          const bool reaches = recall >= options.oos_recall_target;
+          const double score = reaches ? in_acc : in_acc + recall - 10;
+          if ((reaches && !best_reaches) || (reaches == best_reaches && score > best_score)) {
+            best_score = score;
+            best_thr = thr;
+            best_reaches = reaches;
+          }
+        }
+        info.oos_threshold = best_thr;
+      } else {
+        std::vector<float> right;
+        for (size_t i = 0; i < predictions.size(); ++i) {
+          if (predictions[i].intent == dev_examples[i]->intent) {
+            right.push_back(predictions[i].confidence);
+          }
+        }
+        if (!right.empty()) {
+          std::sort(right.begin(), right.end());
+          info.oos_threshold =
+              right[static_cast<size_t>(options.closed_set_reject * (right.size() - 1))];
+        }
+      }
+      if (report != nullptr) {
+        metrics::UtteranceScorer scorer(
+            oos_label, has_tags ? metrics::SlotMetric::kSlots : metrics::SlotMetric::kNone);
+        const bool threshold_applies = has_oos_examples;
+        for (size_t i = 0; i < predictions.size(); ++i) {
+          metrics::UtterancePrediction p;
+          p.intent = predictions[i].intent;
+          if (threshold_applies && predictions[i].confidence < info.oos_threshold) p.intent.clear();
+          p.confidence = predictions[i].confidence;
+          p.slots = predictions[i].slots;
+          scorer.Add(*dev_examples[i], p);
+        }
+        report->dev_metrics = scorer.Result();
+      }
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
+  }
+  if (report != nullptr) report->seconds = Seconds(start);
+  return std::unique_ptr<NluModel>(new NluModel(std::move(impl)));
+}
+
+absl::StatusOr<NluPrediction> NluModel::Predict(absl::string_view text, bool use_threshold) const {
+  Features features = impl_->featurizer.Featurize(text);
+  if (features.tokens.empty()) return NluPrediction{};
+  try {
+    std::vector<Combined> c = impl_->Run({&features}, impl_->info.temperature);
+    return impl_->Decide(text, features, std::move(c[0]), use_threshold);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
+  }
+}
+
+absl::Status NluModel::Save(const std::string& dir) const {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+  nlohmann::json json = ToJson(impl_->info);
+  json["vocabulary"] = impl_->featurizer.ToJson();
+  {
+    const std::string path = (std::filesystem::path(dir) / kModelJsonName).string();
+    std::ofstream out(path, std::ios::trunc);
+    out << json.dump(1) << "\n";
+    out.close();
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (size_t m = 0; m < impl_->members.size(); ++m) {
+    for (const auto& item : impl_->members[m]->named_parameters()) {
+      tensors.emplace_back(absl::StrCat("m", m, ".", item.key()), item.value());
+    }
+  }
+  return WriteSafetensors((std::filesystem::path(dir) / kWeightsName).string(), tensors);
+}
+
+absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Load(const std::string& dir) {
+  const std::string json_path = (std::filesystem::path(dir) / kModelJsonName).string();
+  absl::StatusOr<std::string> text = data::ReadFileContent(json_path);
+  if (!text.ok()) return text.status();
+  nlohmann::json json = nlohmann::json::parse(*text, nullptr, false);
+  if (json.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(json_path, ": not JSON"));
+  auto impl = std::make_unique<Impl>();
+  absl::StatusOr<NluModelInfo> info = NluModelInfoFromJson(json);
+  if (!info.ok())
+    return absl::InvalidArgumentError(absl::StrCat(json_path, ": ", info.status().message()));
+  impl->info = *std::move(info);
+  auto vocabulary = json.find("vocabulary");
+  if (vocabulary == json.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(json_path, ": 'vocabulary' missing"));
+  }
+  absl::StatusOr<Featurizer> featurizer = Featurizer::FromJson(*vocabulary);
+  if (!featurizer.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(json_path, ": ", featurizer.status().message()));
+  }
+  impl->featurizer = *std::move(featurizer);
+  impl->tag_names = TagNames(impl->info.slot_types);
+
+  const std::string weights_path = (std::filesystem::path(dir) / kWeightsName).string();
+  absl::StatusOr<std::unique_ptr<lm::SafetensorsFile>> weights =
+      lm::SafetensorsFile::Open(weights_path);
+  if (!weights.ok()) return weights.status();
+  try {
+    torch::NoGradGuard no_grad;
+    size_t used = 0;
+    for (int m = 0; m < impl->info.config.ensemble; ++m) {
+      Net net = impl->NewNet();
+      for (auto& item : net->named_parameters()) {
+        const std::string name = absl::StrCat("m", m, ".", item.key());
+        const lm::SafetensorsTensor* t = (*weights)->Find(name);
+        if (t == nullptr) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(weights_path, ": tensor '", name, "' missing"));
+        }
+        if (t->shape != item.value().sizes().vec()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              weights_path, ": tensor '", name, "' has the wrong shape for nlu_model.json"));
+        }
+        torch::Tensor dst = item.value();
+        lm::SafetensorsFile::ToFloat32(*t, dst.data_ptr<float>());
+        ++used;
+      }
+      net->eval();
+      impl->members.push_back(net);
+    }
+    if (used != (*weights)->tensors().size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(weights_path, ": holds tensors that nlu_model.json does not describe"));
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
+  }
+  return std::unique_ptr<NluModel>(new NluModel(std::move(impl)));
+}
+
+std::map<std::string, std::vector<float>> NluModel::Weights() const {
+  std::map<std::string, std::vector<float>> out;
+  for (size_t m = 0; m < impl_->members.size(); ++m) {
+    for (const auto& item : impl_->members[m]->named_parameters()) {
+      torch::Tensor t = item.value().detach().contiguous();
+      out[absl::StrCat("m", m, ".", item.key())].assign(t.data_ptr<float>(),
+                                                        t.data_ptr<float>() + t.numel());
+    }
+  }
+  return out;
+}
+
+}  // namespace helpline::nlu::model

@@ -1,0 +1,128 @@
+// The trained utterance models: an intent classifier with calibrated confidence and
+// out-of-scope detection, and a BIO slot tagger, sharing one utterance encoder (libtorch).
+//
+// Network (one ensemble member):
+//   token = word embedding + mean of its character n-gram embeddings + shape embedding
+//   -> dropout -> BiGRU -> token states
+//   encoding = [max pool of states, mean pool of states, mean of word uni/bigram embeddings]
+//   intent logits = Linear(encoding); tag logits = Linear(token states)
+// trained jointly (cross-entropy of intent + of tags) with Adam. Members of an ensemble
+// differ by seed; their calibrated probabilities are averaged. Slots are decoded with a
+// BIO-constrained Viterbi over the averaged tag log-probabilities.
+//
+// The encoding of member 0 is exposed (`NluPrediction::encoding`) for a dialogue-level
+// context encoder.
+//
+// Thread-safety: a loaded model is immutable; Predict may be called from several threads
+// (libtorch inference without autograd). It blocks for the forward pass (< 1 ms for 20 words
+// on one core per member; see README.md).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "nlu/data/dataset.h"
+#include "nlu/model/model_info.h"
+
+namespace helpline::nlu::model {
+
+struct NluPrediction {
+  // The predicted intent, or "" when out of scope (explicit class or confidence below the
+  // threshold when `use_threshold`) or when the text has no tokens.
+  std::string intent;
+  // The most probable in-scope intent whatever the decision ("" when the text has no tokens).
+  std::string best_intent;
+  // Calibrated probability of best_intent (of the out-of-scope class when that won).
+  float confidence = 0;
+  std::vector<data::SlotSpan> slots;
+  // Utterance encoding of ensemble member 0 (config.encoding_dim() floats); empty when the
+  // text has no tokens.
+  std::vector<float> encoding;
+};
+
+struct TrainProgress {
+  int member = 0;  // 0-based ensemble member
+  int members = 1;
+  int epoch = 0;  // 1-based
+  int epochs = 0;
+  size_t step = 0;             // steps done in this member
+  size_t steps = 0;            // steps of this member
+  double loss = 0;             // running mean over the epoch
+  double intent_accuracy = 0;  // running, on training batches
+  double elapsed_seconds = 0;
+};
+
+struct TrainOptions {
+  NluModelConfig config;
+  uint64_t seed = 1;
+  int epochs = 15;
+  int batch_size = 32;
+  double learning_rate = 2e-3;
+  // Out of scope with an explicit class: the threshold is the one with the best in-scope
+  // dev accuracy among those reaching this out-of-scope recall on dev.
+  double oos_recall_target = 0.6;
+  // Closed-set data: the threshold rejects this fraction of the correctly classified dev
+  // utterances (used by the service, not by closed-set evaluation).
+  double closed_set_reject = 0.05;
+  // Called after every step (the CLI draws a progress bar). May be empty.
+  std::function<void(const TrainProgress&)> progress;
+};
+
+struct TrainReport {
+  double seconds = 0;
+  // Dev metrics (names of nlu/metrics/utterance_metrics.h) with the calibrated model.
+  std::map<std::string, double> dev_metrics;
+  double dev_nll_before = 0;  // mean NLL at temperature 1
+  double dev_nll_after = 0;   // at the fitted temperature
+};
+
+// Sets libtorch's intra-op thread count for the process (training and inference), so that
+// callers need not include libtorch.
+void SetTorchThreads(int threads);
+
+class NluModel {
+ public:
+  ~NluModel();
+  NluModel(const NluModel&) = delete;
+  NluModel& operator=(const NluModel&) = delete;
+
+  // Trains on `train`; `dev` (may be empty: then a tenth of `train`, per intent, is held out)
+  // fits the temperature and the out-of-scope threshold. Labels: the intents of `train` in
+  // sorted order; slot types: `slot_types` when non-empty, else the span types of `train`.
+  // `oos_label`: the intent that means out of scope ("" none). Deterministic for a seed and a
+  // thread count. INVALID_ARGUMENT for empty data; INTERNAL for libtorch errors.
+  static absl::StatusOr<std::unique_ptr<NluModel>> Train(
+      const std::vector<data::UtteranceExample>& train,
+      const std::vector<data::UtteranceExample>& dev, const std::string& oos_label,
+      const std::vector<std::string>& slot_types, const TrainOptions& options, TrainReport* report);
+
+  // Reads `dir`/nlu_model.json and `dir`/model.safetensors. NOT_FOUND when they are missing,
+  // INVALID_ARGUMENT naming the file for malformed content or weights that do not fit.
+  static absl::StatusOr<std::unique_ptr<NluModel>> Load(const std::string& dir);
+
+  // Writes the two files into `dir` (created if missing). INTERNAL on I/O errors.
+  absl::Status Save(const std::string& dir) const;
+
+  // `use_threshold`: apply the confidence threshold (out-of-scope detection); the explicit
+  // out-of-scope class is always applied. INTERNAL for libtorch errors.
+  absl::StatusOr<NluPrediction> Predict(absl::string_view text, bool use_threshold = true) const;
+
+  const NluModelInfo& info() const;
+  NluModelInfo& mutable_info();
+
+  // All weights of all members by name (for the determinism test), copied as float32.
+  std::map<std::string, std::vector<float>> Weights() const;
+
+  struct Impl;
+
+ private:
+  explicit NluModel(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace helpline::nlu::model

@@ -1,0 +1,190 @@
+// Trains tiny models on inline data (seconds, one thread): fit, save/load round trip,
+// determinism, label-mismatch refusal, load errors.
+#include "nlu/model/nlu_model.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlu/model/featurizer.h"
+
+namespace helpline::nlu::model {
+namespace {
+
+data::UtteranceExample Example(const std::string& text, const std::string& intent,
+                               const std::string& slot = "", const std::string& value = "") {
+  data::UtteranceExample e;
+  e.text = text;
+  e.intent = intent;
+  if (!slot.empty()) {
+    const size_t at = text.find(value);
+    e.spans.push_back({slot, at, at + value.size(), value});
+  }
+  return e;
+}
+
+std::vector<data::UtteranceExample> TinyData() {
+  std::vector<data::UtteranceExample> out;
+  const std::vector<std::string> cities = {"paris", "london", "berlin", "rome", "madrid", "oslo"};
+  const std::vector<std::string> songs = {"yellow", "hello", "imagine", "thriller", "halo"};
+  for (const auto& c : cities) {
+    out.push_back(Example("what is the weather in " + c, "weather", "city", c));
+    out.push_back(Example("will it rain in " + c + " tomorrow", "weather", "city", c));
+    out.push_back(Example("book a flight to " + c, "flight", "city", c));
+    out.push_back(Example("i need a plane ticket to " + c, "flight", "city", c));
+  }
+  for (const auto& s : songs) {
+    out.push_back(Example("play " + s + " please", "music", "song", s));
+    out.push_back(Example("put on the song " + s, "music", "song", s));
+  }
+  return out;
+}
+
+TrainOptions TinyOptions(uint64_t seed) {
+  TrainOptions o;
+  o.seed = seed;
+  o.epochs = 30;
+  o.batch_size = 8;
+  o.learning_rate = 1e-2;
+  o.config.embedding_dim = 16;
+  o.config.hidden_dim = 16;
+  o.config.sentence_dim = 8;
+  o.config.dropout = 0.1;
+  o.config.word_dropout = 0.0;
+  return o;
+}
+
+class NluModelTest : public ::testing::Test {
+ protected:
+  void SetUp() override { SetTorchThreads(1); }
+  std::filesystem::path TempDir(const std::string& name) {
+    auto dir = std::filesystem::temp_directory_path() /
+               ("nlu_model_test_" + name + "_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    dirs_.push_back(dir);
+    return dir;
+  }
+  void TearDown() override {
+    for (const auto& d : dirs_) std::filesystem::remove_all(d);
+  }
+  std::vector<std::filesystem::path> dirs_;
+};
+
+TEST_F(NluModelTest, LearnsIntentsAndSlotsOfTheTrainingData) {
+  TrainReport report;
+  auto model = NluModel::Train(TinyData(), {}, "", {}, TinyOptions(7), &report);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_THAT((*model)->info().intents, ::testing::ElementsAre("flight", "music", "weather"));
+  EXPECT_THAT((*model)->info().slot_types, ::testing::ElementsAre("city", "song"));
+  size_t right = 0, spans_right = 0;
+  const auto data = TinyData();
+  for (const auto& e : data) {
+    auto p = (*model)->Predict(e.text, false);
+    ASSERT_TRUE(p.ok()) << p.status();
+    right += p->intent == e.intent;
+    spans_right += p->slots.size() == 1 && p->slots[0].slot == e.spans[0].slot &&
+                   p->slots[0].begin == e.spans[0].begin && p->slots[0].end == e.spans[0].end;
+    EXPECT_GT(p->confidence, 0.0f);
+    EXPECT_LE(p->confidence, 1.0f);
+    EXPECT_EQ(p->encoding.size(), static_cast<size_t>((*model)->info().config.encoding_dim()));
+  }
+  EXPECT_GE(right, data.size() * 9 / 10);
+  EXPECT_GE(spans_right, data.size() * 8 / 10);
+  // An unseen city in a seen frame is still tagged (character n-grams, context).
+  auto p = (*model)->Predict("what is the weather in lisbon", false);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->intent, "weather");
+  EXPECT_GT(report.seconds, 0.0);
+  EXPECT_TRUE(report.dev_metrics.contains("intent_accuracy"));
+  EXPECT_GT((*model)->info().temperature, 0.0);
+}
+
+TEST_F(NluModelTest, EmptyUtteranceHasNoIntent) {
+  auto model = NluModel::Train(TinyData(), {}, "", {}, TinyOptions(1), nullptr);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto p = (*model)->Predict("   ");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->intent, "");
+  EXPECT_TRUE(p->encoding.empty());
+}
+
+TEST_F(NluModelTest, SaveLoadRoundTripGivesIdenticalPredictions) {
+  TrainOptions options = TinyOptions(3);
+  options.config.ensemble = 2;
+  options.epochs = 10;
+  auto model = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const auto dir = TempDir("roundtrip");
+  ASSERT_TRUE((*model)->Save(dir.string()).ok());
+  auto loaded = NluModel::Load(dir.string());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->Weights(), (*model)->Weights());
+  EXPECT_EQ((*loaded)->info().temperature, (*model)->info().temperature);
+  EXPECT_EQ((*loaded)->info().oos_threshold, (*model)->info().oos_threshold);
+  for (const std::string text :
+       {"book a flight to rome", "play halo please", "rain in oslo?", "something else entirely"}) {
+    auto a = (*model)->Predict(text);
+    auto b = (*loaded)->Predict(text);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a->intent, b->intent) << text;
+    EXPECT_EQ(a->confidence, b->confidence) << text;
+    EXPECT_EQ(a->slots, b->slots) << text;
+    EXPECT_EQ(a->encoding, b->encoding) << text;
+  }
+}
+
+TEST_F(NluModelTest, SameSeedSameWeightsOtherSeedOtherWeights) {
+  TrainOptions options = TinyOptions(11);
+  options.epochs = 3;
+  auto a = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  auto b = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  options.seed = 12;
+  auto c = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ((*a)->Weights(), (*b)->Weights());
+  EXPECT_NE((*a)->Weights(), (*c)->Weights());
+  EXPECT_EQ((*a)->info().temperature, (*b)->info().temperature);
+}
+
+TEST_F(NluModelTest, LoadRefusesAFolderOfAnotherDomainAndBrokenFolders) {
+  TrainOptions options = TinyOptions(5);
+  options.epochs = 1;
+  auto model = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  ASSERT_TRUE(model.ok());
+  const auto dir = TempDir("mismatch");
+  ASSERT_TRUE((*model)->Save(dir.string()).ok());
+  auto loaded = NluModel::Load(dir.string());
+  ASSERT_TRUE(loaded.ok());
+
+  domain::Domain d;
+  d.origin = "travel.yaml";
+  for (const char* name : {"flight", "music", "hotel"}) d.intents.emplace_back().name = name;
+  for (const char* name : {"city", "song"}) d.slots.emplace_back().name = name;
+  const absl::Status s = CheckModelMatchesDomain((*loaded)->info(), d, dir.string());
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::HasSubstr("intents missing in the model: [hotel]"));
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::HasSubstr("intents only in the model: [weather]"));
+  d.intents[2].name = "weather";
+  EXPECT_TRUE(CheckModelMatchesDomain((*loaded)->info(), d, dir.string()).ok());
+
+  EXPECT_EQ(NluModel::Load((dir / "nowhere").string()).status().code(),
+            absl::StatusCode::kNotFound);
+  // Weights of another architecture: named as not fitting.
+  TrainOptions bigger = options;
+  bigger.config.hidden_dim = 24;
+  auto other = NluModel::Train(TinyData(), {}, "", {}, bigger, nullptr);
+  ASSERT_TRUE(other.ok());
+  const auto other_dir = TempDir("other");
+  ASSERT_TRUE((*other)->Save(other_dir.string()).ok());
+  std::filesystem::copy_file(other_dir / kWeightsName, dir / kWeightsName,
+                             std::filesystem::copy_options::overwrite_existing);
+  const absl::Status bad = NluModel::Load(dir.string()).status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), ::testing::HasSubstr("wrong shape"));
+}
+
+}  // namespace
+}  // namespace helpline::nlu::model
