@@ -33,15 +33,16 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-int RunModel(const std::string& dir, int threads, const std::vector<int>& batches, int prompt, int gen, int reps) {
-  auto model = helpline::lm::Gpt2Model::Load(dir, {.threads = threads});
+int RunModel(const std::string& dir, int threads, bool f32_weights, const std::vector<int>& batches, int prompt,
+             int gen, int reps) {
+  auto model = helpline::lm::Gpt2Model::Load(dir, {.threads = threads, .f32_weights = f32_weights});
   if (!model.ok()) {
     std::fprintf(stderr, "bench_gpt2: %s\n", model.status().ToString().c_str());
     return 1;
   }
   const auto& c = (*model)->config();
-  std::printf("# helpline gpt2 %dx%d vocab=%d isa=%s threads=%d\n", c.n_layer, c.n_embd, c.vocab_size,
-              helpline::lm::gpt2_kernels::IsaName(), threads);
+  std::printf("# helpline gpt2 %dx%d vocab=%d isa=%s threads=%d weights=%.1f MB\n", c.n_layer, c.n_embd,
+              c.vocab_size, helpline::lm::gpt2_kernels::IsaName(), threads, (*model)->weight_bytes() / 1e6);
   std::vector<float> logits;
   for (int batch : batches) {
     std::vector<double> prefill_ms, decode_ms;
@@ -118,7 +119,7 @@ int RunLinear(int threads) {
       at::Tensor y = torch::empty({m, s.n});
       auto ours = [&](const at::Tensor& in, at::Tensor& out, int rows) {
         at::parallel_for(0, panels, 1, [&](int64_t p0, int64_t p1) {
-          kern::LinearPanels(in.data_ptr<float>(), s.k, rows, s.k, packed.data_ptr<float>(), b.data_ptr<float>(), s.n,
+          kern::LinearPanels(in.data_ptr<float>(), s.k, rows, s.k, packed.data_ptr<float>(), kern::WeightType::kF32, b.data_ptr<float>(), s.n,
                              static_cast<int>(p0), static_cast<int>(p1), out.data_ptr<float>(), s.n,
                              kern::Epilogue::kNone);
         });
@@ -157,7 +158,7 @@ int main(int argc, char** argv) {
   CLI::App app{"GPT-2 speed: prefill ms and decode tokens/s per batch size"};
   std::string dir, batches_text = "1,4,16,64";
   int threads = 2, prompt = 128, gen = 64, reps = 3;
-  bool linear = false;
+  bool linear = false, f32_weights = false;
   app.add_option("--model", dir, "Hugging Face GPT-2 folder");
   app.add_option("--threads", threads, "intra-op threads");
   app.add_option("--batches", batches_text, "comma-separated batch sizes");
@@ -165,6 +166,7 @@ int main(int argc, char** argv) {
   app.add_option("--gen", gen, "decode steps");
   app.add_option("--reps", reps, "repetitions (best and median)");
   app.add_flag("--linear", linear, "time one linear layer: ours vs torch::linear");
+  app.add_flag("--f32-weights", f32_weights, "widen F16/BF16 weights to f32 at load (LoadOptions::f32_weights)");
   CLI11_PARSE(app, argc, argv);
   if (linear) return RunLinear(threads);
   if (dir.empty()) {
@@ -180,5 +182,5 @@ int main(int argc, char** argv) {
     }
     batches.push_back(b);
   }
-  return RunModel(dir, threads, batches, prompt, gen, reps);
+  return RunModel(dir, threads, f32_weights, batches, prompt, gen, reps);
 }

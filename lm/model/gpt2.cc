@@ -44,8 +44,9 @@ struct ModelShape {
 
 // A linear layer with its weight packed for gpt2_kernels::LinearPanels.
 struct PackedLinear {
-  at::Tensor weight;  // [panels, k, 64] float32
-  at::Tensor bias;    // [n] float32, or undefined
+  at::Tensor weight;  // [panels, k, 64]: float32, or int16 holding the f16 / bf16 bits
+  kern::WeightType wtype = kern::WeightType::kF32;
+  at::Tensor bias;  // [n] float32, or undefined
   int k = 0;
   int n = 0;
   int panels() const { return (n + kPanel - 1) / kPanel; }
@@ -56,7 +57,8 @@ struct Layer {
   PackedLinear attn, attn_proj, fc, mlp_proj;
 };
 
-// Packs a [k, n] (in, out) float32 matrix into [panels, k, 64] with zero columns past n.
+// Packs a [k, n] (in, out) matrix (float32, or int16 bit patterns of f16 / bf16, whose zero is
+// the bits 0) into [panels, k, 64] with zero columns past n.
 at::Tensor PackInOut(const at::Tensor& w_in_out) {
   const int64_t k = w_in_out.size(0);
   const int64_t n = w_in_out.size(1);
@@ -165,9 +167,10 @@ class TorchGpt2Model final : public Gpt2Model {
   const Gpt2Config& config() const override { return shape_.config; }
   std::unique_ptr<KvCache> NewCache() const override;
   absl::Status Step(absl::Span<const StepInput> inputs, std::vector<float>& logits) override;
+  size_t weight_bytes() const override { return weight_bytes_; }
 
  private:
-  absl::Status LoadTensors(const std::string& path);
+  absl::Status LoadTensors(const std::string& path, bool keep_16bit);
   void Linear(const PackedLinear& layer, const float* x, int64_t ldx, int m, float* y, int64_t ldy,
               kern::Epilogue epilogue) const;
   void LayerNorm(const at::Tensor& gain, const at::Tensor& bias, const float* x, int m, float* y) const;
@@ -179,6 +182,8 @@ class TorchGpt2Model final : public Gpt2Model {
   std::vector<Layer> layers_;
   PackedLinear head_;          // [n_embd -> vocab]
   at::Tensor wte_packed_;      // wte packed like a head: row v of wte is column v
+  kern::WeightType wte_type_ = kern::WeightType::kF32;
+  size_t weight_bytes_ = 0;
   // Scratch reused across steps.
   std::vector<float> x_, h_, qkv_, att_, ff_, last_;
 };
@@ -257,7 +262,7 @@ absl::StatusOr<std::unique_ptr<Gpt2Model>> TorchGpt2Model::Load(const std::strin
   model->head_dim_ = shape->config.n_embd / shape->config.n_head;
   try {
     c10::InferenceMode guard;
-    absl::Status status = model->LoadTensors(dir + "/model.safetensors");
+    absl::Status status = model->LoadTensors(dir + "/model.safetensors", !options.f32_weights);
     if (!status.ok()) return status;
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat(dir, "/model.safetensors: loading failed: ", e.what()));
@@ -265,7 +270,7 @@ absl::StatusOr<std::unique_ptr<Gpt2Model>> TorchGpt2Model::Load(const std::strin
   return std::unique_ptr<Gpt2Model>(std::move(model));
 }
 
-absl::Status TorchGpt2Model::LoadTensors(const std::string& path) {
+absl::Status TorchGpt2Model::LoadTensors(const std::string& path, bool keep_16bit) {
   absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = SafetensorsFile::Open(path);
   if (!file.ok()) return file.status();
   const Gpt2Config& c = shape_.config;
@@ -329,12 +334,21 @@ absl::Status TorchGpt2Model::LoadTensors(const std::string& path) {
     SafetensorsFile::ToFloat32(t, out.data_ptr<float>());
     return out;
   };
+  // A matrix as stored: F16 / BF16 as their bits (int16) when keep_16bit, else widened to f32.
+  auto matrix = [&](const std::string& name) -> std::pair<at::Tensor, kern::WeightType> {
+    const SafetensorsTensor& t = *found.at(name);
+    if (!keep_16bit || t.dtype == SafetensorsDtype::kF32) return {f32(name), kern::WeightType::kF32};
+    at::Tensor out = at::empty(t.shape, at::kShort);
+    std::memcpy(out.data_ptr(), t.data, t.nbytes);
+    return {out, t.dtype == SafetensorsDtype::kF16 ? kern::WeightType::kF16 : kern::WeightType::kBF16};
+  };
   auto linear = [&](const std::string& prefix) {
     PackedLinear l;
-    at::Tensor w = f32(prefix + ".weight");  // Conv1D: [in, out]
+    auto [w, wtype] = matrix(prefix + ".weight");  // Conv1D: [in, out]
     l.k = static_cast<int>(w.size(0));
     l.n = static_cast<int>(w.size(1));
     l.weight = PackInOut(w);
+    l.wtype = wtype;
     l.bias = f32(prefix + ".bias");
     return l;
   };
@@ -359,21 +373,43 @@ absl::Status TorchGpt2Model::LoadTensors(const std::string& path) {
   // token embedding is read back from the same packed copy when it is tied.
   head_.k = static_cast<int>(d);
   head_.n = c.vocab_size;
-  head_.weight = PackInOut(f32(shape_.tie_word_embeddings ? "wte.weight" : "lm_head.weight").t());
+  auto [head, head_type] = matrix(shape_.tie_word_embeddings ? "wte.weight" : "lm_head.weight");
+  head_.weight = PackInOut(head.t());
+  head_.wtype = head_type;
   // Untied: wte is kept separately, packed the same way so that the embedding reads one layout.
-  wte_packed_ = shape_.tie_word_embeddings ? head_.weight : PackInOut(f32("wte.weight").t());
+  if (shape_.tie_word_embeddings) {
+    wte_packed_ = head_.weight;
+    wte_type_ = head_.wtype;
+  } else {
+    auto [wte, wte_type] = matrix("wte.weight");
+    wte_packed_ = PackInOut(wte.t());
+    wte_type_ = wte_type;
+  }
+
+  auto add_bytes = [&](const at::Tensor& t) {
+    if (t.defined()) weight_bytes_ += t.numel() * t.element_size();
+  };
+  for (const at::Tensor* t : {&wpe_, &ln_f_gain_, &ln_f_bias_, &head_.weight}) add_bytes(*t);
+  if (!shape_.tie_word_embeddings) add_bytes(wte_packed_);
+  for (const Layer& layer : layers_) {
+    for (const at::Tensor* t : {&layer.ln1_gain, &layer.ln1_bias, &layer.ln2_gain, &layer.ln2_bias}) add_bytes(*t);
+    for (const PackedLinear* l : {&layer.attn, &layer.attn_proj, &layer.fc, &layer.mlp_proj}) {
+      add_bytes(l->weight);
+      add_bytes(l->bias);
+    }
+  }
   return absl::OkStatus();
 }
 
 void TorchGpt2Model::Linear(const PackedLinear& layer, const float* x, int64_t ldx, int m, float* y, int64_t ldy,
                             kern::Epilogue epilogue) const {
-  const float* w = layer.weight.data_ptr<float>();
+  const void* w = layer.weight.data_ptr();
   const float* b = layer.bias.defined() ? layer.bias.data_ptr<float>() : nullptr;
   // A task should hold ~64k multiply-adds or more, or the pool's overhead dominates.
   const int64_t per_panel = static_cast<int64_t>(m) * layer.k * kPanel;
   const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, per_panel));
   at::parallel_for(0, layer.panels(), grain, [&](int64_t p0, int64_t p1) {
-    kern::LinearPanels(x, ldx, m, layer.k, w, b, layer.n, static_cast<int>(p0), static_cast<int>(p1), y, ldy, epilogue);
+    kern::LinearPanels(x, ldx, m, layer.k, w, layer.wtype, b, layer.n, static_cast<int>(p0), static_cast<int>(p1), y, ldy, epilogue);
   });
 }
 
@@ -441,16 +477,15 @@ absl::Status TorchGpt2Model::Step(absl::Span<const StepInput> inputs, std::vecto
 
   // Embedding: x = wte[token] + wpe[position]; wte is read from its packed (column) layout.
   {
-    const float* wte = wte_packed_.data_ptr<float>();
+    const void* wte = wte_packed_.data_ptr();
     const float* wpe = wpe_.data_ptr<float>();
     for (int i = 0; i < batch; ++i) {
       const int start = caches[i]->length();
       for (size_t t = 0; t < inputs[i].tokens.size(); ++t) {
-        const int id = inputs[i].tokens[t];
-        const float* col = wte + static_cast<int64_t>(id / kPanel) * d * kPanel + id % kPanel;
         const float* pos = wpe + static_cast<int64_t>(start + t) * d;
         float* row = x_.data() + static_cast<int64_t>(row_start[i] + t) * d;
-        for (int e = 0; e < d; ++e) row[e] = col[static_cast<int64_t>(e) * kPanel] + pos[e];
+        kern::ReadPackedColumn(wte, wte_type_, d, inputs[i].tokens[t], row);
+        for (int e = 0; e < d; ++e) row[e] += pos[e];
       }
     }
   }

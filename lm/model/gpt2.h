@@ -35,6 +35,11 @@ struct Gpt2Config {
 struct LoadOptions {
   // Threads of the intra-op pool; 0 keeps libtorch's default (all cores).
   int threads = 0;
+  // The matrices of an F16 / BF16 checkpoint are kept in their 16-bit form and widened to
+  // f32 in registers (exact, so the logits are bit-identical to widening them at load, at
+  // half the memory and half the bytes streamed per token). true widens them to f32 at load
+  // instead: the same numbers, for comparison. F32 checkpoints are always f32.
+  bool f32_weights = false;
 };
 
 // The keys and values of one sequence, for every layer. Created by Gpt2Model::NewCache,
@@ -66,14 +71,18 @@ class Gpt2Model {
   virtual ~Gpt2Model() = default;
 
   // Loads DIR/config.json and DIR/model.safetensors (F32, F16 or BF16; names with or without
-  // the "transformer." prefix; lm_head.weight optional, tied to wte otherwise). Weights are
-  // converted to f32. A missing file, a missing, unknown or misshaped tensor, or a config
+  // the "transformer." prefix; lm_head.weight optional, tied to wte otherwise). The matrices
+  // of F16 / BF16 checkpoints stay 16-bit (see LoadOptions::f32_weights); vectors (biases,
+  // norms, positions) are f32. A missing file, a missing, unknown or misshaped tensor, or a config
   // the forward pass does not support: INVALID_ARGUMENT / NOT_FOUND naming the file and
   // the tensor or field.
   static absl::StatusOr<std::unique_ptr<Gpt2Model>> Load(const std::string& dir,
                                                           const LoadOptions& options = {});
 
   virtual const Gpt2Config& config() const = 0;
+
+  // Bytes of weights held (packed matrices, biases, norms, positions).
+  virtual size_t weight_bytes() const = 0;
 
   // An empty cache for one sequence.
   virtual std::unique_ptr<KvCache> NewCache() const = 0;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 // This file holds AVX-512 and AVX2 code behind target attributes (the build stays generic);
@@ -21,10 +22,17 @@ constexpr float kGeluCubic = 0.044715f;
 
 enum class Isa { kScalar, kAvx2, kAvx512 };
 
+// HELPLINE_GPT2_ISA=avx2 or scalar selects a lower instruction set (tests of the other paths
+// on an AVX-512 machine); it never selects one the CPU lacks.
 Isa DetectIsa() {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return Isa::kAvx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2;
+  const char* forced = std::getenv("HELPLINE_GPT2_ISA");
+  const bool allow512 = forced == nullptr || std::strcmp(forced, "avx512") == 0;
+  const bool allow2 = allow512 || std::strcmp(forced, "avx2") == 0;
+  if (allow512 && __builtin_cpu_supports("avx512f")) return Isa::kAvx512;
+  if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    return Isa::kAvx2;
+  }
   return Isa::kScalar;
 }
 
@@ -61,13 +69,38 @@ inline void EpilogueScalar(const float* acc, const float* bias, int cols, Epilog
   }
 }
 
+// The element type a WeightType is stored as.
+template <WeightType WT>
+struct Stored {
+  using T = uint16_t;
+};
+template <>
+struct Stored<WeightType::kF32> {
+  using T = float;
+};
+
+template <WeightType WT>
+inline float WidenScalar(const typename Stored<WT>::T* p) {
+  if constexpr (WT == WeightType::kF32) {
+    return *p;
+  } else if constexpr (WT == WeightType::kF16) {
+    return HalfToFloat(*p);
+  } else {
+    return Bf16ToFloat(*p);
+  }
+}
+
 // ---------------------------------------------------------------- scalar
 
-void LinearScalar(const float* x, int64_t ldx, int m, int k, const float* w, const float* bias, int n, int p0,
+template <WeightType WT>
+void LinearScalar(const float* x, int64_t ldx, int m, int k, const void* w_any, const float* bias, int n, int p0,
                   int p1, float* y, int64_t ldy, Epilogue epilogue) {
+  using T = typename Stored<WT>::T;
+  const T* w = static_cast<const T*>(w_any);
   float acc[kPanel];
+  float wf[kPanel];
   for (int p = p0; p < p1; ++p) {
-    const float* wp = w + static_cast<int64_t>(p) * k * kPanel;
+    const T* wp = w + static_cast<int64_t>(p) * k * kPanel;
     const int c0 = p * kPanel;
     const int cols = std::min(kPanel, n - c0);
     for (int r = 0; r < m; ++r) {
@@ -75,8 +108,9 @@ void LinearScalar(const float* x, int64_t ldx, int m, int k, const float* w, con
       const float* xr = x + r * ldx;
       for (int kk = 0; kk < k; ++kk) {
         const float xv = xr[kk];
-        const float* wk = wp + static_cast<int64_t>(kk) * kPanel;
-        for (int c = 0; c < cols; ++c) acc[c] = std::fma(xv, wk[c], acc[c]);
+        const T* wk = wp + static_cast<int64_t>(kk) * kPanel;
+        for (int c = 0; c < cols; ++c) wf[c] = WidenScalar<WT>(wk + c);
+        for (int c = 0; c < cols; ++c) acc[c] = std::fma(xv, wf[c], acc[c]);
       }
       EpilogueScalar(acc, bias == nullptr ? nullptr : bias + c0, cols, epilogue, y + r * ldy + c0);
     }
@@ -85,12 +119,30 @@ void LinearScalar(const float* x, int64_t ldx, int m, int k, const float* w, con
 
 // ---------------------------------------------------------------- AVX2 (one row at a time)
 
-__attribute__((target("avx2,fma"))) void LinearAvx2(const float* x, int64_t ldx, int m, int k, const float* w,
-                                                     const float* bias, int n, int p0, int p1, float* y,
-                                                     int64_t ldy, Epilogue epilogue) {
+#define HELPLINE_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+template <WeightType WT>
+HELPLINE_AVX2 inline __m256 Load256(const typename Stored<WT>::T* p) {
+  if constexpr (WT == WeightType::kF32) {
+    return _mm256_loadu_ps(p);
+  } else {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    if constexpr (WT == WeightType::kF16) {
+      return _mm256_cvtph_ps(h);
+    } else {
+      return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+  }
+}
+
+template <WeightType WT>
+HELPLINE_AVX2 void LinearAvx2(const float* x, int64_t ldx, int m, int k, const void* w_any, const float* bias,
+                              int n, int p0, int p1, float* y, int64_t ldy, Epilogue epilogue) {
+  using T = typename Stored<WT>::T;
+  const T* w = static_cast<const T*>(w_any);
   alignas(32) float acc_out[kPanel];
   for (int p = p0; p < p1; ++p) {
-    const float* wp = w + static_cast<int64_t>(p) * k * kPanel;
+    const T* wp = w + static_cast<int64_t>(p) * k * kPanel;
     const int c0 = p * kPanel;
     const int cols = std::min(kPanel, n - c0);
     for (int r = 0; r < m; ++r) {
@@ -99,8 +151,8 @@ __attribute__((target("avx2,fma"))) void LinearAvx2(const float* x, int64_t ldx,
       const float* xr = x + r * ldx;
       for (int kk = 0; kk < k; ++kk) {
         const __m256 xv = _mm256_broadcast_ss(xr + kk);
-        const float* wk = wp + static_cast<int64_t>(kk) * kPanel;
-        for (int j = 0; j < 8; ++j) acc[j] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(wk + 8 * j), acc[j]);
+        const T* wk = wp + static_cast<int64_t>(kk) * kPanel;
+        for (int j = 0; j < 8; ++j) acc[j] = _mm256_fmadd_ps(xv, Load256<WT>(wk + 8 * j), acc[j]);
       }
       for (int j = 0; j < 8; ++j) _mm256_store_ps(acc_out + 8 * j, acc[j]);
       EpilogueScalar(acc_out, bias == nullptr ? nullptr : bias + c0, cols, epilogue, y + r * ldy + c0);
@@ -111,6 +163,20 @@ __attribute__((target("avx2,fma"))) void LinearAvx2(const float* x, int64_t ldx,
 // ---------------------------------------------------------------- AVX-512
 
 #define HELPLINE_AVX512 __attribute__((target("avx512f,avx512dq")))
+
+template <WeightType WT>
+HELPLINE_AVX512 inline __m512 Load512(const typename Stored<WT>::T* p) {
+  if constexpr (WT == WeightType::kF32) {
+    return _mm512_loadu_ps(p);
+  } else {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    if constexpr (WT == WeightType::kF16) {
+      return _mm512_cvtph_ps(h);
+    } else {
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+  }
+}
 
 HELPLINE_AVX512 inline __m512 Exp512(__m512 x) {
   x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
@@ -136,10 +202,13 @@ HELPLINE_AVX512 inline __m512 GeluTanh512(__m512 v) {
 }
 
 // MR rows x NP panels of 64 columns; the k loop is one FMA per (row, column), so the tile
-// shape changes only how many independent chains run at once, never a sum's order.
-template <int MR, int NP>
-HELPLINE_AVX512 inline void Tile512(const float* x, int64_t ldx, int k, const float* wp, int64_t panel_stride,
-                                    const float* bias, int n_left, float* y, int64_t ldy, Epilogue epilogue) {
+// shape changes only how many independent chains run at once, never a sum's order. The
+// weights are widened to f32 in registers (exactly), so the stored type changes only the
+// bytes read.
+template <int MR, int NP, WeightType WT>
+HELPLINE_AVX512 inline void Tile512(const float* x, int64_t ldx, int k, const typename Stored<WT>::T* wp,
+                                    int64_t panel_stride, const float* bias, int n_left, float* y, int64_t ldy,
+                                    Epilogue epilogue) {
   constexpr int NV = 4 * NP;
   __m512 acc[MR][NV];
 #pragma GCC unroll 8
@@ -150,7 +219,7 @@ HELPLINE_AVX512 inline void Tile512(const float* x, int64_t ldx, int k, const fl
     __m512 wv[NV];
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) {
-      wv[j] = _mm512_loadu_ps(wp + (j / 4) * panel_stride + static_cast<int64_t>(kk) * kPanel + 16 * (j % 4));
+      wv[j] = Load512<WT>(wp + (j / 4) * panel_stride + static_cast<int64_t>(kk) * kPanel + 16 * (j % 4));
     }
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
@@ -192,34 +261,46 @@ HELPLINE_AVX512 inline void Tile512(const float* x, int64_t ldx, int k, const fl
 }
 
 // Rows in blocks of MR for panels [p0, p1), NP panels at a time (one at the end if odd).
-template <int MR, int NP>
-HELPLINE_AVX512 void Rows512(const float* x, int64_t ldx, int k, const float* w, const float* bias, int n, int p0,
-                             int p1, float* y, int64_t ldy, Epilogue epilogue) {
+template <int MR, int NP, WeightType WT>
+HELPLINE_AVX512 void Rows512(const float* x, int64_t ldx, int k, const typename Stored<WT>::T* w, const float* bias,
+                             int n, int p0, int p1, float* y, int64_t ldy, Epilogue epilogue) {
   const int64_t stride = static_cast<int64_t>(k) * kPanel;
   int p = p0;
   for (; p + NP <= p1; p += NP) {
     const int c0 = p * kPanel;
-    Tile512<MR, NP>(x, ldx, k, w + p * stride, stride, bias == nullptr ? nullptr : bias + c0, n - c0, y + c0, ldy,
-                    epilogue);
+    Tile512<MR, NP, WT>(x, ldx, k, w + p * stride, stride, bias == nullptr ? nullptr : bias + c0, n - c0, y + c0,
+                        ldy, epilogue);
   }
   for (; p < p1; ++p) {
     const int c0 = p * kPanel;
-    Tile512<MR, 1>(x, ldx, k, w + p * stride, stride, bias == nullptr ? nullptr : bias + c0, n - c0, y + c0, ldy,
-                   epilogue);
+    Tile512<MR, 1, WT>(x, ldx, k, w + p * stride, stride, bias == nullptr ? nullptr : bias + c0, n - c0, y + c0,
+                       ldy, epilogue);
   }
 }
 
-HELPLINE_AVX512 void LinearAvx512(const float* x, int64_t ldx, int m, int k, const float* w, const float* bias,
+// Rows in tiles of up to 6 for panels [p0, p1). The panels are walked in blocks of ~256 KB of
+// weights, and all rows go through one block before the next: the weights stream from memory
+// once per call, not once per 6 rows (at M = 64 that was 11 passes over the LM head).
+template <WeightType WT>
+HELPLINE_AVX512 void LinearAvx512(const float* x, int64_t ldx, int m, int k, const void* w_any, const float* bias,
                                   int n, int p0, int p1, float* y, int64_t ldy, Epilogue epilogue) {
-  int r = 0;
-  for (; r + 6 <= m; r += 6) Rows512<6, 1>(x + r * ldx, ldx, k, w, bias, n, p0, p1, y + r * ldy, ldy, epilogue);
-  switch (m - r) {
-    case 5: return Rows512<5, 1>(x + r * ldx, ldx, k, w, bias, n, p0, p1, y + r * ldy, ldy, epilogue);
-    case 4: return Rows512<4, 1>(x + r * ldx, ldx, k, w, bias, n, p0, p1, y + r * ldy, ldy, epilogue);
-    case 3: return Rows512<3, 2>(x + r * ldx, ldx, k, w, bias, n, p0, p1, y + r * ldy, ldy, epilogue);
-    case 2: return Rows512<2, 2>(x + r * ldx, ldx, k, w, bias, n, p0, p1, y + r * ldy, ldy, epilogue);
-    case 1: return Rows512<1, 2>(x + r * ldx, ldx, k, w, bias, n, p0, p1, y + r * ldy, ldy, epilogue);
-    default: return;
+  const auto* w = static_cast<const typename Stored<WT>::T*>(w_any);
+  const int64_t panel_bytes = static_cast<int64_t>(k) * kPanel * sizeof(typename Stored<WT>::T);
+  const int block = m <= 6 ? p1 - p0 : static_cast<int>(std::max<int64_t>(2, (256 << 10) / panel_bytes));
+  for (int b0 = p0; b0 < p1; b0 += block) {
+    const int b1 = std::min(p1, b0 + block);
+    int r = 0;
+    for (; r + 6 <= m; r += 6) {
+      Rows512<6, 1, WT>(x + r * ldx, ldx, k, w, bias, n, b0, b1, y + r * ldy, ldy, epilogue);
+    }
+    switch (m - r) {
+      case 5: Rows512<5, 1, WT>(x + r * ldx, ldx, k, w, bias, n, b0, b1, y + r * ldy, ldy, epilogue); break;
+      case 4: Rows512<4, 1, WT>(x + r * ldx, ldx, k, w, bias, n, b0, b1, y + r * ldy, ldy, epilogue); break;
+      case 3: Rows512<3, 2, WT>(x + r * ldx, ldx, k, w, bias, n, b0, b1, y + r * ldy, ldy, epilogue); break;
+      case 2: Rows512<2, 2, WT>(x + r * ldx, ldx, k, w, bias, n, b0, b1, y + r * ldy, ldy, epilogue); break;
+      case 1: Rows512<1, 2, WT>(x + r * ldx, ldx, k, w, bias, n, b0, b1, y + r * ldy, ldy, epilogue); break;
+      default: break;
+    }
   }
 }
 
@@ -285,16 +366,90 @@ void AttendScalar(const float* q, const float* keys, const float* values, int n,
 
 }  // namespace
 
-void LinearPanels(const float* x, int64_t ldx, int m, int k, const float* w, const float* bias, int n, int p0,
-                  int p1, float* y, int64_t ldy, Epilogue epilogue) {
+void LinearPanels(const float* x, int64_t ldx, int m, int k, const void* w, WeightType wtype, const float* bias,
+                  int n, int p0, int p1, float* y, int64_t ldy, Epilogue epilogue) {
+#define HELPLINE_LINEAR(fn)                                                                 \
+  switch (wtype) {                                                                          \
+    case WeightType::kF32:                                                                  \
+      return fn<WeightType::kF32>(x, ldx, m, k, w, bias, n, p0, p1, y, ldy, epilogue);      \
+    case WeightType::kF16:                                                                  \
+      return fn<WeightType::kF16>(x, ldx, m, k, w, bias, n, p0, p1, y, ldy, epilogue);      \
+    case WeightType::kBF16:                                                                 \
+      return fn<WeightType::kBF16>(x, ldx, m, k, w, bias, n, p0, p1, y, ldy, epilogue);     \
+  }                                                                                         \
+  return
   switch (kIsa) {
     case Isa::kAvx512:
-      return LinearAvx512(x, ldx, m, k, w, bias, n, p0, p1, y, ldy, epilogue);
+      HELPLINE_LINEAR(LinearAvx512);
     case Isa::kAvx2:
-      return LinearAvx2(x, ldx, m, k, w, bias, n, p0, p1, y, ldy, epilogue);
+      HELPLINE_LINEAR(LinearAvx2);
     case Isa::kScalar:
-      return LinearScalar(x, ldx, m, k, w, bias, n, p0, p1, y, ldy, epilogue);
+      HELPLINE_LINEAR(LinearScalar);
   }
+#undef HELPLINE_LINEAR
+}
+
+void ReadPackedColumn(const void* w, WeightType wtype, int k, int col, float* out) {
+  const int64_t base = static_cast<int64_t>(col / kPanel) * k * kPanel + col % kPanel;
+  for (int e = 0; e < k; ++e) {
+    const int64_t i = base + static_cast<int64_t>(e) * kPanel;
+    switch (wtype) {
+      case WeightType::kF32:
+        out[e] = static_cast<const float*>(w)[i];
+        break;
+      case WeightType::kF16:
+        out[e] = HalfToFloat(static_cast<const uint16_t*>(w)[i]);
+        break;
+      case WeightType::kBF16:
+        out[e] = Bf16ToFloat(static_cast<const uint16_t*>(w)[i]);
+        break;
+    }
+  }
+}
+
+size_t WeightTypeSize(WeightType type) { return type == WeightType::kF32 ? 4 : 2; }
+
+const char* WeightTypeName(WeightType type) {
+  switch (type) {
+    case WeightType::kF32: return "f32";
+    case WeightType::kF16: return "f16";
+    case WeightType::kBF16: return "bf16";
+  }
+  return "?";
+}
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exponent = (h >> 10) & 0x1fu;
+  uint32_t mantissa = h & 0x3ffu;
+  uint32_t bits;
+  if (exponent == 0) {
+    if (mantissa == 0) {
+      bits = sign;
+    } else {  // subnormal half: normalize
+      exponent = 127 - 15 + 1;
+      while ((mantissa & 0x400u) == 0) {
+        mantissa <<= 1;
+        --exponent;
+      }
+      mantissa &= 0x3ffu;
+      bits = sign | (exponent << 23) | (mantissa << 13);
+    }
+  } else if (exponent == 0x1f) {  // inf / nan
+    bits = sign | 0x7f800000u | (mantissa << 13);
+  } else {
+    bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+float Bf16ToFloat(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
 }
 
 void LayerNormRows(const float* x, int64_t ldx, int m, int d, const float* gain, const float* bias, float eps,

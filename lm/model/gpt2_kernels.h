@@ -12,12 +12,27 @@
 // The instruction set (AVX-512, AVX2+FMA or plain C++) is picked once per process.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace helpline::lm::gpt2_kernels {
 
 // Output columns per packed weight panel.
 inline constexpr int kPanel = 64;
+
+// How packed weights are stored. 16-bit weights are widened to f32 in registers inside the
+// kernel; f16 -> f32 and bf16 -> f32 are exact, so a layer gives the same bits as with the
+// same weights widened to f32 beforehand (only the bytes read from memory halve).
+enum class WeightType { kF32, kF16, kBF16 };
+
+// Bytes per stored weight.
+size_t WeightTypeSize(WeightType type);
+// "f32", "f16", "bf16".
+const char* WeightTypeName(WeightType type);
+
+// Exact widening of IEEE half (all values: subnormals, infinities, NaN payloads) and bfloat16.
+float HalfToFloat(uint16_t h);
+float Bf16ToFloat(uint16_t h);
 
 enum class Epilogue {
   kNone,          // y = acc (+ bias when not null)
@@ -28,10 +43,14 @@ enum class Epilogue {
 
 // Y[r][c] for rows r in [0, m) and the columns of panels [p0, p1):
 //   acc = fma chain over k of x[r][k] * W[k][c];  y[r][c] = epilogue(acc + bias[c]).
-// `w` is packed: panel p holds columns [64p, 64p + 64) as a [k][64] block (columns past n are
-// zero); `bias` has n entries or is null. Columns >= n are not written.
-void LinearPanels(const float* x, int64_t ldx, int m, int k, const float* w, const float* bias, int n,
-                  int p0, int p1, float* y, int64_t ldy, Epilogue epilogue);
+// `w` is packed (elements of type `wtype`): panel p holds columns [64p, 64p + 64) as a [k][64]
+// block (columns past n are zero); `bias` has n entries or is null. Columns >= n are not written.
+void LinearPanels(const float* x, int64_t ldx, int m, int k, const void* w, WeightType wtype, const float* bias,
+                  int n, int p0, int p1, float* y, int64_t ldy, Epilogue epilogue);
+
+// out[e] = W[e][col] (widened to f32) for e in [0, k): one column of a packed matrix (the
+// token embedding is read from the packed head this way).
+void ReadPackedColumn(const void* w, WeightType wtype, int k, int col, float* out);
 
 // y[r] = (x[r] - mean) / sqrt(var + eps) * gain + bias for rows [0, m) of width d
 // (mean and variance accumulated in double, in index order).

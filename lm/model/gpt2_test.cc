@@ -4,14 +4,18 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lm/model/gpt2_kernels.h"
 #include "lm/model/gpt2_test_model.h"
 
 namespace helpline::lm {
@@ -264,6 +268,151 @@ TEST_F(Gpt2Test, StepRejectsBadInputsWithoutChangingCaches) {
   }
   EXPECT_EQ(good->length(), 0);
   EXPECT_EQ(other->length(), 0);
+}
+
+// 16-bit weights are widened to f32 inside the kernel; the widening is exact, so a model
+// loaded from an F16 / BF16 checkpoint gives the same bits whether its matrices stay 16-bit
+// (the default) or are widened at load (f32_weights): batch 1 and batched, prefill and decode.
+TEST_F(Gpt2Test, SixteenBitWeightsGiveTheSameBitsAsWidenedWeights) {
+  for (const char* dtype : {"F16", "BF16"}) {
+    RandomGpt2Options o;
+    o.dtype = dtype;
+    o.untied = std::string(dtype) == "BF16";  // lm_head and wte as separate 16-bit matrices
+    o.vocab_size = 333;                       // a partial last panel
+    RandomGpt2 m = MakeRandomGpt2(o);
+    const std::string dir = NewDir();
+    testing::WriteModelDir(dir, m);
+    auto half = Gpt2Model::Load(dir);
+    auto wide = Gpt2Model::Load(dir, {.f32_weights = true});
+    ASSERT_TRUE(half.ok()) << half.status();
+    ASSERT_TRUE(wide.ok()) << wide.status();
+    // The matrices are most of the weights: 16-bit storage takes well under 3/4 of the bytes.
+    EXPECT_LT((*half)->weight_bytes() * 4, (*wide)->weight_bytes() * 3) << dtype;
+
+    // Batch 1: one-shot prefills of several lengths.
+    for (int n : {1, 7, 40}) {
+      const auto ids = Ids(n, n + 1, o.vocab_size);
+      EXPECT_TRUE(BitEqual(OneShot(**half, ids), OneShot(**wide, ids))) << dtype << " n=" << n;
+    }
+    // Batched: three sequences prefill chunks of different lengths, then decode greedily
+    // together (12 steps), one of them alone in between.
+    struct Run {
+      Gpt2Model* model;
+      std::vector<std::unique_ptr<KvCache>> caches;
+      std::vector<int32_t> next;
+      std::vector<std::vector<float>> steps;
+    };
+    Run runs[] = {{half->get(), {}, {}, {}}, {wide->get(), {}, {}, {}}};
+    const std::vector<std::vector<int32_t>> prompts = {Ids(5, 1, o.vocab_size), Ids(23, 2, o.vocab_size),
+                                                       Ids(1, 3, o.vocab_size)};
+    for (Run& run : runs) {
+      for (size_t i = 0; i < prompts.size(); ++i) run.caches.push_back(run.model->NewCache());
+      run.next.resize(prompts.size());
+      std::vector<float> logits;
+      std::vector<StepInput> batch;
+      for (size_t i = 0; i < prompts.size(); ++i) batch.push_back({run.caches[i].get(), prompts[i]});
+      ASSERT_TRUE(run.model->Step(batch, logits).ok());
+      run.steps.push_back(logits);
+      for (int s = 0; s < 12; ++s) {
+        for (size_t i = 0; i < prompts.size(); ++i) run.next[i] = Argmax(logits.data() + i * o.vocab_size, o.vocab_size);
+        const size_t live = s % 4 == 2 ? 1 : prompts.size();  // every 4th step the first one alone
+        batch.clear();
+        for (size_t i = 0; i < live; ++i) batch.push_back({run.caches[i].get(), absl::MakeConstSpan(&run.next[i], 1)});
+        ASSERT_TRUE(run.model->Step(batch, logits).ok());
+        if (live == 1) {
+          // The others keep their previous logits (they did not step).
+          std::copy(run.steps.back().begin() + o.vocab_size, run.steps.back().end(),
+                    std::back_inserter(logits));
+        }
+        run.steps.push_back(logits);
+      }
+    }
+    ASSERT_EQ(runs[0].steps.size(), runs[1].steps.size());
+    for (size_t s = 0; s < runs[0].steps.size(); ++s) {
+      EXPECT_TRUE(BitEqual(runs[0].steps[s], runs[1].steps[s])) << dtype << " step " << s;
+    }
+  }
+}
+
+// The kernel's widening of every 16-bit pattern equals the exact value (checked against an
+// independent formula for f16), through the SIMD path in use, for several row counts.
+TEST(Gpt2KernelTest, SixteenBitWidenExactlyInTheKernel) {
+  namespace kern = gpt2_kernels;
+  std::printf("# kernels: %s\n", kern::IsaName());
+  // All 65536 bit patterns as one row (k = 1) of 1024 panels; NaNs are compared as NaNs.
+  constexpr int kN = 65536;
+  std::vector<uint16_t> bits(kN);
+  for (int i = 0; i < kN; ++i) bits[i] = static_cast<uint16_t>(i);
+  for (kern::WeightType type : {kern::WeightType::kF16, kern::WeightType::kBF16}) {
+    std::vector<float> wide(kN);
+    for (int i = 0; i < kN; ++i) {
+      const uint16_t h = bits[i];
+      if (type == kern::WeightType::kBF16) {
+        const uint32_t u = static_cast<uint32_t>(h) << 16;
+        std::memcpy(&wide[i], &u, 4);
+        continue;
+      }
+      const int e = (h >> 10) & 0x1f;
+      const int mant = h & 0x3ff;
+      const double sign = (h & 0x8000) ? -1.0 : 1.0;
+      if (e == 31) {
+        wide[i] = mant == 0 ? static_cast<float>(sign * INFINITY) : NAN;
+      } else {
+        wide[i] = static_cast<float>(sign * (e == 0 ? std::ldexp(mant, -24) : std::ldexp(1024 + mant, e - 25)));
+      }
+      if (!std::isnan(wide[i])) {
+        const float scalar = kern::HalfToFloat(h);
+        ASSERT_EQ(std::memcmp(&scalar, &wide[i], 4), 0) << "half " << h;
+      }
+    }
+    // y = 1 * w (+0): the kernel's result for the 16-bit and the widened matrix.
+    const float one = 1.0f;
+    std::vector<float> y16(kN), y32(kN);
+    kern::LinearPanels(&one, 1, 1, 1, bits.data(), type, nullptr, kN, 0, kN / kern::kPanel, y16.data(), kN,
+                       kern::Epilogue::kNone);
+    kern::LinearPanels(&one, 1, 1, 1, wide.data(), kern::WeightType::kF32, nullptr, kN, 0, kN / kern::kPanel,
+                       y32.data(), kN, kern::Epilogue::kNone);
+    for (int i = 0; i < kN; ++i) {
+      if (std::isnan(y32[i])) {
+        EXPECT_TRUE(std::isnan(y16[i])) << kern::WeightTypeName(type) << " " << i;
+      } else {
+        ASSERT_EQ(std::memcmp(&y16[i], &y32[i], 4), 0) << kern::WeightTypeName(type) << " pattern " << i;
+      }
+    }
+  }
+
+  // Random finite weights, k = 37, n = 200 (a partial panel), every epilogue, m = 1..13:
+  // same bits from the 16-bit and the widened matrix.
+  constexpr int kK = 37, kCols = 200, kPanels = (kCols + kern::kPanel - 1) / kern::kPanel;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  std::vector<float> x(13 * kK), bias(kCols);
+  for (float& v : x) v = normal(rng);
+  for (float& v : bias) v = normal(rng);
+  for (kern::WeightType type : {kern::WeightType::kF16, kern::WeightType::kBF16}) {
+    std::vector<uint16_t> w16(static_cast<size_t>(kPanels) * kK * kern::kPanel, 0);
+    std::vector<float> w32(w16.size(), 0.0f);
+    for (size_t i = 0; i < w16.size(); ++i) {
+      if (static_cast<int>(i % kern::kPanel) + static_cast<int>(i / (kK * kern::kPanel)) * kern::kPanel >= kCols) {
+        continue;  // padding columns stay zero
+      }
+      const float v = normal(rng);
+      w16[i] = type == kern::WeightType::kF16 ? testing::FloatToHalf(v) : testing::FloatToBf16(v);
+      w32[i] = type == kern::WeightType::kF16 ? kern::HalfToFloat(w16[i]) : kern::Bf16ToFloat(w16[i]);
+    }
+    for (kern::Epilogue ep : {kern::Epilogue::kNone, kern::Epilogue::kGeluTanh, kern::Epilogue::kGeluErf,
+                              kern::Epilogue::kAddToOutput}) {
+      for (int m = 1; m <= 13; ++m) {
+        std::vector<float> y16(m * kCols, 0.25f), y32(m * kCols, 0.25f);
+        kern::LinearPanels(x.data(), kK, m, kK, w16.data(), type, bias.data(), kCols, 0, kPanels, y16.data(), kCols,
+                           ep);
+        kern::LinearPanels(x.data(), kK, m, kK, w32.data(), kern::WeightType::kF32, bias.data(), kCols, 0, kPanels,
+                           y32.data(), kCols, ep);
+        EXPECT_TRUE(BitEqual(y16, y32)) << kern::WeightTypeName(type) << " m=" << m << " epilogue "
+                                        << static_cast<int>(ep);
+      }
+    }
+  }
 }
 
 class Gpt2LoadErrorTest : public Gpt2Test {
