@@ -1,0 +1,69 @@
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "tools/train/commands.h"
+#include "train/dialogue_text.h"
+
+namespace helpline::train::cli {
+
+void AddTextCommand(CLI::App& app) {
+  struct Flags {
+    std::vector<std::string> data;
+    std::vector<std::string> formats;
+    std::string split = "train";
+    std::string out;
+    int max_history = 3;
+    std::string system_prompt;
+    bool no_placeholders = false;
+    size_t max_reply_bytes = 1200;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* cmd = app.add_subcommand(
+      "text", "dialogue data sets -> training text in the serving prompt layout (one example per agent turn)");
+  cmd->add_option("--data", flags->data, "data set paths (as in shared/data)")->required();
+  cmd->add_option("--format", flags->formats,
+                  "sgd|multiwoz21|taskmaster|bitext|camrest, one per --data (or one for all)")
+      ->required();
+  cmd->add_option("--split", flags->split, "train, dev, ...")->capture_default_str();
+  cmd->add_option("--out", flags->out, "output text file")->required();
+  cmd->add_option("--max-history", flags->max_history, "earlier turns per example")->capture_default_str();
+  cmd->add_option("--system-prompt", flags->system_prompt, "system prompt of every example (default: per data set)");
+  cmd->add_flag("--no-placeholders", flags->no_placeholders, "keep slot values in the replies");
+  cmd->add_option("--max-reply-bytes", flags->max_reply_bytes, "skip longer replies (0: keep all)")
+      ->capture_default_str();
+  cmd->final_callback([flags] {
+    if (flags->formats.size() != 1 && flags->formats.size() != flags->data.size()) {
+      std::fprintf(stderr, "helpline-train text: give one --format, or one per --data\n");
+      throw CLI::RuntimeError(2);
+    }
+    TextOptions options;
+    options.split = flags->split;
+    options.max_history_turns = flags->max_history;
+    options.system_prompt = flags->system_prompt;
+    options.placeholders = !flags->no_placeholders;
+    options.max_reply_bytes = flags->max_reply_bytes;
+    std::vector<TrainingExample> all;
+    for (size_t i = 0; i < flags->data.size(); ++i) {
+      absl::StatusOr<TextFormat> format = ParseTextFormat(flags->formats[flags->formats.size() == 1 ? 0 : i]);
+      absl::StatusOr<std::vector<TrainingExample>> examples =
+          format.ok() ? ReadTrainingExamples(flags->data[i], *format, options)
+                      : absl::StatusOr<std::vector<TrainingExample>>(format.status());
+      if (!examples.ok()) {
+        std::fprintf(stderr, "helpline-train text: %s\n", std::string(examples.status().message()).c_str());
+        throw CLI::RuntimeError(2);
+      }
+      size_t bytes = 0;
+      for (const TrainingExample& e : *examples) bytes += e.prompt.size() + e.reply.size();
+      std::fprintf(stderr, "helpline-train text: %s (%s): %zu examples, %zu bytes\n", flags->data[i].c_str(),
+                   std::string(TextFormatName(*format)).c_str(), examples->size(), bytes);
+      all.insert(all.end(), std::make_move_iterator(examples->begin()), std::make_move_iterator(examples->end()));
+    }
+    if (absl::Status s = WriteTrainingText(all, flags->out); !s.ok()) {
+      std::fprintf(stderr, "helpline-train text: %s\n", std::string(s.message()).c_str());
+      throw CLI::RuntimeError(1);
+    }
+  });
+}
+
+}  // namespace helpline::train::cli

@@ -1,0 +1,128 @@
+// Training text for the reply model: dialogues of the public data sets turned into examples
+// laid out exactly like the serving prompt (services/generation/reply/prompt_builder.h),
+// followed by the agent's reply and the end-of-text token:
+//
+//   <system prompt>\n                          PromptBuilder::SystemPart
+//   Intent/Known/Missing of an earlier turn     PromptBuilder::HistoryPart, per earlier turn
+//   Customer: ...\nAgent: ...\n                 (with its state, as the gateway stores it)
+//   Intent: ...\nKnown: ...\nMissing: ...\n     PromptBuilder::TurnPart (state of this turn,
+//   Customer: <this turn>\nAgent:                the customer's line, the agent cue)
+//    <reply with {{slot}} placeholders><|endoftext|>
+//
+// The lines come from the PromptBuilder itself (same labels, same whitespace folding, same
+// slot order), so training and serving prompts cannot drift apart. In the target reply, a
+// word-bounded occurrence of a state slot value (case-insensitive, longest value first) is
+// replaced by {{slot}}, which the serving filter fills from the state again. History
+// replies keep their values (at serving time the history holds the filled replies).
+//
+// Formats (as laid out in shared/data; see each README there):
+//   sgd          split folder(s) of dialogues_*.json[.gz] + schema.json (nlu/data reader);
+//                intent = the active intent, Known = the frame's slot values, Missing =
+//                the intent's required slots without a value (schema)
+//   multiwoz21   ConvLab-2 JSON[.gz] (nlu/data reader); intent = the domain of the user's
+//                acts, Known = <domain>_<slot> of every domain's belief state; the
+//                pre-tokenized text is detokenized ("stars ." -> "stars.")
+//   taskmaster   Taskmaster-4 JSON array[.gz]; intent "order_drink", Known = the scalar
+//                fields of the API calls and responses annotated so far (ids of menu items
+//                left out)
+//   bitext       JSON Lines {"instruction", "response"}; one turn, intent and Known "none";
+//                Bitext's {{Order Number}} placeholders become {{order_number}}
+//   camrest      ConvLab-2 CamRest676 JSON array; intent "find_restaurant", Known = the
+//                cumulative inform slots of usr.slu
+//
+// Errors: NOT_FOUND for a missing path; INVALID_ARGUMENT naming the file and the line (JSON
+// Lines: the line; JSON: the line of the syntax error, or the entry of a missing field).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "nlu/data/dataset.h"
+
+namespace helpline::train {
+
+enum class TextFormat { kSgd, kMultiwoz21, kTaskmaster, kBitext, kCamrest };
+
+// "sgd", "multiwoz21", "taskmaster", "bitext", "camrest"; INVALID_ARGUMENT listing them.
+absl::StatusOr<TextFormat> ParseTextFormat(absl::string_view name);
+absl::string_view TextFormatName(TextFormat format);
+
+struct TextOptions {
+  // Split to read where the path holds several ("train", "dev"; camrest's "val" = "dev").
+  // A path that is one file is read whatever this says.
+  std::string split = "train";
+  // Earlier turns kept before this turn (the most recent ones).
+  int max_history_turns = 3;
+  // System prompt of every example; "" picks the data set's default (see the .cc).
+  std::string system_prompt;
+  // Replace state slot values in the target reply with {{slot}}.
+  bool placeholders = true;
+  // Longest reply kept, in bytes (longer replies are skipped); 0: no limit.
+  size_t max_reply_bytes = 1200;
+};
+
+// One dialogue turn in a data-set-neutral form.
+struct TextTurn {
+  std::string user;
+  std::string agent;
+  std::string intent;                        // "" = none
+  std::map<std::string, std::string> slots;  // the state after the user's line
+  std::vector<std::string> missing;          // required slots still empty
+};
+
+struct TextDialogue {
+  std::string origin;  // "train.jsonl:12", "dialogues_001.json:1_00000"
+  std::string system_prompt;
+  std::vector<TextTurn> turns;
+};
+
+struct TrainingExample {
+  std::string origin;
+  std::string prompt;  // ends with the agent cue "Agent:"
+  std::string reply;   // " " + reply text (placeholders applied)
+
+  // prompt + reply + "<|endoftext|>".
+  std::string Text() const;
+};
+
+inline constexpr absl::string_view kEndOfText = "<|endoftext|>";
+
+// Reads a data set and renders its examples (one per agent turn with a customer line).
+absl::StatusOr<std::vector<TrainingExample>> ReadTrainingExamples(const std::string& path,
+                                                                  TextFormat format,
+                                                                  const TextOptions& options);
+
+// The steps, public for tests.
+absl::StatusOr<std::vector<TextDialogue>> ReadTextDialogues(const std::string& path,
+                                                            TextFormat format,
+                                                            const TextOptions& options);
+// From an nlu/data dialogue set (sgd or multiwoz21).
+std::vector<TextDialogue> FromDialogueDataset(const nlu::data::DialogueDataset& data,
+                                              const TextOptions& options);
+// Parsers of the formats nlu/data does not read; `origin` names the file in errors.
+absl::StatusOr<std::vector<TextDialogue>> ParseTaskmaster(absl::string_view content,
+                                                          const std::string& origin,
+                                                          const TextOptions& options);
+absl::StatusOr<std::vector<TextDialogue>> ParseBitext(absl::string_view content,
+                                                      const std::string& origin,
+                                                      const TextOptions& options);
+absl::StatusOr<std::vector<TextDialogue>> ParseCamrest(absl::string_view content,
+                                                       const std::string& origin,
+                                                       const TextOptions& options);
+absl::StatusOr<std::vector<TrainingExample>> RenderExamples(
+    const std::vector<TextDialogue>& dialogues, const TextOptions& options);
+
+// `reply` with every word-bounded, case-insensitive occurrence of a slot value replaced by
+// {{slot}} (longest values first; "dontcare"/"none" and empty values ignored).
+std::string InsertPlaceholders(absl::string_view reply,
+                               const std::map<std::string, std::string>& slots);
+
+// Writes the examples' texts, each followed by "\n" (the trainer drops one "\n" after
+// every "<|endoftext|>"). INTERNAL naming the file on a write error.
+absl::Status WriteTrainingText(const std::vector<TrainingExample>& examples,
+                               const std::string& path);
+
+}  // namespace helpline::train

@@ -1,0 +1,159 @@
+#include "train/dialogue_text.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace helpline::train {
+namespace {
+
+TEST(DialogueTextTest, PlaceholdersReplaceWordBoundedStateValues) {
+  const std::map<std::string, std::string> slots = {
+      {"city", "San Jose"}, {"people", "2"}, {"area", "dontcare"}, {"food", "Indian"}};
+  EXPECT_EQ(InsertPlaceholders("A table for 2 in san jose at 12:00, indian food.", slots),
+            "A table for {{people}} in {{city}} at 12:00, {{food}} food.");
+  // Not inside words or numbers, and dontcare is never a value.
+  EXPECT_EQ(InsertPlaceholders("Indiana has 22 San Joseans; dontcare.", slots),
+            "Indiana has 22 San Joseans; dontcare.");
+  // The longest value first; never inside an earlier placeholder.
+  EXPECT_EQ(InsertPlaceholders("Royal Spice is in the north, Royal.",
+                               {{"name", "Royal Spice"}, {"brand", "Royal"}, {"x", "name"}}),
+            "{{name}} is in the north, {{brand}}.");
+}
+
+TEST(DialogueTextTest, BitextExampleHasTheServingLayout) {
+  TextOptions options;
+  options.system_prompt = "You help.";
+  absl::StatusOr<std::vector<TextDialogue>> d = ParseBitext(
+      "{\"instruction\": \"where is order {{Order Number}}\", \"response\": \"Order  {{Order Number}}\\n is "
+      "shipped.\"}\n\n",
+      "train.jsonl", options);
+  ASSERT_TRUE(d.ok()) << d.status();
+  absl::StatusOr<std::vector<TrainingExample>> ex = RenderExamples(*d, options);
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  ASSERT_EQ(ex->size(), 1u);
+  EXPECT_EQ((*ex)[0].Text(),
+            "You help.\n"
+            "Intent: none\n"
+            "Known: none\n"
+            "Missing: none\n"
+            "Customer: where is order {{order_number}}\n"
+            "Agent: Order {{order_number}} is shipped.<|endoftext|>");
+  EXPECT_EQ((*ex)[0].origin, "train.jsonl:1#0");
+}
+
+TEST(DialogueTextTest, CamrestKeepsHistoryAndStateAndPlaceholders) {
+  const std::string content = R"([{"dial": [
+    {"turn": 0, "usr": {"transcript": "Cheap food in the north please", "slu": [
+        {"act": "inform", "slots": [["pricerange", "cheap"]]}, {"act": "inform", "slots": [["area", "north"]]}]},
+     "sys": {"sent": "What food would you like?"}},
+    {"turn": 1, "usr": {"transcript": "Indian", "slu": [
+        {"act": "inform", "slots": [["pricerange", "cheap"]]}, {"act": "inform", "slots": [["area", "north"]]},
+        {"act": "inform", "slots": [["food", "indian"]]}, {"act": "request", "slots": [["slot", "phone"]]}]},
+     "sys": {"sent": "Royal Spice serves cheap Indian food in the north."}}]}])";
+  TextOptions options;
+  options.max_history_turns = 1;
+  absl::StatusOr<std::vector<TextDialogue>> d = ParseCamrest(content, "val.json", options);
+  ASSERT_TRUE(d.ok()) << d.status();
+  absl::StatusOr<std::vector<TrainingExample>> ex = RenderExamples(*d, options);
+  ASSERT_TRUE(ex.ok());
+  ASSERT_EQ(ex->size(), 2u);
+  const std::string& text = (*ex)[1].Text();
+  EXPECT_EQ(text.substr(text.find('\n') + 1),
+            "Intent: find_restaurant\n"
+            "Known: area=north, pricerange=cheap\n"
+            "Missing: none\n"
+            "Customer: Cheap food in the north please\n"
+            "Agent: What food would you like?\n"
+            "Intent: find_restaurant\n"
+            "Known: area=north, food=indian, pricerange=cheap\n"
+            "Missing: none\n"
+            "Customer: Indian\n"
+            "Agent: Royal Spice serves {{pricerange}} {{food}} food in the {{area}}.<|endoftext|>");
+  EXPECT_EQ(text.rfind("You are the assistant of a Cambridge restaurant guide.", 0), 0u);
+}
+
+TEST(DialogueTextTest, TaskmasterStateComesFromApiAnnotations) {
+  const std::string content = R"([{"conversation_id": "dlg-1", "utterances": [
+    {"index": 0, "speaker": "user", "text": "A latte please.", "annotations": [
+      {"name": "api_call", "value": "add_order_item", "context": "api_call_0"},
+      {"name": "request", "value": "{\"menu_item_id\": \"latte-1\", \"quantity\": \"1\"}", "context": "api_call_0"},
+      {"name": "response", "value": "{\"order_id\": \"89540\"}", "context": "api_response_0"}]},
+    {"index": 1, "speaker": "assistant", "text": "Sure."},
+    {"index": 2, "speaker": "assistant", "text": "Your order 89540 is placed."}]}])";
+  TextOptions options;
+  absl::StatusOr<std::vector<TrainingExample>> ex =
+      RenderExamples(*ParseTaskmaster(content, "dev.json", options), options);
+  ASSERT_TRUE(ex.ok());
+  ASSERT_EQ(ex->size(), 1u);
+  EXPECT_NE((*ex)[0].prompt.find("Intent: order_drink\nKnown: order_id=89540, quantity=1\n"), std::string::npos);
+  EXPECT_EQ((*ex)[0].reply, " Sure. Your order {{order_id}} is placed.");
+}
+
+TEST(DialogueTextTest, SgdUsesTheActiveFrameAndTheSchemaRequiredSlots) {
+  nlu::data::DialogueDataset data;
+  data.format = "sgd";
+  data.origin = "dialogues_001.json";
+  nlu::data::ServiceSchema service;
+  service.name = "Restaurants_1";
+  service.description = "A leading provider for restaurant search";
+  nlu::data::IntentSchema intent;
+  intent.name = "ReserveRestaurant";
+  intent.required_slots = {"restaurant_name", "city", "time"};
+  service.intents.push_back(intent);
+  data.services.push_back(service);
+  nlu::data::Dialogue d;
+  d.id = "1_00000";
+  d.services = {"Restaurants_1"};
+  nlu::data::Turn user;
+  user.speaker = nlu::data::Speaker::kUser;
+  user.utterance = "Book a table at Sino in Palo Alto.";
+  nlu::data::Frame frame;
+  frame.service = "Restaurants_1";
+  frame.has_state = true;
+  frame.state.active_intent = "ReserveRestaurant";
+  frame.state.slot_values = {{"restaurant_name", {"Sino"}}, {"city", {"Palo Alto", "palo alto"}}};
+  user.frames.push_back(frame);
+  nlu::data::Turn system;
+  system.speaker = nlu::data::Speaker::kSystem;
+  system.utterance = "What time at Sino?";
+  d.turns = {user, system};
+  data.dialogues.push_back(d);
+  TextOptions options;
+  absl::StatusOr<std::vector<TrainingExample>> ex = RenderExamples(FromDialogueDataset(data, options), options);
+  ASSERT_TRUE(ex.ok());
+  ASSERT_EQ(ex->size(), 1u);
+  EXPECT_EQ((*ex)[0].Text(),
+            "You are the customer service assistant of a leading provider for restaurant search. Be brief, "
+            "warm and precise.\n"
+            "Intent: ReserveRestaurant\n"
+            "Known: city=Palo Alto, restaurant_name=Sino\n"
+            "Missing: time\n"
+            "Customer: Book a table at Sino in Palo Alto.\n"
+            "Agent: What time at {{restaurant_name}}?<|endoftext|>");
+}
+
+TEST(DialogueTextTest, BadFilesAreNamedWithTheirLine) {
+  TextOptions options;
+  absl::StatusOr<std::vector<TextDialogue>> bitext = ParseBitext(
+      "{\"instruction\": \"a\", \"response\": \"b\"}\n{\"instruction\": \"a\"\n", "train.jsonl", options);
+  EXPECT_EQ(bitext.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bitext.status().message().find("train.jsonl:2"), std::string::npos) << bitext.status();
+  absl::StatusOr<std::vector<TextDialogue>> missing =
+      ParseBitext("{\"instruction\": \"a\"}\n", "x.jsonl", options);
+  EXPECT_NE(missing.status().message().find("x.jsonl:1"), std::string::npos);
+  absl::StatusOr<std::vector<TextDialogue>> camrest =
+      ParseCamrest("[{\"dial\": [\n{\"turn\": 0,\n \"usr\": }]}]", "val.json", options);
+  EXPECT_EQ(camrest.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(camrest.status().message().find("val.json:3"), std::string::npos) << camrest.status();
+  absl::StatusOr<std::vector<TextDialogue>> tm = ParseTaskmaster("[{\"utterances\": [{}]}]", "t.json", options);
+  EXPECT_NE(tm.status().message().find("t.json"), std::string::npos);
+  EXPECT_EQ(ReadTextDialogues("/nonexistent/dir", TextFormat::kCamrest, options).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ParseTextFormat("woz").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*ParseTextFormat("taskmaster"), TextFormat::kTaskmaster);
+}
+
+}  // namespace
+}  // namespace helpline::train
