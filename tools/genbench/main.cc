@@ -8,7 +8,9 @@
 // What it measures (every figure a median unless named p99):
 //   prefill_ms      the engine's time to first token of a --prefill-tokens (256) prompt,
 //                   idle service
-//   per level C     C streams at once, each GenerateStream with a --prompt-tokens prompt and
+//   per level C     C streams at once (their starts spread over one request's duration,
+//                   then each sends --rounds requests back to back), each GenerateStream
+//                   with a --prompt-tokens prompt and
 //                   --gen new tokens (greedy, the service ignores EOS only if the model never
 //                   emits it; the real completion_tokens of each response are counted):
 //                   aggregate tokens/s = all completion tokens / wall time (prefill
@@ -167,8 +169,10 @@ struct Level {
   std::string first_error;
 };
 
+// `spread_ms`: stream slot w starts w * spread_ms / concurrency after the first, so that
+// requests arrive spread over a request's duration (a steady load) rather than in a herd.
 Level RunLevel(gv1::GenerationService::Stub& stub, const Flags& flags,
-               const std::vector<std::string>& texts, int concurrency) {
+               const std::vector<std::string>& texts, int concurrency, double spread_ms) {
   Level level;
   level.concurrency = concurrency;
   std::mutex mu;
@@ -177,6 +181,8 @@ Level RunLevel(gv1::GenerationService::Stub& stub, const Flags& flags,
   std::vector<std::thread> workers;
   for (int w = 0; w < concurrency; ++w) {
     workers.emplace_back([&, w] {
+      std::this_thread::sleep_for(std::chrono::microseconds(
+          static_cast<int64_t>(spread_ms * 1000.0 * w / concurrency)));
       for (int r = 0; r < flags.rounds; ++r) {
         const std::string& text = texts[static_cast<size_t>(w + r * concurrency) % texts.size()];
         StreamResult result = RunStream(stub, Context(flags, text, ""), flags.gen);
@@ -356,11 +362,13 @@ int Main(int argc, char** argv) {
   // Decode levels.
   int max_c = *std::max_element(flags.concurrency.begin(), flags.concurrency.end());
   std::vector<std::string> texts = texts_of(flags.prompt_tokens, max_c * flags.rounds);
-  RunLevel(*stub, flags, texts, 1);  // warm-up
+  // Warm-up, and one request's duration alone, over which the streams' starts are spread.
+  Level alone = RunLevel(*stub, flags, texts, 1, 0);
+  const double spread_ms = alone.requests > 0 ? alone.wall_ms / alone.requests : 0;
   std::vector<Level> levels;
   for (int c : flags.concurrency) {
     std::fprintf(stderr, "[genbench] %d streams ...\n", c);
-    levels.push_back(RunLevel(*stub, flags, texts, c));
+    levels.push_back(RunLevel(*stub, flags, texts, c, spread_ms));
   }
 
   // Prefix cache: two turns per session, the second carrying the first in its history.
