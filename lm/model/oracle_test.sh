@@ -11,8 +11,9 @@
 set -u
 GENERATE=${1:?usage: oracle_test.sh HELPLINE_GENERATE}
 SRC=${HELPLINE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-TOOLS=${LLAMACPP_SHARED_DIR:-$SRC/../shared/tools/llamacpp}
-BPE=${GPT2_BPE_DIR:-$SRC/../shared/data/gpt2_bpe}
+SHARED=${HELPLINE_SHARED_DIR:-$SRC/../shared}
+TOOLS=${LLAMACPP_SHARED_DIR:-$SHARED/tools/llamacpp}
+BPE=${GPT2_BPE_DIR:-${HELPLINE_GPT2_BPE_DIR:-$SHARED/data/gpt2_bpe}}
 TOOL_DIR=${LLAMACPP_TOOL_DIR:-$HOME/.cache/llamacpp-tool}
 
 if [[ ! -f $TOOLS/reference.py || ! -d $BPE ]]; then
