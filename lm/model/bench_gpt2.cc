@@ -1,7 +1,9 @@
 // bench_gpt2: speed of our GPT-2 (not a test). Same definitions as llama.cpp's bench_direct
 // (shared/tools/llamacpp): prefill = the B prompts of P tokens (steps of at most 512 tokens),
 // decode = G steps of one token for each of the B sequences, tok/s = B*G / decode time;
-// best and median of REPS. One "RESULT ..." line per batch size.
+// best and median of REPS. One "RESULT ..." line per batch size. The decode time includes the
+// greedy argmax over the logits (as bench_direct's does: one scalar pass over B x vocab floats,
+// several ms at B = 64 with GPT-2's vocabulary); model_step_ms_med is the time inside Step alone.
 //
 //   flock /tmp/helpline-model.lock bench_gpt2 --model DIR --threads 2 --batches 1,4,16,64 --prompt 128 --gen 64
 //   flock /tmp/helpline-model.lock bench_gpt2 --linear      # packed kernel vs torch::linear / addmv
@@ -45,7 +47,7 @@ int RunModel(const std::string& dir, int threads, bool f32_weights, const std::v
               c.vocab_size, helpline::lm::gpt2_kernels::IsaName(), threads, (*model)->weight_bytes() / 1e6);
   std::vector<float> logits;
   for (int batch : batches) {
-    std::vector<double> prefill_ms, decode_ms;
+    std::vector<double> prefill_ms, decode_ms, model_ms;
     for (int rep = 0; rep < reps; ++rep) {
       std::vector<std::unique_ptr<helpline::lm::KvCache>> caches;
       std::vector<std::vector<int32_t>> prompts;
@@ -72,23 +74,28 @@ int RunModel(const std::string& dir, int threads, bool f32_weights, const std::v
         next[b] = static_cast<int32_t>(std::max_element(logits.begin(), logits.begin() + c.vocab_size) - logits.begin());
       }
       t0 = Clock::now();
+      double in_step = 0;
       for (int g = 0; g < gen; ++g) {
         std::vector<helpline::lm::StepInput> step;
         for (int b = 0; b < batch; ++b) step.push_back({caches[b].get(), absl::MakeConstSpan(&next[b], 1)});
+        const auto s0 = Clock::now();
         if (!(*model)->Step(step, logits).ok()) return 1;
+        in_step += MsSince(s0);
         for (int b = 0; b < batch; ++b) {
           const float* row = logits.data() + static_cast<size_t>(b) * c.vocab_size;
           next[b] = static_cast<int32_t>(std::max_element(row, row + c.vocab_size) - row);
         }
       }
       decode_ms.push_back(MsSince(t0));
+      model_ms.push_back(in_step / gen);
     }
     const double best = *std::min_element(decode_ms.begin(), decode_ms.end());
     std::printf(
         "RESULT kind=gen engine=helpline shape=%dx%d threads=%d batch=%d prompt=%d gen=%d reps=%d "
-        "prefill_ms_best=%.2f prefill_ms_med=%.2f tok_s_best=%.1f tok_s_med=%.1f step_ms_best=%.3f\n",
+        "prefill_ms_best=%.2f prefill_ms_med=%.2f tok_s_best=%.1f tok_s_med=%.1f step_ms_best=%.3f "
+        "model_step_ms_med=%.3f\n",
         c.n_layer, c.n_embd, threads, batch, prompt, gen, reps, *std::min_element(prefill_ms.begin(), prefill_ms.end()),
-        Median(prefill_ms), batch * gen / (best / 1000), batch * gen / (Median(decode_ms) / 1000), best / gen);
+        Median(prefill_ms), batch * gen / (best / 1000), batch * gen / (Median(decode_ms) / 1000), best / gen, Median(model_ms));
     std::fflush(stdout);
   }
   return 0;
