@@ -36,8 +36,10 @@ absl::Status CheckLabel(absl::string_view field, absl::string_view label) {
 
 }  // namespace
 
-std::vector<std::string> FormatStopSequences(const PromptFormat& format) {
-  return {absl::StrCat("\n", format.customer_label), absl::StrCat("\n", format.agent_label)};
+std::vector<std::string> FormatStopSequences(const PromptFormat& /*format*/) {
+  // A reply is one line (Line() folds whitespace): whatever follows a newline is the next
+  // turn's lines (Intent:, Customer:, ...), never the reply.
+  return {"\n"};
 }
 
 absl::StatusOr<std::unique_ptr<const PromptBuilder>> PromptBuilder::Create(

@@ -77,8 +77,8 @@ struct PromptFormat {
   size_t max_evidence_bytes = 1000;
 };
 
-// The stop sequences a model needs with this format: "\n" + customer_label and
-// "\n" + agent_label (a reply is one line; the model must not write the next turn).
+// The stop sequences a model needs with this format: "\n" (a reply is one line; after it
+// come the next turn's lines — Intent:, Known:, Customer: — which the model must not write).
 std::vector<std::string> FormatStopSequences(const PromptFormat& format);
 
 struct PromptOptions {

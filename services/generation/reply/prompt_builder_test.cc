@@ -365,7 +365,7 @@ TEST(PromptBuilderTest, CreateRejectsLabelsThatBreakTokenBoundaries) {
 TEST(PromptBuilderTest, StopSequencesAndHistoryIntents) {
   PromptFormat format;
   format.history_intents = true;
-  EXPECT_EQ(FormatStopSequences(format), (std::vector<std::string>{"\nCustomer:", "\nAgent:"}));
+  EXPECT_EQ(FormatStopSequences(format), (std::vector<std::string>{"\n"}));
   auto builder = Builder(format);
   EXPECT_EQ(builder->HistoryPart(MakeTurn(0, "hi", "Hello!", "greet")),
             "Intent: greet\nCustomer: hi\nAgent: Hello!\n");
