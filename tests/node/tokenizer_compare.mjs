@@ -52,7 +52,8 @@ function parseArgs(argv) {
   }
   if (!args.bin) throw new Error("--bin PATH_TO_helpline-tokenize is required");
   const source = process.env.HELPLINE_SOURCE_DIR ?? path.resolve(here, "..", "..");
-  args.dir ??= process.env.HELPLINE_GPT2_BPE_DIR ?? path.resolve(source, "..", "shared", "data", "gpt2_bpe");
+  const shared = process.env.HELPLINE_SHARED_DIR || path.resolve(source, "..", "shared");
+  args.dir ??= process.env.HELPLINE_GPT2_BPE_DIR || path.resolve(shared, "data", "gpt2_bpe");
   args.dataDir = path.resolve(args.dir, "..");
   return args;
 }
@@ -360,6 +361,11 @@ function bench(args) {
 
 try {
   const args = parseArgs(process.argv);
+  const files = ["encoder.json", "vocab.json"].map((f) => path.join(args.dir, f));
+  if (!files.some((f) => fs.existsSync(f))) {
+    console.log(`SKIP: no GPT-2 tokenizer files in ${args.dir} (set HELPLINE_SHARED_DIR)`);
+    process.exit(77);
+  }
   process.exitCode = args.bench ? bench(args) : compare(args);
 } catch (e) {
   console.error(`tokenizer_compare: ${e.stack ?? e}`);
