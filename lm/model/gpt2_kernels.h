@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "lm/model/safetensors.h"
+
 namespace helpline::lm::gpt2_kernels {
 
 // Output columns per packed weight panel.
@@ -30,9 +32,9 @@ size_t WeightTypeSize(WeightType type);
 // "f32", "f16", "bf16".
 const char* WeightTypeName(WeightType type);
 
-// Exact widening of IEEE half (all values: subnormals, infinities, NaN payloads) and bfloat16.
-float HalfToFloat(uint16_t h);
-float Bf16ToFloat(uint16_t h);
+// Exact widening of IEEE half and bfloat16 (lm/model/safetensors.h).
+using lm::Bf16ToFloat;
+using lm::HalfToFloat;
 
 enum class Epilogue {
   kNone,          // y = acc (+ bias when not null)

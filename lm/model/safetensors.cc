@@ -29,6 +29,9 @@ absl::Status BadTensor(const std::string& path, const std::string& name, absl::s
   return absl::InvalidArgumentError(absl::StrCat(path, ": tensor ", name, ": ", what));
 }
 
+
+}  // namespace
+
 float HalfToFloat(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   uint32_t exponent = (h >> 10) & 0x1fu;
@@ -56,7 +59,12 @@ float HalfToFloat(uint16_t h) {
   return f;
 }
 
-}  // namespace
+float Bf16ToFloat(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
 
 size_t DtypeSize(SafetensorsDtype dtype) { return dtype == SafetensorsDtype::kF32 ? 4 : 2; }
 

@@ -24,6 +24,10 @@
 
 namespace helpline::lm {
 
+// Exact widening of IEEE half (all values: subnormals, infinities, NaN payloads) and bfloat16.
+float HalfToFloat(uint16_t h);
+float Bf16ToFloat(uint16_t h);
+
 enum class SafetensorsDtype { kF32, kF16, kBF16 };
 
 // Bytes per element of a dtype.
