@@ -11,49 +11,21 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "lm/tokenizer/bpe.h"
 #include "lm/tokenizer/pretokenize.h"
 #include "nlohmann/json.hpp"
 
 namespace helpline::train {
 namespace {
 
-// GPT-2's bytes_to_unicode(): printable bytes stand for themselves, the other 68 for
-// U+0100.. in byte order.
-std::array<uint32_t, 256> ByteToCodePoint() {
-  std::array<uint32_t, 256> map{};
-  uint32_t next = 256;
-  for (uint32_t b = 0; b < 256; ++b) {
-    const bool printable =
-        (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    map[b] = printable ? b : next++;
-  }
-  return map;
-}
-
-// The 256 bytes in GPT-2's id order: the printable ones first, then the others.
+// The 256 bytes in GPT-2's id order: by the code point they are written as (the printable
+// ones first, then the others).
 std::array<uint8_t, 256> ByteOrder() {
+  const std::array<uint32_t, 256>& cp = lm::ByteToCodePoint();
   std::array<uint8_t, 256> order{};
-  int i = 0;
-  for (int b = 0; b < 256; ++b) {
-    const bool printable =
-        (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    if (printable) order[i++] = static_cast<uint8_t>(b);
-  }
-  for (int b = 0; b < 256; ++b) {
-    const bool printable =
-        (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    if (!printable) order[i++] = static_cast<uint8_t>(b);
-  }
+  for (int b = 0; b < 256; ++b) order[b] = static_cast<uint8_t>(b);
+  std::sort(order.begin(), order.end(), [&cp](uint8_t x, uint8_t y) { return cp[x] < cp[y]; });
   return order;
-}
-
-void AppendUtf8(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else {  // the alphabet stays below U+0800
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 uint64_t PairKey(int32_t l, int32_t r) {
@@ -299,9 +271,9 @@ absl::StatusOr<BpeModel> TrainBpe(const std::vector<std::string>& corpus_files,
 }
 
 std::string ByteLevelString(absl::string_view bytes) {
-  static const std::array<uint32_t, 256> map = ByteToCodePoint();
+  const std::array<uint32_t, 256>& map = lm::ByteToCodePoint();
   std::string out;
-  for (unsigned char c : bytes) AppendUtf8(map[c], out);
+  for (unsigned char c : bytes) lm::AppendUtf8(map[c], out);
   return out;
 }
 

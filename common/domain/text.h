@@ -15,6 +15,9 @@ namespace helpline::domain::text {
 // truncated sequence yields U+FFFD and advances one byte.
 char32_t NextCodePoint(absl::string_view text, size_t* pos);
 
+// Appends the UTF-8 encoding of `cp` (a valid scalar value) to `out`.
+void AppendUtf8(char32_t cp, std::string& out);
+
 // Han ideographs (incl. extensions and compatibility), kana.
 bool IsCjk(char32_t cp);
 // ASCII whitespace, U+00A0, U+3000 and the U+2000..U+200A spaces.

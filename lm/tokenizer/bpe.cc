@@ -52,47 +52,16 @@ using bpe_internal::TokenizerData;
 
 constexpr int64_t kMaxId = 1 << 21;  // Bounds the id table (64 MiB) whatever a file says.
 
-// GPT-2's bytes_to_unicode(): printable bytes stand for themselves, the other 68 bytes
-// for U+0100.. in byte order. Returns byte -> code point.
-std::array<uint32_t, 256> ByteToCodePoint() {
-  std::array<uint32_t, 256> map{};
-  uint32_t next = 256;
-  for (uint32_t b = 0; b < 256; ++b) {
-    const bool printable =
-        (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    map[b] = printable ? b : next++;
-  }
-  return map;
-}
-
 // Code point -> byte for the 256 code points of the alphabet, -1 elsewhere.
 const std::array<int16_t, 324>& CodePointToByte() {
   static const std::array<int16_t, 324> table = [] {
     std::array<int16_t, 324> t;
     t.fill(-1);
-    const std::array<uint32_t, 256> fwd = ByteToCodePoint();
+    const std::array<uint32_t, 256>& fwd = ByteToCodePoint();
     for (int b = 0; b < 256; ++b) t[fwd[b]] = static_cast<int16_t>(b);
     return t;
   }();
   return table;
-}
-
-void AppendUtf8(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
 }
 
 // The byte string a vocab token stands for, or nullopt when a character is outside the
@@ -715,5 +684,38 @@ std::string StreamDecoder::Flush() {
   pending_.clear();
   return out;
 }
+
+const std::array<uint32_t, 256>& ByteToCodePoint() {
+  static const std::array<uint32_t, 256> map = [] {
+    std::array<uint32_t, 256> m{};
+    uint32_t next = 256;
+    for (uint32_t b = 0; b < 256; ++b) {
+      const bool printable =
+          (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+      m[b] = printable ? b : next++;
+    }
+    return m;
+  }();
+  return map;
+}
+
+void AppendUtf8(uint32_t cp, std::string& out) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
 
 }  // namespace helpline::lm

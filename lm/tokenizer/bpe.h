@@ -7,6 +7,7 @@
 // and decode with one tokenizer at once, without locks.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -97,5 +98,13 @@ class StreamDecoder {
 // `hold_incomplete` is true, a truncated but so far well-formed sequence at the end is not
 // replaced: its length is returned and it is not appended (the caller keeps it).
 size_t AppendValidUtf8(absl::string_view bytes, bool hold_incomplete, std::string& out);
+
+// GPT-2's bytes_to_unicode(): the code point each byte is written as in vocab.json and
+// merges.txt (printable bytes stand for themselves, the other 68 for U+0100.. in byte order).
+// Shared with the BPE trainer, which must write the same alphabet.
+const std::array<uint32_t, 256>& ByteToCodePoint();
+
+// Appends the UTF-8 encoding of `cp` (a valid scalar value) to `out`.
+void AppendUtf8(uint32_t cp, std::string& out);
 
 }  // namespace helpline::lm

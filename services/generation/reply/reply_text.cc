@@ -40,24 +40,6 @@ bool IsCloser(char32_t cp) {
   }
 }
 
-void AppendUtf8(char32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
 }  // namespace
 
 std::string CollapseWhitespace(absl::string_view s) {
@@ -146,7 +128,7 @@ std::vector<std::string> RepetitionUnits(absl::string_view s) {
           normalized.push_back(absl::ascii_tolower(static_cast<unsigned char>(cp)));
         }
       } else if (text::IsCjk(cp) || text::IsWordChar(cp)) {
-        AppendUtf8(cp, normalized);
+        domain::text::AppendUtf8(cp, normalized);
       }
     }
     // Digit groups ("4111 1111 1111 1111") repeat without being degenerate.
