@@ -55,12 +55,34 @@ class IntentClassifier {
   float unseen_idf_ = 1;
 };
 
+// What a trained utterance model (nlu/model, loaded by the service from a model folder)
+// says about one customer turn. Implemented outside the tracker (services/dst/model_scorer.h)
+// so that the tracker itself does not depend on libtorch.
+struct UtteranceAnalysis {
+  // Intents of the domain with calibrated probabilities, highest first.
+  std::vector<IntentScore> intents;
+  // True when the model judges the turn out of scope (explicit class or below its threshold).
+  bool out_of_scope = false;
+  // Slot values the model tagged (BIO spans), with byte spans in the analysed text.
+  std::vector<SlotCandidate> slots;
+};
+
+class UtteranceModel {
+ public:
+  virtual ~UtteranceModel() = default;
+  // Thread-safe. `text` is the normalized customer text; `language` "en", "zh" or "und".
+  virtual UtteranceAnalysis Analyze(absl::string_view text, absl::string_view language) const = 0;
+};
+
 struct TrackerOptions {
   // Lowest intent score that sets a new active intent.
   float intent_threshold = 0.35f;
   // A turn that fills a slot we asked for keeps the prior intent unless another intent
   // scores at least this much.
   float switch_threshold = 0.6f;
+  // A trained utterance model; when set it replaces the TF-IDF classifier for intents and
+  // adds its slot spans to the typed extractors' candidates. Null: rules only.
+  std::shared_ptr<const UtteranceModel> model;
 };
 
 // One customer turn.
