@@ -4,6 +4,7 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -16,7 +17,7 @@ namespace helpline::domain {
 absl::string_view SlotTypeName(SlotType type) {
   switch (type) {
     case SlotType::kEnum:
-      return "enum";
+      return "categorical";
     case SlotType::kRegex:
       return "regex";
     case SlotType::kNumber:
@@ -27,6 +28,14 @@ absl::string_view SlotTypeName(SlotType type) {
       return "phone";
     case SlotType::kFreeText:
       return "free_text";
+    case SlotType::kAmount:
+      return "amount";
+    case SlotType::kDate:
+      return "date";
+    case SlotType::kTime:
+      return "time";
+    case SlotType::kDateTime:
+      return "datetime";
   }
   return "free_text";
 }
@@ -103,6 +112,19 @@ absl::StatusOr<std::vector<std::string>> TemplatePlaceholders(absl::string_view 
 
 namespace {
 
+// An example as compared for duplicates: ASCII lower-cased, runs of spaces as one, trimmed.
+std::string NormalizedExample(absl::string_view text) {
+  std::string out;
+  for (char c : absl::StripAsciiWhitespace(text)) {
+    if (absl::ascii_isspace(static_cast<unsigned char>(c))) {
+      if (!out.empty() && out.back() != ' ') out.push_back(' ');
+    } else {
+      out.push_back(absl::ascii_tolower(static_cast<unsigned char>(c)));
+    }
+  }
+  return out;
+}
+
 bool IsIdentifier(absl::string_view s, bool allow_dot) {
   if (s.empty() || !(s[0] >= 'a' && s[0] <= 'z')) return false;
   for (char c : s) {
@@ -132,8 +154,24 @@ class Parser {
     return absl::InvalidArgumentError(absl::StrCat(origin_, ": ", path, ": ", message, where));
   }
 
-  absl::Status ExpectMap(const YAML::Node& node, const std::string& path) const {
+  // A mapping whose keys are distinct strings. YAML parsers differ on duplicate keys (ours
+  // keeps both, and node[key] finds the first), so a second "track_order:" would silently
+  // vanish; it is an error naming both lines. `what` names a key in that message ("intent").
+  absl::Status ExpectMap(const YAML::Node& node, const std::string& path,
+                         absl::string_view what = "key") const {
     if (!node.IsMap()) return Error(path, node, "expected a mapping");
+    std::map<std::string, int> first_line;
+    for (const auto& kv : node) {
+      if (!kv.first.IsScalar()) return Error(path, kv.first, "keys must be strings");
+      const std::string key = kv.first.Scalar();
+      const int line = kv.first.Mark().is_null() ? 0 : kv.first.Mark().line + 1;
+      auto [it, inserted] = first_line.emplace(key, line);
+      if (!inserted) {
+        return Error(Join(path, key), kv.first,
+                     absl::StrCat("duplicate ", what, " '", key, "' (first at line ", it->second,
+                                  ")"));
+      }
+    }
     return absl::OkStatus();
   }
 
@@ -141,7 +179,6 @@ class Parser {
                           const std::set<std::string>& allowed) const {
     if (auto s = ExpectMap(node, path); !s.ok()) return s;
     for (const auto& kv : node) {
-      if (!kv.first.IsScalar()) return Error(path, kv.first, "keys must be strings");
       const std::string key = kv.first.Scalar();
       if (allowed.count(key) == 0) {
         return Error(Join(path, key), kv.first,
@@ -221,6 +258,9 @@ class Parser {
                            const std::string& path);
   absl::Status ParseTemplates(const YAML::Node& node);
   absl::Status CheckReferences(const YAML::Node& root);
+  absl::Status CheckExamplesAreDistinct(const YAML::Node& root) const;
+  absl::Status CheckSynonymsAreDistinct(const Slot& slot, const YAML::Node& values,
+                                        const std::string& path) const;
 
   std::string origin_;
   Domain domain_;
@@ -270,7 +310,7 @@ absl::StatusOr<Domain> Parser::Parse(const YAML::Node& root) {
   {
     const YAML::Node node = root["slots"];
     if (node.IsDefined() && !node.IsNull()) {
-      if (auto s = ExpectMap(node, "slots"); !s.ok()) return s;
+      if (auto s = ExpectMap(node, "slots", "slot"); !s.ok()) return s;
       for (const auto& kv : node) {
         const std::string name = kv.first.Scalar();
         if (auto s = ParseSlot(name, kv.second, Join("slots", name)); !s.ok()) return s;
@@ -282,7 +322,7 @@ absl::StatusOr<Domain> Parser::Parse(const YAML::Node& root) {
   {
     const YAML::Node node = root["intents"];
     if (!node.IsDefined() || node.IsNull()) return Error("intents", node, "required");
-    if (auto s = ExpectMap(node, "intents"); !s.ok()) return s;
+    if (auto s = ExpectMap(node, "intents", "intent"); !s.ok()) return s;
     if (node.size() == 0) return Error("intents", node, "must not be empty");
     for (const auto& kv : node) {
       const std::string name = kv.first.Scalar();
@@ -309,6 +349,7 @@ absl::StatusOr<Domain> Parser::Parse(const YAML::Node& root) {
   }
 
   if (auto s = CheckReferences(root); !s.ok()) return s;
+  if (auto s = CheckExamplesAreDistinct(root); !s.ok()) return s;
   return std::move(domain_);
 }
 
@@ -335,7 +376,8 @@ absl::Status Parser::ParseSlot(const std::string& name, const YAML::Node& node,
     return Error(path, node, "slot names must be lower-case letters, digits and '_'");
   }
   if (auto s = ExpectKeys(node, path,
-                          {"description", "type", "values", "pattern", "normalize", "prompt"});
+                          {"description", "type", "values", "pattern", "normalize", "prompt",
+                           "default_currency"});
       !s.ok()) {
     return s;
   }
@@ -348,21 +390,28 @@ absl::Status Parser::ParseSlot(const std::string& name, const YAML::Node& node,
   auto type = String(node["type"], Join(path, "type"));
   if (!type.ok()) return type.status();
   static const std::map<std::string, SlotType> kTypes = {
-      {"enum", SlotType::kEnum},   {"regex", SlotType::kRegex}, {"number", SlotType::kNumber},
-      {"email", SlotType::kEmail}, {"phone", SlotType::kPhone}, {"free_text", SlotType::kFreeText}};
+      {"categorical", SlotType::kEnum}, {"enum", SlotType::kEnum},
+      {"regex", SlotType::kRegex},      {"number", SlotType::kNumber},
+      {"amount", SlotType::kAmount},    {"date", SlotType::kDate},
+      {"time", SlotType::kTime},        {"datetime", SlotType::kDateTime},
+      {"email", SlotType::kEmail},      {"phone", SlotType::kPhone},
+      {"free_text", SlotType::kFreeText}};
   auto it = kTypes.find(*type);
   if (it == kTypes.end()) {
     return Error(Join(path, "type"), node["type"],
                  absl::StrCat("unknown type '", *type,
-                              "' (expected enum, regex, number, email, phone or free_text)"));
+                              "' (expected categorical, regex, number, amount, date, time, "
+                              "datetime, email, phone or free_text)"));
   }
   slot.type = it->second;
 
   const YAML::Node values = node["values"];
   if (slot.type == SlotType::kEnum) {
     const std::string vpath = Join(path, "values");
-    if (!values.IsDefined() || values.IsNull()) return Error(vpath, node, "required for enum");
-    if (auto s = ExpectMap(values, vpath); !s.ok()) return s;
+    if (!values.IsDefined() || values.IsNull()) {
+      return Error(vpath, node, "required for a categorical slot (its possible values)");
+    }
+    if (auto s = ExpectMap(values, vpath, "value"); !s.ok()) return s;
     if (values.size() == 0) return Error(vpath, values, "must not be empty");
     for (const auto& kv : values) {
       EnumValue v;
@@ -397,8 +446,9 @@ absl::Status Parser::ParseSlot(const std::string& name, const YAML::Node& node,
       }
       slot.values.push_back(std::move(v));
     }
+    if (auto s = CheckSynonymsAreDistinct(slot, values, vpath); !s.ok()) return s;
   } else if (values.IsDefined()) {
-    return Error(Join(path, "values"), values, "only enum slots have values");
+    return Error(Join(path, "values"), values, "only categorical slots have values");
   }
 
   const YAML::Node pattern = node["pattern"];
@@ -412,6 +462,9 @@ absl::Status Parser::ParseSlot(const std::string& name, const YAML::Node& node,
     if (!re->ok()) return Error(ppath, pattern, absl::StrCat("invalid regex: ", re->error()));
     if (re->NumberOfCapturingGroups() > 1) {
       return Error(ppath, pattern, "at most one capturing group (the value)");
+    }
+    if (RE2::FullMatch("", *re)) {
+      return Error(ppath, pattern, "matches the empty string (it would fill the slot from any text)");
     }
     slot.pattern = *p;
     slot.regex = std::move(re);
@@ -431,6 +484,18 @@ absl::Status Parser::ParseSlot(const std::string& name, const YAML::Node& node,
     slot.normalize = *n;
   }
 
+  const YAML::Node currency = node["default_currency"];
+  if (currency.IsDefined()) {
+    const std::string cpath = Join(path, "default_currency");
+    if (slot.type != SlotType::kAmount) return Error(cpath, currency, "only for amount slots");
+    auto c = String(currency, cpath);
+    if (!c.ok()) return c.status();
+    if (!RE2::FullMatch(*c, "[A-Z]{3}")) {
+      return Error(cpath, currency, absl::StrCat("'", *c, "' is not an ISO 4217 code such as USD"));
+    }
+    slot.default_currency = *c;
+  }
+
   auto prompt = String(node["prompt"], Join(path, "prompt"), true);
   if (!prompt.ok()) return prompt.status();
   slot.prompt = prompt->empty() ? absl::StrCat("ask.", name) : *prompt;
@@ -443,8 +508,9 @@ absl::Status Parser::ParseIntent(const std::string& name, const YAML::Node& node
   if (!IsIdentifier(name, false)) {
     return Error(path, node, "intent names must be lower-case letters, digits and '_'");
   }
-  if (auto s = ExpectKeys(
-          node, path, {"description", "examples", "required_slots", "optional_slots", "escalate"});
+  if (auto s = ExpectKeys(node, path,
+                          {"description", "examples", "required_slots", "optional_slots",
+                           "escalate", "transactional"});
       !s.ok()) {
     return s;
   }
@@ -466,6 +532,15 @@ absl::Status Parser::ParseIntent(const std::string& name, const YAML::Node& node
     auto list = StringList(kv.second, lpath);
     if (!list.ok()) return list.status();
     if (list->empty()) return Error(lpath, kv.second, "must not be empty");
+    std::map<std::string, size_t> seen_examples;
+    for (size_t i = 0; i < list->size(); ++i) {
+      auto [it, inserted] = seen_examples.emplace(NormalizedExample((*list)[i]), i);
+      if (!inserted) {
+        return Error(absl::StrCat(lpath, "[", i, "]"), kv.second[i],
+                     absl::StrCat("duplicate example '", (*list)[i], "' (also at [", it->second,
+                                  "])"));
+      }
+    }
     intent.examples[lang] = *std::move(list);
     present.insert(lang);
   }
@@ -491,12 +566,18 @@ absl::Status Parser::ParseIntent(const std::string& name, const YAML::Node& node
         *std::move(list);
   }
 
-  if (const YAML::Node esc = node["escalate"]; esc.IsDefined() && !esc.IsNull()) {
-    bool value = false;
-    if (!esc.IsScalar() || !YAML::convert<bool>::decode(esc, value)) {
-      return Error(Join(path, "escalate"), esc, "expected true or false");
+  for (auto [field, target] : {std::pair<const char*, bool*>{"escalate", &intent.escalate},
+                                {"transactional", &intent.transactional}}) {
+    const YAML::Node flag = node[field];
+    if (!flag.IsDefined() || flag.IsNull()) continue;
+    if (!flag.IsScalar() || !YAML::convert<bool>::decode(flag, *target)) {
+      return Error(Join(path, field), flag, "expected true or false");
     }
-    intent.escalate = value;
+  }
+  if (intent.escalate && intent.transactional) {
+    return Error(Join(path, "transactional"), node["transactional"],
+                 "an intent with escalate: true is served by a person, not confirmed and "
+                 "carried out here");
   }
   domain_.intents.push_back(std::move(intent));
   return absl::OkStatus();
@@ -504,14 +585,14 @@ absl::Status Parser::ParseIntent(const std::string& name, const YAML::Node& node
 
 absl::Status Parser::ParseTemplates(const YAML::Node& node) {
   if (!node.IsDefined() || node.IsNull()) return Error("templates", node, "required");
-  if (auto s = ExpectMap(node, "templates"); !s.ok()) return s;
+  if (auto s = ExpectMap(node, "templates", "template"); !s.ok()) return s;
   for (const auto& kv : node) {
     const std::string key = kv.first.Scalar();
     const std::string path = Join("templates", key);
     if (!IsIdentifier(key, true)) {
       return Error(path, kv.first, "template keys must be lower-case letters, digits, '_', '.'");
     }
-    if (auto s = ExpectMap(kv.second, path); !s.ok()) return s;
+    if (auto s = ExpectMap(kv.second, path, "language"); !s.ok()) return s;
     std::set<std::string> present;
     for (const auto& lkv : kv.second) {
       const std::string lang = lkv.first.Scalar();
@@ -567,6 +648,48 @@ absl::Status Parser::CheckReferences(const YAML::Node& root) {
         return Error(
             absl::StrCat(path, ".required_slots[", i, "]"), inode["required_slots"][i],
             absl::StrCat("slot '", slot->name, "' has no prompt template '", slot->prompt, "'"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// One example in two intents teaches a classifier both answers for the same words.
+absl::Status Parser::CheckExamplesAreDistinct(const YAML::Node& root) const {
+  std::map<std::string, std::string> owner;  // Normalized example -> "intents.x.examples.en[3]".
+  for (const Intent& intent : domain_.intents) {
+    for (const auto& [lang, list] : intent.examples) {
+      for (size_t i = 0; i < list.size(); ++i) {
+        const std::string path =
+            absl::StrCat("intents.", intent.name, ".examples.", lang, "[", i, "]");
+        auto [it, inserted] = owner.emplace(NormalizedExample(list[i]), path);
+        if (!inserted) {
+          return Error(path, root["intents"][intent.name]["examples"][lang][i],
+                       absl::StrCat("example '", list[i], "' is also ", it->second,
+                                    " (an example belongs to one intent)"));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A phrase that means two values of one slot makes the extracted value depend on the order
+// of the file.
+absl::Status Parser::CheckSynonymsAreDistinct(const Slot& slot, const YAML::Node& values,
+                                              const std::string& path) const {
+  std::map<std::string, std::string> owner;  // Lower-cased phrase -> value.
+  for (const EnumValue& v : slot.values) {
+    std::vector<std::string> phrases = {v.value};
+    for (const auto& [lang, list] : v.synonyms) phrases.insert(phrases.end(), list.begin(), list.end());
+    std::set<std::string> own;
+    for (const std::string& p : phrases) {
+      const std::string key = NormalizedExample(p);
+      if (!own.insert(key).second) continue;  // Repeated within one value: harmless.
+      auto [it, inserted] = owner.emplace(key, v.value);
+      if (!inserted) {
+        return Error(Join(Join(path, v.value), "synonyms"), values[v.value],
+                     absl::StrCat("'", p, "' also means '", it->second, "'"));
       }
     }
   }

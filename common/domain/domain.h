@@ -22,12 +22,34 @@ class RE2;
 
 namespace helpline::domain {
 
-enum class SlotType { kEnum, kRegex, kNumber, kEmail, kPhone, kFreeText };
+// A slot is categorical (kEnum: a closed list of values with synonyms) or free with a typed
+// extractor. Values as stored in the dialogue state (services/dst/extractors.h finds them):
+//   kRegex     the pattern's group 1 (or whole match), `normalize`d; e.g. an order number
+//   kNumber    a decimal number, "49.90" (amounts with a currency mark included)
+//   kAmount    an amount with its ISO 4217 currency, "12.50 USD" ("12.50" when unknown)
+//   kDate      an ISO date, "2026-12-03" (relative dates resolved against today)
+//   kTime      a 24-hour time, "17:00"
+//   kDateTime  "2026-12-03T17:00", or the date or the time alone when only one was said
+//   kEmail     lower-cased address; kPhone digits with an optional leading '+'
+//   kFreeText  the customer's words, only when the slot was asked for
+enum class SlotType {
+  kEnum,
+  kRegex,
+  kNumber,
+  kEmail,
+  kPhone,
+  kFreeText,
+  kAmount,
+  kDate,
+  kTime,
+  kDateTime
+};
 
-// "enum", "regex", "number", "email", "phone", "free_text".
+// "categorical", "regex", "number", "email", "phone", "free_text", "amount", "date", "time",
+// "datetime" (the name a domain file uses; "enum" is accepted for "categorical").
 absl::string_view SlotTypeName(SlotType type);
 
-// One value of an enum slot.
+// One value of a categorical (enum) slot.
 struct EnumValue {
   // Canonical value stored in the dialogue state, e.g. "paypal".
   std::string value;
@@ -49,6 +71,9 @@ struct Slot {
   std::shared_ptr<const re2::RE2> regex;
   // kRegex only: "upper", "lower" or "" (keep as typed) for the extracted value.
   std::string normalize;
+  // kAmount only: ISO 4217 code given to a bare number ("49.90" answering "what amount?");
+  // "" leaves such a value without currency.
+  std::string default_currency;
   // Key of the template that asks the customer for this slot. Default "ask.<name>".
   std::string prompt;
 
@@ -67,6 +92,10 @@ struct Intent {
   std::vector<std::string> optional_slots;
   // True when the intent always goes to a human.
   bool escalate = false;
+  // True when serving the intent changes something for the customer (a return, a
+  // cancellation), so the tracker has it confirmed before it is marked ready. SGD's
+  // `is_transactional`. Never together with `escalate`.
+  bool transactional = false;
 
   // True when `slot` is one of required_slots or optional_slots.
   bool Uses(absl::string_view slot) const;

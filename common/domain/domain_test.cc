@@ -173,6 +173,191 @@ TEST(DomainTest, EscalateMustBeBoolean) {
   EXPECT_THAT(d.status().message(), HasSubstr("intents.human.escalate: expected true or false"));
 }
 
+TEST(DomainTest, DuplicateIntentNamesBothLines) {
+  auto d = ParseWith("  human:\n", "  track_order:\n");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("mini.yaml: intents.track_order: duplicate intent 'track_order' (first "
+                        "at line "));
+}
+
+TEST(DomainTest, DuplicateSlot) {
+  auto d = ParseWith("  colour:\n", "  order_id:\n");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("mini.yaml: slots.order_id: duplicate slot 'order_id' (first at line "));
+}
+
+TEST(DomainTest, DuplicateTemplateAndValue) {
+  auto d = ParseWith("  ask.order_id:", "  fallback: {en: a, zh: b}\n  ask.order_id:");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(), HasSubstr("templates.fallback: duplicate template 'fallback'"));
+  d = ParseWith("      blue:\n", "      blue:\n      red:\n");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(), HasSubstr("slots.colour.values.red: duplicate value 'red'"));
+}
+
+TEST(DomainTest, EmptyExamplesList) {
+  auto d = ParseWith("{en: [human please], zh: [转人工]}", "{en: [], zh: [转人工]}");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(), HasSubstr("intents.human.examples.en: must not be empty"));
+  d = ParseWith("examples: {en: [human please], zh: [转人工]}", "examples: {}");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(), HasSubstr("intents.human.examples: missing language 'en'"));
+  d = ParseWith("examples: {en: [human please], zh: [转人工]}", "description: no examples");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(), HasSubstr("intents.human.examples: required"));
+}
+
+TEST(DomainTest, DuplicateExampleWithinAndAcrossIntents) {
+  auto d = ParseWith("en: [human please]", "en: [human please, Human  please ]");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("intents.human.examples.en[1]: duplicate example 'Human  please' (also "
+                        "at [0])"));
+  d = ParseWith("en: [human please]", "en: [Where is my order]");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("intents.human.examples.en[0]: example 'Where is my order' is also "
+                        "intents.track_order.examples.en[0]"));
+}
+
+TEST(DomainTest, CategoricalSlotWithoutValues) {
+  auto d = ParseWith(R"(    values:
+      red: {label: {zh: 红色}, synonyms: {en: [crimson], zh: [红]}}
+      blue:
+)",
+                     "    description: no values\n");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("slots.colour.values: required for a categorical slot"));
+  d = ParseWith("      blue:\n", "");
+  ASSERT_TRUE(d.ok()) << d.status();  // One value is enough...
+  d = ParseWith(R"(    values:
+      red: {label: {zh: 红色}, synonyms: {en: [crimson], zh: [红]}}
+      blue:
+)",
+                "    values: {}\n");
+  ASSERT_FALSE(d.ok());  // ...none is not.
+  EXPECT_THAT(d.status().message(), HasSubstr("slots.colour.values: must not be empty"));
+}
+
+TEST(DomainTest, SynonymOfTwoValues) {
+  auto d = ParseWith("      blue:\n", "      blue: {synonyms: {en: [Crimson]}}\n");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("slots.colour.values.blue.synonyms: 'Crimson' also means 'red'"));
+}
+
+TEST(DomainTest, CategoricalIsTheSchemaNameOfEnum) {
+  auto d = ParseWith("    type: enum", "    type: categorical");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->FindSlot("colour")->type, SlotType::kEnum);
+  EXPECT_EQ(SlotTypeName(SlotType::kEnum), "categorical");
+}
+
+TEST(DomainTest, ValuesOnlyForCategorical) {
+  auto d = ParseWith("    pattern: '\\b[0-9]{6,12}\\b'",
+                     "    pattern: '\\b[0-9]{6,12}\\b'\n    values: {a: }");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("slots.order_id.values: only categorical slots have values"));
+}
+
+TEST(DomainTest, RegexMatchingEmptyTextOrWithTwoGroups) {
+  auto d = ParseWith(R"('\b[0-9]{6,12}\b')", R"('[0-9]*')");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("slots.order_id.pattern: matches the empty string"));
+  d = ParseWith(R"('\b[0-9]{6,12}\b')", R"('([a-z]+)([0-9]+)')");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("slots.order_id.pattern: at most one capturing group"));
+  d = ParseWith(R"(    pattern: '\b[0-9]{6,12}\b')", "    description: no pattern");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(), HasSubstr("slots.order_id.pattern: required"));
+}
+
+TEST(DomainTest, TypedSlots) {
+  const std::string typed = R"(  order_id:
+    type: regex
+    pattern: '\b[0-9]{6,12}\b'
+  charged: {type: amount, default_currency: EUR, description: What was charged.}
+  day: {type: date}
+  at: {type: time}
+  callback: {type: datetime}
+  count: {type: number}
+)";
+  auto d = ParseWith("  order_id:\n    type: regex\n    pattern: '\\b[0-9]{6,12}\\b'\n", typed);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->FindSlot("charged")->type, SlotType::kAmount);
+  EXPECT_EQ(d->FindSlot("charged")->default_currency, "EUR");
+  EXPECT_EQ(d->FindSlot("charged")->description, "What was charged.");
+  EXPECT_EQ(d->FindSlot("day")->type, SlotType::kDate);
+  EXPECT_EQ(d->FindSlot("at")->type, SlotType::kTime);
+  EXPECT_EQ(d->FindSlot("callback")->type, SlotType::kDateTime);
+  EXPECT_EQ(SlotTypeName(d->FindSlot("callback")->type), "datetime");
+
+  auto bad = ParseWith("  order_id:\n    type: regex\n    pattern: '\\b[0-9]{6,12}\\b'\n",
+                       absl::StrCat(typed, "  x: {type: amount, default_currency: euro}\n"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("slots.x.default_currency: 'euro' is not an ISO 4217 code"));
+  bad = ParseWith("  order_id:\n    type: regex\n    pattern: '\\b[0-9]{6,12}\\b'\n",
+                  absl::StrCat(typed, "  x: {type: date, default_currency: EUR}\n"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("slots.x.default_currency: only for amount slots"));
+  bad = ParseWith("  order_id:\n    type: regex\n    pattern: '\\b[0-9]{6,12}\\b'\n",
+                  absl::StrCat(typed, "  x: {type: date, normalize: upper}\n"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("slots.x.normalize: only for regex slots"));
+}
+
+TEST(DomainTest, TransactionalFlag) {
+  auto d = ParseWith("    optional_slots: [colour]",
+                     "    optional_slots: [colour]\n    transactional: true");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_TRUE(d->FindIntent("track_order")->transactional);
+  EXPECT_FALSE(d->FindIntent("human")->transactional);
+
+  d = ParseWith("    optional_slots: [colour]",
+                "    optional_slots: [colour]\n    transactional: maybe");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("intents.track_order.transactional: expected true or false"));
+  d = ParseWith("    escalate: true", "    escalate: true\n    transactional: true");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(), HasSubstr("intents.human.transactional: an intent with "
+                                              "escalate: true"));
+}
+
+TEST(DomainTest, SlotListedTwiceOrInBothLists) {
+  auto d = ParseWith("optional_slots: [colour]", "optional_slots: [order_id]");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("intents.track_order.optional_slots[0]: slot 'order_id' is listed twice"));
+  d = ParseWith("optional_slots: [colour]", "optional_slots: [colourr]");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("intents.track_order.optional_slots[0]: unknown slot 'colourr'"));
+}
+
+TEST(DomainTest, WrongShapes) {
+  auto d = ParseWith("escalation_phrases:\n  en: [talk to a human]\n  zh: [转人工]",
+                     "escalation_phrases: [talk to a human]");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("mini.yaml: escalation_phrases: expected a mapping"));
+  d = ParseWith("languages: [en, zh]", "languages: [en, zh, en]");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(), HasSubstr("languages[2]: duplicate 'en'"));
+  d = ParseWith("  human:\n", "  Human:\n");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(), HasSubstr("intents.Human: intent names must be"));
+}
+
 TEST(DomainTest, YamlSyntaxErrorHasLine) {
   auto d = ParseDomain("name: [unclosed\nlanguages: [en]\n", "broken.yaml");
   ASSERT_FALSE(d.ok());
@@ -208,6 +393,11 @@ TEST(ShopDomainTest, LoadsAndIsComplete) {
     EXPECT_GE(intent->examples.at("zh").size(), 5u) << name;
   }
   EXPECT_TRUE(domain->FindIntent("human_agent")->escalate);
+  EXPECT_TRUE(domain->FindIntent("return_item")->transactional);
+  EXPECT_TRUE(domain->FindIntent("cancel_order")->transactional);
+  EXPECT_FALSE(domain->FindIntent("track_order")->transactional);
+  EXPECT_EQ(domain->FindSlot("amount")->type, SlotType::kAmount);
+  EXPECT_EQ(domain->FindSlot("reason")->type, SlotType::kEnum);
   for (const char* name :
        {"order_id", "email", "phone", "item", "reason", "payment_method", "amount"}) {
     EXPECT_NE(domain->FindSlot(name), nullptr) << name;

@@ -3,8 +3,12 @@
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/domain/text.h"
+#include "services/dst/date_time.h"
 
 namespace helpline::dst {
 namespace {
@@ -82,7 +86,93 @@ std::string Utf8Prefix(absl::string_view s, size_t max_bytes) {
   return std::string(s.substr(0, end));
 }
 
+// An amount's number: grouped thousands ("1,299.00", "1.299,00") or plain with up to two
+// decimals ("12,50").
+#define HELPLINE_AMOUNT_NUMBER \
+  "([0-9]{1,3}(?:[,.][0-9]{3})+(?:[.,][0-9]{1,2})?|[0-9]+(?:[.,][0-9]{1,2})?)"
+
+const RE2& MoneyPrefix() {
+  static const RE2* re = new RE2(
+      "(?i)(\\b(?:us|hk|a|c)\\$|[$€£¥￥]|\\b(?:usd|eur|gbp|rmb|cny|hkd|jpy|chf|cad|aud)\\b)\\s?"
+      HELPLINE_AMOUNT_NUMBER,
+      Quiet());
+  return *re;
+}
+
+const RE2& MoneySuffix() {
+  static const RE2* re = new RE2(
+      "(?i)\\b" HELPLINE_AMOUNT_NUMBER
+      "\\s?(元|块钱|块|人民币|美元|美金|欧元|英镑|港币|港元|日元|円|€|£|\\$|"
+      "(?:dollars?|euros?|pounds?|bucks|usd|eur|gbp|rmb|cny|hkd|jpy|chf|cad|aud|yuan|yen)\\b)",
+      Quiet());
+  return *re;
+}
+#undef HELPLINE_AMOUNT_NUMBER
+
+// The ISO 4217 code of a currency mark as written (any case).
+std::string CurrencyCode(absl::string_view mark) {
+  const std::string m = text::AsciiLower(mark);
+  static const std::vector<std::pair<std::vector<std::string>, std::string>> kCodes = {
+      {{"$", "us$", "dollar", "dollars", "bucks", "美元", "美金"}, "USD"},
+      {{"hk$", "港币", "港元"}, "HKD"},
+      {{"a$"}, "AUD"},
+      {{"c$"}, "CAD"},
+      {{"€", "euro", "euros", "欧元"}, "EUR"},
+      {{"£", "pound", "pounds", "英镑"}, "GBP"},
+      {{"¥", "￥", "元", "块", "块钱", "人民币", "rmb", "yuan"}, "CNY"},
+      {{"円", "日元", "yen"}, "JPY"},
+  };
+  for (const auto& [marks, code] : kCodes) {
+    for (const std::string& x : marks) {
+      if (x == m) return code;
+    }
+  }
+  return absl::AsciiStrToUpper(m);  // Already a code: usd, eur, ...
+}
+
 }  // namespace
+
+std::vector<Amount> FindAmounts(absl::string_view s) {
+  std::vector<Amount> out;
+  auto overlaps = [&out](size_t b, size_t e) {
+    for (const Amount& a : out) {
+      if (b < a.end && a.begin < e) return true;
+    }
+    return false;
+  };
+  for (const bool prefix : {true, false}) {
+    const RE2& re = prefix ? MoneyPrefix() : MoneySuffix();
+    re2::StringPiece input(s.data(), s.size());
+    re2::StringPiece g[3];
+    size_t pos = 0;
+    while (pos < s.size() && re.Match(input, pos, s.size(), RE2::UNANCHORED, g, 3)) {
+      const size_t begin = static_cast<size_t>(g[0].data() - s.data());
+      const size_t end = begin + g[0].size();
+      const re2::StringPiece& number = prefix ? g[2] : g[1];
+      const re2::StringPiece& mark = prefix ? g[1] : g[2];
+      if (!overlaps(begin, end)) {
+        out.push_back({begin, end, NumberValue(absl::string_view(number.data(), number.size())),
+                       CurrencyCode(absl::string_view(mark.data(), mark.size()))});
+      }
+      pos = end > begin ? end : end + 1;
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const Amount& a, const Amount& b) { return a.begin < b.begin; });
+  return out;
+}
+
+struct SlotExtractor::Prepared {
+  std::string lowered;
+  Claims claims;
+  // Amounts with a currency mark (claimed), for number and amount slots.
+  std::vector<SlotCandidate> amounts;
+  std::vector<std::string> currencies;  // Parallel to amounts.
+  // Date/time expressions (claimed), for date, time and datetime slots.
+  std::vector<DateTimeMatch> date_times;
+  // Spans of amounts and date/times already given to a slot.
+  Claims used;
+};
 
 bool PassesLuhn(absl::string_view s) {
   int sum = 0;
@@ -105,18 +195,15 @@ SlotExtractor::SlotExtractor(std::shared_ptr<const domain::Domain> domain)
     : domain_(std::move(domain)),
       email_(R"(([A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}))", Quiet()),
       card_(R"(\b([0-9](?:[ \-]?[0-9]){12,18})\b)", Quiet()),
-      money_prefix_(
-          R"((?i)(?:[$€£¥￥]|\b(?:usd|eur|gbp|rmb|cny|hkd)\b)\s?([0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]{1,2})?|[0-9]+(?:[.,][0-9]{1,2})?))",
-          Quiet()),
-      money_suffix_(
-          R"((?i)\b([0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]{1,2})?|[0-9]+(?:[.,][0-9]{1,2})?)\s?(?:元|块|美元|欧元|英镑|港币|(?:dollars?|euros?|pounds?|bucks|usd|eur|gbp|rmb|cny|yuan)\b))",
-          Quiet()),
       phone_intl_(R"((\+[0-9][0-9 \-().]{6,20}[0-9]))", Quiet()),
       phone_cn_(R"(\b(1[3-9][0-9]{9})\b)", Quiet()),
       phone_nanp_(R"((\(?\b[0-9]{3}\)?[ .\-][0-9]{3}[ .\-][0-9]{4})\b)", Quiet()),
       phone_bare_(R"((\+?[0-9][0-9 \-().]{5,18}[0-9]))", Quiet()),
       number_(R"(\b([0-9]+(?:\.[0-9]+)?)\b)", Quiet()) {
   for (const domain::Slot& slot : domain_->slots) {
+    has_date_time_slots_ = has_date_time_slots_ || slot.type == domain::SlotType::kDate ||
+                           slot.type == domain::SlotType::kTime ||
+                           slot.type == domain::SlotType::kDateTime;
     if (slot.type != domain::SlotType::kEnum) continue;
     std::vector<Phrase> phrases;
     for (const domain::EnumValue& v : slot.values) {
@@ -138,16 +225,49 @@ SlotExtractor::SlotExtractor(std::shared_ptr<const domain::Domain> domain)
   }
 }
 
-bool SlotExtractor::ExtractOne(const domain::Slot& slot, absl::string_view s,
-                               absl::string_view lowered, bool requested,
-                               const std::vector<SlotCandidate>& amounts, Claims& claims,
-                               std::vector<SlotCandidate>& out) const {
+SlotExtractor::Prepared SlotExtractor::Prepare(absl::string_view s,
+                                               const ExtractOptions& options) const {
+  Prepared p;
+  p.lowered = text::AsciiLower(s);
+  // 1. Card numbers are never a slot value.
+  ForEachMatch(card_, s, [&](size_t b, size_t e) {
+    const size_t digits = CountDigits(s.substr(b, e - b));
+    if (digits >= 13 && digits <= 19 && PassesLuhn(s.substr(b, e - b))) p.claims.emplace_back(b, e);
+    return false;
+  });
+  // 2. Amounts with a currency mark belong to number and amount slots.
+  for (Amount& a : FindAmounts(s)) {
+    if (Overlaps(p.claims, a.begin, a.end)) continue;
+    p.amounts.push_back({"", a.number, 0.9f, a.begin, a.end});
+    p.currencies.push_back(std::move(a.currency));
+  }
+  for (const SlotCandidate& a : p.amounts) p.claims.emplace_back(a.begin, a.end);
+  // 3. Dates and times belong to date, time and datetime slots.
+  if (has_date_time_slots_) {
+    const absl::CivilDay today =
+        options.today.value_or(absl::ToCivilDay(absl::Now(), absl::UTCTimeZone()));
+    for (DateTimeMatch& m : FindDateTimes(s, today)) {
+      if (Overlaps(p.claims, m.begin, m.end)) continue;
+      p.date_times.push_back(m);
+    }
+    for (const DateTimeMatch& m : p.date_times) p.claims.emplace_back(m.begin, m.end);
+  }
+  return p;
+}
+
+bool SlotExtractor::ExtractOne(const domain::Slot& slot, absl::string_view s, bool requested,
+                               Prepared& prepared, std::vector<SlotCandidate>& out) const {
+  Claims& claims = prepared.claims;
+  const absl::string_view lowered = prepared.lowered;
   SlotCandidate found;
   bool ok = false;
+  // Pre-claimed spans (amounts, dates) are not in `claims`' way, only in each other's.
+  bool pre_claimed = false;
   auto take = [&](size_t b, size_t e, std::string value, float confidence) {
     found = {slot.name, std::move(value), confidence, b, e};
     ok = true;
   };
+  auto unused = [&](size_t b, size_t e) { return !Overlaps(prepared.used, b, e); };
   switch (slot.type) {
     case domain::SlotType::kEmail:
       ForEachMatch(email_, s, [&](size_t b, size_t e) {
@@ -212,27 +332,50 @@ bool SlotExtractor::ExtractOne(const domain::Slot& slot, absl::string_view s,
       break;
     }
     case domain::SlotType::kNumber:
-      for (const SlotCandidate& a : amounts) {
-        bool used = false;
-        for (const SlotCandidate& c : out) used = used || (c.begin == a.begin && c.end == a.end);
-        if (!used) {
-          take(a.begin, a.end, a.value, 0.9f);
-          break;
-        }
+    case domain::SlotType::kAmount: {
+      const bool amount = slot.type == domain::SlotType::kAmount;
+      for (size_t i = 0; i < prepared.amounts.size(); ++i) {
+        const SlotCandidate& a = prepared.amounts[i];
+        if (!unused(a.begin, a.end)) continue;
+        const std::string& currency = prepared.currencies[i];
+        take(a.begin, a.end, amount ? absl::StrCat(a.value, " ", currency) : a.value, 0.9f);
+        pre_claimed = true;
+        break;
       }
-      if (!ok && requested) {
+      if (!ok && requested) {  // A bare number answers "what amount?".
         ForEachMatch(number_, s, [&](size_t b, size_t e) {
           if (Overlaps(claims, b, e)) return false;
-          take(b, e, NumberValue(s.substr(b, e - b)), 0.85f);
+          std::string value = NumberValue(s.substr(b, e - b));
+          if (amount && !slot.default_currency.empty()) {
+            absl::StrAppend(&value, " ", slot.default_currency);
+          }
+          take(b, e, std::move(value), 0.85f);
           return true;
         });
       }
+      break;
+    }
+    case domain::SlotType::kDate:
+    case domain::SlotType::kTime:
+    case domain::SlotType::kDateTime:
+      for (const DateTimeMatch& m : prepared.date_times) {
+        if (slot.type == domain::SlotType::kDate && m.date && unused(m.date_begin, m.date_end)) {
+          take(m.date_begin, m.date_end, FormatIsoDate(*m.date), 0.9f);
+        } else if (slot.type == domain::SlotType::kTime && m.minutes &&
+                   unused(m.time_begin, m.time_end)) {
+          take(m.time_begin, m.time_end, FormatTime(*m.minutes), 0.9f);
+        } else if (slot.type == domain::SlotType::kDateTime && unused(m.begin, m.end)) {
+          take(m.begin, m.end, FormatDateTime(m), 0.9f);
+        }
+        if (ok) break;
+      }
+      pre_claimed = true;
       break;
     case domain::SlotType::kFreeText:
       break;  // Handled by Extract: only when requested, with what is left.
   }
   if (!ok) return false;
-  claims.emplace_back(found.begin, found.end);
+  (pre_claimed ? prepared.used : claims).emplace_back(found.begin, found.end);
   out.push_back(std::move(found));
   return true;
 }
@@ -241,27 +384,7 @@ std::vector<SlotCandidate> SlotExtractor::Extract(absl::string_view s,
                                                   const ExtractOptions& options) const {
   std::vector<SlotCandidate> out;
   if (s.empty()) return out;
-  const std::string lowered = text::AsciiLower(s);
-  Claims claims;
-
-  // 1. Card numbers are never a slot value.
-  ForEachMatch(card_, s, [&](size_t b, size_t e) {
-    const size_t digits = CountDigits(s.substr(b, e - b));
-    if (digits >= 13 && digits <= 19 && PassesLuhn(s.substr(b, e - b))) claims.emplace_back(b, e);
-    return false;
-  });
-  // 2. Amounts with a currency mark belong to number slots.
-  std::vector<SlotCandidate> amounts;
-  for (const RE2* re : {&money_prefix_, &money_suffix_}) {
-    ForEachMatch(*re, s, [&](size_t b, size_t e) {
-      if (Overlaps(claims, b, e)) return false;
-      amounts.push_back({"", NumberValue(s.substr(b, e - b)), 0.9f, b, e});
-      claims.emplace_back(b, e);
-      return false;
-    });
-  }
-  std::sort(amounts.begin(), amounts.end(),
-            [](const SlotCandidate& a, const SlotCandidate& b) { return a.begin < b.begin; });
+  Prepared prepared = Prepare(s, options);
 
   auto has = [&](const std::string& name) {
     for (const SlotCandidate& c : out) {
@@ -274,16 +397,17 @@ std::vector<SlotCandidate> SlotExtractor::Extract(absl::string_view s,
            options.requested.end();
   };
 
-  // 3. Requested slots take bare values first.
+  // 4. Requested slots take bare values first.
   for (const std::string& name : options.requested) {
     const domain::Slot* slot = domain_->FindSlot(name);
     if (slot == nullptr || slot->type == domain::SlotType::kFreeText || has(name)) continue;
-    ExtractOne(*slot, s, lowered, true, amounts, claims, out);
+    ExtractOne(*slot, s, true, prepared, out);
   }
-  // 4. Everything else by type.
+  // 5. Everything else by type.
   for (domain::SlotType type :
        {domain::SlotType::kEmail, domain::SlotType::kPhone, domain::SlotType::kRegex,
-        domain::SlotType::kEnum, domain::SlotType::kNumber}) {
+        domain::SlotType::kAmount, domain::SlotType::kDate, domain::SlotType::kTime,
+        domain::SlotType::kDateTime, domain::SlotType::kEnum, domain::SlotType::kNumber}) {
     for (const domain::Slot& slot : domain_->slots) {
       if (slot.type != type || has(slot.name)) continue;
       const bool typed = type == domain::SlotType::kEmail || type == domain::SlotType::kPhone ||
@@ -291,28 +415,48 @@ std::vector<SlotCandidate> SlotExtractor::Extract(absl::string_view s,
       if (!typed && options.relevant && !options.relevant(slot) && !is_requested(slot.name)) {
         continue;
       }
-      ExtractOne(slot, s, lowered, false, amounts, claims, out);
+      ExtractOne(slot, s, false, prepared, out);
     }
   }
-  // 5. A requested free-text slot takes the text when something besides other values is left.
+  // 6. A requested free-text slot takes the text when something besides other values is left.
   if (options.allow_free_text) {
     for (const std::string& name : options.requested) {
       const domain::Slot* slot = domain_->FindSlot(name);
       if (slot == nullptr || slot->type != domain::SlotType::kFreeText || has(name)) continue;
-      bool left = false;
-      size_t pos = 0;
-      while (pos < s.size() && !left) {
-        const size_t b = pos;
-        const char32_t cp = text::NextCodePoint(s, &pos);
-        if ((text::IsWordChar(cp) || text::IsCjk(cp)) && !Overlaps(claims, b, pos)) left = true;
-      }
-      if (!left) continue;
-      const absl::string_view trimmed = absl::StripAsciiWhitespace(s);
-      const size_t begin = static_cast<size_t>(trimmed.data() - s.data());
-      out.push_back({name, Utf8Prefix(trimmed, 200), 0.7f, begin, begin + trimmed.size()});
+      // Values given to other slots are not free text.
+      Claims taken = prepared.claims;
+      taken.insert(taken.end(), prepared.used.begin(), prepared.used.end());
+      for (const SlotCandidate& c : out) taken.emplace_back(c.begin, c.end);
+      if (std::optional<SlotCandidate> c = FreeText(*slot, s, taken)) out.push_back(*c);
     }
   }
   return out;
+}
+
+std::optional<SlotCandidate> SlotExtractor::ExtractSlot(const domain::Slot& slot,
+                                                        absl::string_view s,
+                                                        const ExtractOptions& options) const {
+  if (s.empty()) return std::nullopt;
+  if (slot.type == domain::SlotType::kFreeText) return FreeText(slot, s, {});
+  Prepared prepared = Prepare(s, options);
+  std::vector<SlotCandidate> out;
+  if (!ExtractOne(slot, s, true, prepared, out)) return std::nullopt;
+  return out.front();
+}
+
+std::optional<SlotCandidate> SlotExtractor::FreeText(const domain::Slot& slot,
+                                                     absl::string_view s, const Claims& taken) {
+  bool left = false;
+  size_t pos = 0;
+  while (pos < s.size() && !left) {
+    const size_t b = pos;
+    const char32_t cp = text::NextCodePoint(s, &pos);
+    if ((text::IsWordChar(cp) || text::IsCjk(cp)) && !Overlaps(taken, b, pos)) left = true;
+  }
+  if (!left) return std::nullopt;
+  const absl::string_view trimmed = absl::StripAsciiWhitespace(s);
+  const size_t begin = static_cast<size_t>(trimmed.data() - s.data());
+  return SlotCandidate{slot.name, Utf8Prefix(trimmed, 200), 0.7f, begin, begin + trimmed.size()};
 }
 
 }  // namespace helpline::dst

@@ -259,11 +259,15 @@ std::string EntityDetector::SlotValueKey(const domain::Slot& slot, absl::string_
     case domain::SlotType::kPhone:
       return DigitsKey(value);
     case domain::SlotType::kNumber:
+    case domain::SlotType::kAmount:  // "12.50 USD": the currency code is not part of the key.
       return AmountKey(value);
     case domain::SlotType::kRegex:
       return AlnumKey(value);
     case domain::SlotType::kEnum:
     case domain::SlotType::kFreeText:
+    case domain::SlotType::kDate:
+    case domain::SlotType::kTime:
+    case domain::SlotType::kDateTime:
       return "";
   }
   return "";

@@ -121,6 +121,7 @@ ReplyChoice ReplyChooser::Choose(const v1::GenerationContext& context,
         facts.filled_classes.emplace_back(EntityKind::kPhone, "");
         break;
       case domain::SlotType::kNumber:
+      case domain::SlotType::kAmount:
         facts.filled_classes.emplace_back(EntityKind::kAmount, "");
         break;
       case domain::SlotType::kRegex:
@@ -128,6 +129,9 @@ ReplyChoice ReplyChooser::Choose(const v1::GenerationContext& context,
         break;
       case domain::SlotType::kEnum:
       case domain::SlotType::kFreeText:
+      case domain::SlotType::kDate:
+      case domain::SlotType::kTime:
+      case domain::SlotType::kDateTime:
         break;
     }
     if (intent != nullptr && !intent->Uses(slot.name)) continue;
