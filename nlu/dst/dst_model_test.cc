@@ -1,0 +1,236 @@
+#include "nlu/dst/dst_model.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlu/dst/dst_features.h"
+#include "nlu/dst/dst_test_data.h"
+
+namespace helpline::nlu::dst {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+DstTrainOptions TinyOptions() {
+  DstTrainOptions o;
+  o.config.embedding_dim = 24;
+  o.config.hidden_dim = 24;
+  o.config.schema_dim = 24;
+  o.config.mlp_dim = 48;
+  o.config.min_count = 1;
+  o.config.dropout = 0.1;
+  o.epochs = 30;
+  o.batch_dialogues = 4;
+  o.learning_rate = 5e-3;
+  return o;
+}
+
+std::string TempDir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("dst_model_test_" + name);
+  fs::remove_all(dir);
+  return dir.string();
+}
+
+// One trained model for the tests that only read it (training takes a few seconds).
+const DstModel& Trained() {
+  static const DstModel* model = [] {
+    model::SetTorchThreads(1);
+    auto m = DstModel::Train(testing::ShopDialogues(36), TinyOptions(), nullptr);
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m->release();
+  }();
+  return *model;
+}
+
+// Runs a dialogue through a session and returns the state after each user turn.
+std::vector<data::FrameState> Track(const DstModel& model, const data::Dialogue& dialogue,
+                                    const data::ServiceSchema& service) {
+  auto session = model.NewSession({&service});
+  EXPECT_TRUE(session.ok()) << session.status();
+  std::vector<data::FrameState> out;
+  for (const data::Turn& turn : dialogue.turns) {
+    if (turn.speaker == data::Speaker::kSystem) {
+      EXPECT_TRUE((*session)->SystemTurn(turn).ok());
+      continue;
+    }
+    auto state = (*session)->UserTurn(turn.utterance);
+    EXPECT_TRUE(state.ok()) << state.status();
+    out.push_back((*state)[service.name]);
+  }
+  return out;
+}
+
+TEST(DstFeatures, MatchFormAndBags) {
+  EXPECT_EQ(MatchForm("Book TWO seats, at 5:30!"), " book 2 seats at 5 30 ");
+  EXPECT_TRUE(ContainsValue(MatchForm("for two people please"), "2"));
+  EXPECT_FALSE(ContainsValue(MatchForm("for twenty people"), "2"));
+  EXPECT_EQ(TextBag("city"), TextBag("City"));
+  EXPECT_NE(TextBag("city"), TextBag("time"));
+  EXPECT_FALSE(TextBag("").empty());
+}
+
+TEST(DstFeatures, LabelsFollowTheGoldState) {
+  const data::DialogueDataset set = testing::ShopDialogues(3);
+  const data::ServiceSchema& service = set.services[0];
+  model::Featurizer featurizer = model::Featurizer::Build({"yes", "AB123456"});
+  DialogueContext context({&service});
+  const data::Dialogue& d = set.dialogues[0];
+  context.AddSystemTurn(d.turns[5]);  // OFFER delivery_time
+  ASSERT_EQ(context.system_acts.size(), 1u);
+  EXPECT_EQ(context.system_acts[0].slot, 2);
+  const data::Turn& yes = d.turns[6];
+  const TurnInputs turn = BuildTurnInputs(context, yes.utterance, featurizer);
+  ASSERT_EQ(turn.slots.size(), 4u);
+  EXPECT_EQ(turn.slots[2].system_value, testing::Times()[0]);
+  EXPECT_EQ(turn.slots[2].features[2], 1.0f);  // offered
+  const SlotLabel label =
+      LabelSlot(context, yes.utterance, turn, turn.slots[2], &yes.frames[0].state, {}, {});
+  EXPECT_EQ(label.status, kSystem);
+  const SlotLabel unchanged =
+      LabelSlot(context, yes.utterance, turn, turn.slots[1], &yes.frames[0].state, {}, {});
+  EXPECT_EQ(unchanged.status, kNone);
+}
+
+TEST(DstModel, ResolvesContextDependentTurns) {
+  const DstModel& model = Trained();
+  // Values the training dialogues never used in these positions: an offset shifts them.
+  const data::DialogueDataset test = testing::ShopDialogues(6, 7);
+  int checked = 0;
+  for (const data::Dialogue& d : test.dialogues) {
+    const std::vector<data::FrameState> states = Track(model, d, test.services[0]);
+    ASSERT_EQ(states.size(), 6u);
+    // Gold of each user turn.
+    std::vector<const data::FrameState*> gold;
+    for (const data::Turn& t : d.turns) {
+      if (t.speaker == data::Speaker::kUser) gold.push_back(&t.frames[0].state);
+    }
+    // A bare order number after the request.
+    EXPECT_EQ(states[1].slot_values, gold[1]->slot_values) << d.id << " turn 2";
+    // "yes" takes the offered time, "no" does not; the order number is carried over.
+    EXPECT_EQ(states[3].slot_values, gold[3]->slot_values) << d.id << " turn 4";
+    // A bare city after the request, everything before carried over.
+    EXPECT_EQ(states[4].slot_values, gold[4]->slot_values) << d.id << " turn 5";
+    EXPECT_EQ(states[5].slot_values, gold[5]->slot_values) << d.id << " turn 6";
+    EXPECT_EQ(states[5].active_intent, "ScheduleDelivery");
+    EXPECT_EQ(states[0].active_intent, "TrackOrder");
+    ++checked;
+  }
+  EXPECT_EQ(checked, 6);
+}
+
+TEST(DstModel, ContextVectorMoves) {
+  const DstModel& model = Trained();
+  const data::DialogueDataset test = testing::ShopDialogues(1);
+  auto session = model.NewSession({&test.services[0]});
+  ASSERT_TRUE(session.ok());
+  const std::vector<float> before = (*session)->context_vector();
+  ASSERT_EQ(before.size(), static_cast<size_t>(model.config().model_dim()));
+  ASSERT_TRUE((*session)->UserTurn("where is my order").ok());
+  EXPECT_NE((*session)->context_vector(), before);
+}
+
+TEST(DstModel, EmptyUtteranceKeepsTheState) {
+  const DstModel& model = Trained();
+  const data::DialogueDataset test = testing::ShopDialogues(1);
+  const data::Dialogue& d = test.dialogues[0];
+  auto session = model.NewSession({&test.services[0]});
+  ASSERT_TRUE(session.ok());
+  ASSERT_TRUE((*session)->UserTurn(d.turns[0].utterance).ok());
+  ASSERT_TRUE((*session)->SystemTurn(d.turns[1]).ok());
+  auto after_id = (*session)->UserTurn(d.turns[2].utterance);
+  ASSERT_TRUE(after_id.ok());
+  auto after_empty = (*session)->UserTurn("  ");
+  ASSERT_TRUE(after_empty.ok());
+  EXPECT_EQ((*after_empty)["Shop_1"].slot_values, (*after_id)["Shop_1"].slot_values);
+}
+
+TEST(DstModel, SaveLoadRoundTrip) {
+  const DstModel& model = Trained();
+  const std::string dir = TempDir("roundtrip");
+  ASSERT_TRUE(model.Save(dir).ok());
+  auto loaded = DstModel::Load(dir);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->Weights(), model.Weights());
+  EXPECT_EQ((*loaded)->training()["dialogues"], model.training()["dialogues"]);
+  const data::DialogueDataset test = testing::ShopDialogues(3, 5);
+  for (const data::Dialogue& d : test.dialogues) {
+    const auto a = Track(model, d, test.services[0]);
+    const auto b = Track(**loaded, d, test.services[0]);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].slot_values, b[i].slot_values);
+      EXPECT_EQ(a[i].active_intent, b[i].active_intent);
+    }
+  }
+  fs::remove_all(dir);
+}
+
+TEST(DstModel, SameSeedSameWeights) {
+  DstTrainOptions o = TinyOptions();
+  o.epochs = 2;
+  const data::DialogueDataset set = testing::ShopDialogues(8);
+  auto a = DstModel::Train(set, o, nullptr);
+  auto b = DstModel::Train(set, o, nullptr);
+  o.seed = 2;
+  auto c = DstModel::Train(set, o, nullptr);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ((*a)->Weights(), (*b)->Weights());
+  EXPECT_NE((*a)->Weights(), (*c)->Weights());
+}
+
+TEST(DstModel, BadInputsAreNamed) {
+  // No user turn with a state.
+  data::DialogueDataset empty = testing::ShopDialogues(2);
+  for (data::Dialogue& d : empty.dialogues) {
+    for (data::Turn& t : d.turns) {
+      for (data::Frame& f : t.frames) f.has_state = false;
+    }
+  }
+  auto none = DstModel::Train(empty, TinyOptions(), nullptr);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(none.status().message(), HasSubstr("no user turn with a state"));
+  DstTrainOptions zero = TinyOptions();
+  zero.epochs = 0;
+  EXPECT_EQ(DstModel::Train(testing::ShopDialogues(2), zero, nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // A session without services.
+  EXPECT_EQ(Trained().NewSession({}).status().code(), absl::StatusCode::kInvalidArgument);
+
+  // Missing folder, broken JSON, weights of another architecture.
+  EXPECT_EQ(DstModel::Load(TempDir("missing")).status().code(), absl::StatusCode::kNotFound);
+  const std::string dir = TempDir("broken");
+  ASSERT_TRUE(Trained().Save(dir).ok());
+  const std::string json_path = dir + "/" + kDstModelJsonName;
+  std::string json;
+  {
+    std::ifstream in(json_path);
+    json.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::ofstream(json_path, std::ios::trunc) << "{not json";
+  auto broken = DstModel::Load(dir);
+  EXPECT_EQ(broken.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(broken.status().message(), HasSubstr(kDstModelJsonName));
+
+  DstTrainOptions other = TinyOptions();
+  other.config.hidden_dim = 8;
+  other.epochs = 1;
+  auto small = DstModel::Train(testing::ShopDialogues(2), other, nullptr);
+  ASSERT_TRUE(small.ok());
+  const std::string small_dir = TempDir("small");
+  ASSERT_TRUE((*small)->Save(small_dir).ok());
+  fs::copy_file(small_dir + "/" + kDstWeightsName, dir + "/" + kDstWeightsName,
+                fs::copy_options::overwrite_existing);
+  std::ofstream(json_path, std::ios::trunc) << json;
+  auto mismatched = DstModel::Load(dir);
+  EXPECT_EQ(mismatched.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(mismatched.status().message(), HasSubstr("model.safetensors"));
+  fs::remove_all(dir);
+  fs::remove_all(small_dir);
+}
+
+}  // namespace
+}  // namespace helpline::nlu::dst
