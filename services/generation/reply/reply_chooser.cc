@@ -38,8 +38,8 @@ struct ReplyChooser::TurnFacts {
 const std::vector<absl::string_view>& AllRejectionReasons() {
   static const auto* reasons = new std::vector<absl::string_view>{
       kRejectEmpty,     kRejectTruncated,         kRejectUnsafe,
-      kRejectPii,       kRejectSlotContradiction, kRejectUnfilledPlaceholder,
-      kRejectRepetition};
+      kRejectPii,       kRejectUnsupportedValue,  kRejectSlotContradiction,
+      kRejectUnfilledPlaceholder, kRejectRepetition};
   return *reasons;
 }
 
@@ -239,6 +239,20 @@ ScoredCandidate ReplyChooser::Evaluate(const TurnFacts& facts, const RawCandidat
       if (!facts.customer.Contains(e)) {
         reject(kRejectPii,
                absl::StrCat(EntityKindName(e.kind), " '", t.substr(e.begin, e.end - e.begin), "'"));
+        break;
+      }
+    }
+    // With an amount slot filled, another amount is a slot_contradiction (below) instead.
+    const bool amount_slot_filled =
+        std::any_of(facts.filled_classes.begin(), facts.filled_classes.end(),
+                    [](const auto& cls) { return cls.first == EntityKind::kAmount; });
+    for (const Entity& e : found) {
+      if (e.kind != EntityKind::kAmount || amount_slot_filled || allowed_keys_.Contains(e)) {
+        continue;
+      }
+      if (!facts.customer.Contains(e) && !facts.slot_values.Contains(e)) {
+        reject(kRejectUnsupportedValue,
+               absl::StrCat("amount '", t.substr(e.begin, e.end - e.begin), "'"));
         break;
       }
     }

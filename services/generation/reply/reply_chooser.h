@@ -24,6 +24,9 @@
 //                          that is not in the customer's messages of this session (history
 //                          user turns, this turn's text and evidence) nor in the state's
 //                          slot values nor in the domain's own texts / allowed_values
+//   unsupported_value      an amount of money that nothing supports: not in the customer's
+//                          messages, the state's slot values, nor the domain's texts /
+//                          allowed_values (a small model invents prices and refunds)
 //   slot_contradiction     a value of the type of a filled slot (order number pattern,
 //                          amount, e-mail, phone) that differs from the state's value(s)
 //   unfilled_placeholder   a {{name}} whose slot has no value, or "{{" / "}}" left over
@@ -62,6 +65,7 @@ inline constexpr char kRejectEmpty[] = "empty";
 inline constexpr char kRejectTruncated[] = "truncated";
 inline constexpr char kRejectUnsafe[] = "unsafe";
 inline constexpr char kRejectPii[] = "pii_not_from_customer";
+inline constexpr char kRejectUnsupportedValue[] = "unsupported_value";
 inline constexpr char kRejectSlotContradiction[] = "slot_contradiction";
 inline constexpr char kRejectUnfilledPlaceholder[] = "unfilled_placeholder";
 inline constexpr char kRejectRepetition[] = "repetition";

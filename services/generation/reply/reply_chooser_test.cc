@@ -66,7 +66,8 @@ TEST(ReplyChooserTest, ReasonsAreStableStrings) {
   for (absl::string_view r : AllRejectionReasons()) reasons.insert(std::string(r));
   EXPECT_EQ(reasons,
             (std::set<std::string>{"empty", "truncated", "unsafe", "pii_not_from_customer",
-                                   "slot_contradiction", "unfilled_placeholder", "repetition"}));
+                                   "unsupported_value", "slot_contradiction",
+                                   "unfilled_placeholder", "repetition"}));
 }
 
 TEST(ReplyChooserTest, ChoosesTheBestSurvivorByTheScoreFormula) {
@@ -199,6 +200,22 @@ TEST(ReplyChooserTest, SlotContradiction) {
   // value: no contradiction.
   EXPECT_THAT(ReasonsOf(*chooser, context, Raw(" We'll text 4155550100 when it ships.")),
               IsEmpty());
+}
+
+TEST(ReplyChooserTest, AmountsMustBeSupported) {
+  auto chooser = Chooser();
+  v1::GenerationContext context = TrackOrder();
+  // No amount anywhere: a price or a refund the model made up.
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw(" Your refund of $183.50 is on its way.")),
+              ElementsAre("unsupported_value"));
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw("已为您退款30元。")),
+              ElementsAre("unsupported_value"));
+  // The customer's own amount (another spelling) is supported.
+  context.set_user_text("I paid 183.5 dollars for order a-1234567");
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw(" Your refund of $183.50 is on its way.")),
+              IsEmpty());
+  // Numbers that are not money are not amounts.
+  EXPECT_THAT(ReasonsOf(*chooser, context, Raw(" It should arrive in 3 days.")), IsEmpty());
 }
 
 TEST(ReplyChooserTest, PlaceholdersAreFilledFromTheState) {
