@@ -419,6 +419,14 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Start(StackOptions options) {
   if (options.domain_file.empty()) {
     options.domain_file = absl::StrCat(SourceDir(), "/domains/shop.yaml");
   }
+  if (options.generation_model_dir.empty()) {
+    std::string shipped = absl::StrCat(SourceDir(), "/models/helpline-small");
+    struct stat info;
+    if (stat((shipped + "/config.json").c_str(), &info) == 0) {
+      options.generation_model_dir = shipped;
+    }
+  }
+  if (options.generation_model_dir == "none") options.generation_model_dir.clear();
   stack->options_ = std::move(options);
   absl::StatusOr<std::string> dir = MakeTempDir("helpline-stack-");
   if (!dir.ok()) return dir.status();
@@ -439,6 +447,10 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Start(StackOptions options) {
     process.ready_timeout = stack->options_.ready_timeout;
     if (stage == "dst" || stage == "generation") {
       process.args = {"--set", "domain_file=" + stack->options_.domain_file};
+    }
+    if (stage == "generation" && !stack->options_.generation_model_dir.empty()) {
+      process.args.push_back("--set");
+      process.args.push_back("model.dir=" + stack->options_.generation_model_dir);
     }
     for (const std::string& extra : stack->options_.stage_sets[stage]) {
       process.args.push_back("--set");

@@ -149,6 +149,9 @@ struct StackOptions {
   std::vector<std::string> tenants = {"tenant-a", "tenant-b"};
   // Domain file of dst, generation and the gateway.
   std::string domain_file;  // Empty: $HELPLINE_SOURCE_DIR/domains/shop.yaml.
+  // Model folder of the generation service. Empty: the shipped default
+  // $HELPLINE_SOURCE_DIR/models/helpline-small when it exists; "none": templates only.
+  std::string generation_model_dir;
   // Extra "--set a.b=value" pairs for the gateway (appended last, so they win).
   std::vector<std::string> gateway_sets;
   // Extra "--set" pairs per stage service name ("preprocess", ...).
