@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <utility>
 
@@ -426,8 +427,22 @@ absl::StatusOr<std::vector<TextDialogue>> ReadTextDialogues(const std::string& p
   return absl::InternalError("unreachable format");
 }
 
-absl::StatusOr<std::vector<TrainingExample>> RenderExamples(
-    const std::vector<TextDialogue>& dialogues, const TextOptions& options) {
+std::shared_ptr<const domain::Domain> PromptDomain(const std::string& system_prompt) {
+  auto domain = std::make_shared<domain::Domain>();
+  domain->name = "training";
+  domain->languages = {"en"};
+  domain->system_prompt["en"] = system_prompt;
+  return domain;
+}
+
+namespace {
+
+// Renders every example of `dialogues` and hands each to `emit` with its record fields.
+// One loop for the training text and the evaluation records, so they cannot differ.
+absl::Status RenderEach(
+    const std::vector<TextDialogue>& dialogues, const TextOptions& options,
+    const std::function<void(TrainingExample, const TextDialogue&, generation::v1::GenerationContext,
+                             std::string reference)>& emit) {
   namespace reply = generation::reply;
   // One builder per distinct system prompt (a domain carries the prompt). The token counter
   // is never used: the examples are not trimmed to a budget here.
@@ -435,17 +450,13 @@ absl::StatusOr<std::vector<TrainingExample>> RenderExamples(
   auto builder_for = [&](const std::string& system) -> absl::StatusOr<const reply::PromptBuilder*> {
     auto it = builders.find(system);
     if (it != builders.end()) return it->second.get();
-    auto domain = std::make_shared<domain::Domain>();
-    domain->name = "training";
-    domain->languages = {"en"};
-    domain->system_prompt["en"] = system;
-    absl::StatusOr<std::unique_ptr<const reply::PromptBuilder>> b = reply::PromptBuilder::Create(
-        std::move(domain), reply::PromptFormat{}, reply::PromptOptions{},
-        [](absl::string_view text) { return text.size(); });
+    absl::StatusOr<std::unique_ptr<const reply::PromptBuilder>> b =
+        reply::PromptBuilder::Create(PromptDomain(system), reply::PromptFormat{},
+                                     reply::PromptOptions{},
+                                     [](absl::string_view text) { return text.size(); });
     if (!b.ok()) return b.status();
     return (builders[system] = std::move(*b)).get();
   };
-  std::vector<TrainingExample> out;
   for (const TextDialogue& d : dialogues) {
     absl::StatusOr<const reply::PromptBuilder*> builder = builder_for(d.system_prompt);
     if (!builder.ok()) return builder.status();
@@ -459,13 +470,14 @@ absl::StatusOr<std::vector<TrainingExample>> RenderExamples(
       TrainingExample ex;
       ex.origin = absl::StrCat(d.origin, "#", i);
       ex.prompt = system;
+      generation::v1::GenerationContext context;
       const size_t first = i > static_cast<size_t>(std::max(0, options.max_history_turns))
                                 ? i - static_cast<size_t>(options.max_history_turns)
                                 : 0;
       // History turns carry their state, as the gateway stores them: each is rendered as
       // it was prompted, so an example's prompt extends the previous example's prompt+reply.
       for (size_t h = first; h < i; ++h) {
-        common::v1::Turn turn;
+        common::v1::Turn& turn = *context.add_history();
         turn.set_index(static_cast<uint32_t>(h));
         turn.set_user_text(d.turns[h].user);
         turn.set_reply(d.turns[h].agent);
@@ -473,16 +485,56 @@ absl::StatusOr<std::vector<TrainingExample>> RenderExamples(
         FillState(d.turns[h], *turn.mutable_state());
         ex.prompt += (*builder)->HistoryPart(turn, "en");
       }
-      generation::v1::GenerationContext context;
       context.set_user_text(t.user);
       context.set_language("en");
+      context.set_cache_key(d.origin);
       FillState(t, *context.mutable_state());
       ex.prompt += (*builder)->TurnPart(context, "en");
       ex.reply = absl::StrCat(" ", options.placeholders ? InsertPlaceholders(agent, t.slots) : agent);
-      out.push_back(std::move(ex));
+      emit(std::move(ex), d, std::move(context), std::move(agent));
     }
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<TrainingExample>> RenderExamples(
+    const std::vector<TextDialogue>& dialogues, const TextOptions& options) {
+  std::vector<TrainingExample> out;
+  absl::Status s = RenderEach(dialogues, options,
+                              [&out](TrainingExample ex, const TextDialogue&,
+                                     generation::v1::GenerationContext, std::string) {
+                                out.push_back(std::move(ex));
+                              });
+  if (!s.ok()) return s;
   return out;
+}
+
+absl::StatusOr<std::vector<ExampleRecord>> RenderExampleRecords(
+    const std::vector<TextDialogue>& dialogues, const TextOptions& options) {
+  std::vector<ExampleRecord> out;
+  absl::Status s = RenderEach(
+      dialogues, options,
+      [&out](TrainingExample ex, const TextDialogue& d, generation::v1::GenerationContext context,
+             std::string reference) {
+        ExampleRecord r;
+        r.example = std::move(ex);
+        r.system_prompt = d.system_prompt;
+        r.context = std::move(context);
+        r.reference = std::move(reference);
+        out.push_back(std::move(r));
+      });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::vector<ExampleRecord>> ReadExampleRecords(const std::string& path,
+                                                              TextFormat format,
+                                                              const TextOptions& options) {
+  absl::StatusOr<std::vector<TextDialogue>> dialogues = ReadTextDialogues(path, format, options);
+  if (!dialogues.ok()) return dialogues.status();
+  return RenderExampleRecords(*dialogues, options);
 }
 
 absl::StatusOr<std::vector<TrainingExample>> ReadTrainingExamples(const std::string& path,

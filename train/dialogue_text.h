@@ -35,11 +35,14 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/domain/domain.h"
+#include "helpline/generation/v1/generation_service.pb.h"
 #include "nlu/data/dataset.h"
 
 namespace helpline::train {
@@ -90,6 +93,22 @@ struct TrainingExample {
 
 inline constexpr absl::string_view kEndOfText = "<|endoftext|>";
 
+// One example as a structured record, for evaluation (tools/eval generation): what the
+// gateway would send the generation service for this turn, and what the agent answered.
+struct ExampleRecord {
+  // The rendered training example (prompt and target reply with placeholders).
+  TrainingExample example;
+  // The dialogue's system prompt (PromptDomain(system_prompt) renders the same prompt).
+  std::string system_prompt;
+  // This turn's context: state (intent, slot values, missing slots), user_text, language
+  // "en", cache_key = the dialogue's origin, and the earlier turns of the prompt as history
+  // (each with its state and its reply as the data has it). A PromptBuilder over
+  // PromptDomain(system_prompt) builds example.prompt from it when nothing is trimmed.
+  generation::v1::GenerationContext context;
+  // The agent's reply as the data has it (whitespace folded, slot values, no placeholders).
+  std::string reference;
+};
+
 // Reads a data set and renders its examples (one per agent turn with a customer line).
 absl::StatusOr<std::vector<TrainingExample>> ReadTrainingExamples(const std::string& path,
                                                                   TextFormat format,
@@ -114,6 +133,19 @@ absl::StatusOr<std::vector<TextDialogue>> ParseCamrest(absl::string_view content
                                                        const TextOptions& options);
 absl::StatusOr<std::vector<TrainingExample>> RenderExamples(
     const std::vector<TextDialogue>& dialogues, const TextOptions& options);
+
+// Like ReadTrainingExamples / RenderExamples, with each example's structured record. The
+// examples are the same, in the same order.
+absl::StatusOr<std::vector<ExampleRecord>> ReadExampleRecords(const std::string& path,
+                                                              TextFormat format,
+                                                              const TextOptions& options);
+absl::StatusOr<std::vector<ExampleRecord>> RenderExampleRecords(
+    const std::vector<TextDialogue>& dialogues, const TextOptions& options);
+
+// The domain the examples' prompts are rendered with: name "training", language "en", the
+// system prompt, no slots or intents (so Known lists slots by name and Missing is the
+// state's missing_slots, as in the data).
+std::shared_ptr<const domain::Domain> PromptDomain(const std::string& system_prompt);
 
 // `reply` with every word-bounded, case-insensitive occurrence of a slot value replaced by
 // {{slot}} (longest values first; "dontcare"/"none" and empty values ignored).

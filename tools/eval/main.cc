@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "nlu/data/readers.h"
 #include "tools/eval/evaluate.h"
+#include "tools/eval/generation_eval.h"
 #include "tools/eval/model_loader.h"
 
 namespace helpline::eval {
@@ -47,7 +48,7 @@ absl::StatusOr<std::unique_ptr<Dataset>> ReadTrain(const Args& args, const Datas
   std::string path = args.train;
   if (path.empty()) {
     std::error_code ec;
-    if (args.model != "rule" || !std::filesystem::is_directory(args.data, ec)) return nullptr;
+    if ((args.model != "rule" && args.mode != "dst") || !std::filesystem::is_directory(args.data, ec)) return nullptr;
     path = args.data;
   }
   absl::StatusOr<Dataset> train = read(path, data::ReadOptions{"train"});
@@ -149,6 +150,9 @@ int Run(const Args& args) {
 }  // namespace helpline::eval
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "generation") {
+    return helpline::eval::RunGenerationEval(argc - 1, argv + 1);
+  }
   helpline::eval::Args args;
   CLI::App app{"helpline-eval: score an NLU model or a dialogue state tracker on a data set"};
   app.add_option("mode", args.mode, "nlu (utterance data sets) or dst (dialogue data sets)")

@@ -1,0 +1,827 @@
+#include "tools/eval/generation_eval.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <unordered_set>
+#include <utility>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/domain/template.h"
+#include "common/metrics/metrics.h"
+#include "lm/serving/engine.h"
+#include "lm/tokenizer/bpe.h"
+#include "nlohmann/json.hpp"
+#include "services/generation/default_blocklist.h"
+#include "services/generation/generator.h"
+#include "services/generation/reply/blocklist.h"
+#include "services/generation/reply/entities.h"
+#include "services/generation/reply/prompt_builder.h"
+#include "services/generation/reply/reply_chooser.h"
+
+namespace helpline::eval {
+namespace {
+
+namespace reply = generation::reply;
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string Duration(double seconds) {
+  const int64_t s = static_cast<int64_t>(std::llround(std::max(0.0, seconds)));
+  if (s >= 3600) return absl::StrFormat("%dh%02dm", s / 3600, (s % 3600) / 60);
+  if (s >= 60) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
+  return absl::StrFormat("%ds", s);
+}
+
+// Progress of one phase on stderr: a line every 10 s and at the end.
+class Progress {
+ public:
+  Progress(std::ostream* out, std::string phase, size_t total)
+      : out_(out), phase_(std::move(phase)), total_(total), start_(Clock::now()), last_(start_) {}
+
+  void Update(size_t done) {
+    if (out_ == nullptr) return;
+    const Clock::time_point now = Clock::now();
+    if (done < total_ && now - last_ < std::chrono::seconds(10)) return;
+    last_ = now;
+    const double elapsed = SecondsSince(start_);
+    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
+    const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : 0.0;
+    *out_ << absl::StrFormat("%s %zu/%zu (%.0f%%)  %.2f examples/s  %s elapsed  ETA %s\n", phase_,
+                             done, total_, total_ ? 100.0 * done / total_ : 100.0, rate,
+                             Duration(elapsed), Duration(eta))
+          << std::flush;
+  }
+
+ private:
+  std::ostream* out_;
+  std::string phase_;
+  size_t total_;
+  Clock::time_point start_;
+  Clock::time_point last_;
+};
+
+// Unicode code points of `s`; an invalid byte is one code point of its own (0xDC00 + byte,
+// as Python's surrogateescape would give).
+std::vector<uint32_t> CodePoints(absl::string_view s) {
+  std::vector<uint32_t> out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    int len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+    bool ok = len > 0 && i + static_cast<size_t>(len) <= s.size();
+    for (int k = 1; ok && k < len; ++k) {
+      const unsigned char cc = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
+      ok = (cc & 0xC0) == 0x80;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if (!ok) {
+      out.push_back(0xDC00 + c);
+      ++i;
+      continue;
+    }
+    out.push_back(cp);
+    i += static_cast<size_t>(len);
+  }
+  return out;
+}
+
+// Python's str.split() whitespace (what sacrebleu deletes before counting n-grams).
+bool IsPythonWhitespace(uint32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
+         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
+         c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+std::u32string ChrfCharacters(absl::string_view s) {
+  std::u32string out;
+  for (uint32_t c : CodePoints(s)) {
+    if (!IsPythonWhitespace(c)) out.push_back(static_cast<char32_t>(c));
+  }
+  return out;
+}
+
+std::unordered_map<std::u32string, int64_t> NGrams(const std::u32string& s, size_t n) {
+  std::unordered_map<std::u32string, int64_t> counts;
+  for (size_t i = 0; i + n <= s.size(); ++i) ++counts[s.substr(i, n)];
+  return counts;
+}
+
+bool IsWordByte(unsigned char c) { return absl::ascii_isalnum(c) || c >= 0x80; }
+
+// Lowercase words of `text` for TF-IDF.
+std::vector<std::string> Words(absl::string_view text) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && !IsWordByte(static_cast<unsigned char>(text[i]))) ++i;
+    size_t j = i;
+    while (j < text.size() && IsWordByte(static_cast<unsigned char>(text[j]))) ++j;
+    if (j > i) out.push_back(absl::AsciiStrToLower(text.substr(i, j - i)));
+    i = j;
+  }
+  return out;
+}
+
+// log softmax(row)[id] in double precision.
+double LogProbOf(const float* row, int vocab, int32_t id) {
+  float max = row[0];
+  for (int v = 1; v < vocab; ++v) max = std::max(max, row[v]);
+  double sum = 0.0;
+  for (int v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(row[v]) - max);
+  return static_cast<double>(row[id]) - max - std::log(sum);
+}
+
+bool IsIgnoredValue(const std::string& value) {
+  const std::string v = absl::AsciiStrToLower(absl::StripAsciiWhitespace(value));
+  return v.empty() || v == "dontcare" || v == "none" || v == "?";
+}
+
+constexpr char kFallbackReply[] = "Sorry, I did not quite get that. Could you say a bit more?";
+constexpr char kEscalateReply[] = "Let me pass you to a colleague who can help with that.";
+
+// What one example yields in the generation phase.
+struct Outcome {
+  bool engine_error = false;
+  bool degraded = false;
+  std::string candidate;  // the model's candidate after prune and fill (empty on engine error)
+  std::vector<std::string> candidate_reasons;
+  std::string sent;
+};
+
+bool KeepsSlots(const std::vector<std::string>& reasons) {
+  return std::none_of(reasons.begin(), reasons.end(), [](const std::string& r) {
+    return r == reply::kRejectSlotContradiction || r == reply::kRejectUnfilledPlaceholder;
+  });
+}
+
+// The examples to evaluate: all, or `limit` spread evenly (every k-th).
+std::vector<size_t> Pick(size_t n, size_t limit) {
+  std::vector<size_t> out;
+  if (limit == 0 || limit >= n) {
+    for (size_t i = 0; i < n; ++i) out.push_back(i);
+    return out;
+  }
+  for (size_t i = 0; i < limit; ++i) out.push_back(i * n / limit);
+  return out;
+}
+
+absl::Status CheckModelDir(const std::string& dir) {
+  std::error_code ec;
+  if (dir.empty()) return absl::InvalidArgumentError("--model: missing");
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat("--model ", dir, ": no such model folder"));
+  }
+  for (const char* file : {"config.json", "model.safetensors"}) {
+    if (!std::filesystem::exists(std::filesystem::path(dir) / file, ec)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--model ", dir, ": no ", file, " (not a GPT-2 model folder)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Bad data is bad input: the reader's NOT_FOUND / INVALID_ARGUMENT, prefixed with the flag.
+absl::Status DataError(absl::string_view flag, const absl::Status& s) {
+  if (absl::IsNotFound(s) || absl::IsInvalidArgument(s)) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", s.message()));
+  }
+  return s;
+}
+
+absl::StatusOr<std::vector<train::ExampleRecord>> ReadRetrieval(
+    const GenerationEvalOptions& options, const train::TextOptions& base) {
+  train::TextOptions text = base;
+  text.split = "train";
+  if (!options.retrieval_data.empty()) {
+    absl::StatusOr<std::vector<train::ExampleRecord>> r =
+        train::ReadExampleRecords(options.retrieval_data, options.format, text);
+    if (!r.ok()) return DataError("--retrieval-data", r.status());
+    return r;
+  }
+  std::error_code ec;
+  const std::string path = std::filesystem::is_directory(options.data, ec)
+                               ? options.data
+                               : std::filesystem::path(options.data).parent_path().string();
+  absl::StatusOr<std::vector<train::ExampleRecord>> r =
+      train::ReadExampleRecords(path.empty() ? "." : path, options.format, text);
+  if (!r.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "no train split for the retrieval baseline next to --data (", r.status().message(),
+        "): pass --retrieval-data"));
+  }
+  return r;
+}
+
+}  // namespace
+
+void ChrfAccumulator::Add(absl::string_view hypothesis, absl::string_view reference) {
+  const std::u32string hyp = ChrfCharacters(hypothesis);
+  const std::u32string ref = ChrfCharacters(reference);
+  for (int i = 0; i < kOrder; ++i) {
+    const size_t n = static_cast<size_t>(i + 1);
+    const auto hyp_grams = NGrams(hyp, n);
+    const auto ref_grams = NGrams(ref, n);
+    int64_t hyp_count = 0, ref_count = 0, match = 0;
+    for (const auto& [gram, count] : hyp_grams) {
+      hyp_count += count;
+      auto it = ref_grams.find(gram);
+      if (it != ref_grams.end()) match += std::min(count, it->second);
+    }
+    for (const auto& [gram, count] : ref_grams) ref_count += count;
+    // sacrebleu counts no hypothesis n-grams of an order the reference has none of; this
+    // matters once counts are summed over a corpus.
+    if (ref_count == 0) hyp_count = 0;
+    stats_[static_cast<size_t>(i)][0] += hyp_count;
+    stats_[static_cast<size_t>(i)][1] += ref_count;
+    stats_[static_cast<size_t>(i)][2] += match;
+  }
+  ++pairs_;
+}
+
+double ChrfAccumulator::Score() const {
+  double precision = 0.0, recall = 0.0;
+  int effective = 0;
+  for (const auto& [hyp, ref, match] : stats_) {
+    if (hyp <= 0 || ref <= 0) continue;
+    precision += static_cast<double>(match) / static_cast<double>(hyp);
+    recall += static_cast<double>(match) / static_cast<double>(ref);
+    ++effective;
+  }
+  if (effective == 0) return 0.0;
+  precision /= effective;
+  recall /= effective;
+  if (precision + recall == 0.0) return 0.0;
+  const double b2 = kBeta * kBeta;
+  return 100.0 * (1 + b2) * precision * recall / (b2 * precision + recall);
+}
+
+bool KeepsSlotValues(const reply::ReplyChooser& chooser,
+                     const generation::v1::GenerationContext& context, absl::string_view text) {
+  reply::RawCandidate candidate;
+  candidate.text = std::string(text);
+  reply::ReplyChoice check = chooser.Choose(context, absl::MakeConstSpan(&candidate, 1));
+  return KeepsSlots(check.candidates.front().rejection_reasons);
+}
+
+double SentenceChrf(absl::string_view hypothesis, absl::string_view reference) {
+  ChrfAccumulator chrf;
+  chrf.Add(hypothesis, reference);
+  return chrf.Score();
+}
+
+std::string RetrievalContext(const generation::v1::GenerationContext& context) {
+  std::string out;
+  if (!context.history().empty()) {
+    absl::StrAppend(&out, context.history(context.history_size() - 1).reply(), "\n");
+  }
+  const common::v1::DialogueState& state = context.state();
+  absl::StrAppend(&out, state.active_intent(), "\n");
+  std::vector<std::string> slots;
+  for (const auto& [name, value] : state.slots()) slots.push_back(absl::StrCat(name, " ", value.value()));
+  std::sort(slots.begin(), slots.end());
+  absl::StrAppend(&out, absl::StrJoin(slots, " "), "\n",
+                  absl::StrJoin(state.missing_slots(), " "), "\n", context.user_text());
+  return out;
+}
+
+TfidfIndex::TfidfIndex(const std::vector<std::string>& documents) : documents_(documents.size()) {
+  std::vector<std::vector<std::pair<uint32_t, uint32_t>>> counts(documents.size());  // (term, tf)
+  std::vector<uint32_t> df;
+  for (size_t d = 0; d < documents.size(); ++d) {
+    std::map<uint32_t, uint32_t> tf;
+    for (std::string& w : Words(documents[d])) {
+      auto [it, added] = term_ids_.emplace(std::move(w), static_cast<uint32_t>(df.size()));
+      if (added) df.push_back(0);
+      ++tf[it->second];
+    }
+    for (const auto& [term, n] : tf) {
+      ++df[term];
+      counts[d].emplace_back(term, n);
+    }
+  }
+  idf_.resize(df.size());
+  const double n = static_cast<double>(documents.size());
+  for (size_t t = 0; t < df.size(); ++t) idf_[t] = std::log((1 + n) / (1 + df[t])) + 1;
+  postings_.resize(df.size());
+  for (size_t d = 0; d < counts.size(); ++d) {
+    double norm = 0.0;
+    for (const auto& [term, tf] : counts[d]) norm += std::pow(tf * idf_[term], 2);
+    norm = std::sqrt(norm);
+    for (const auto& [term, tf] : counts[d]) {
+      postings_[term].push_back({static_cast<uint32_t>(d), static_cast<float>(tf * idf_[term] / norm)});
+    }
+  }
+}
+
+size_t TfidfIndex::Nearest(absl::string_view query) const {
+  if (documents_ == 0) return 0;
+  std::map<uint32_t, uint32_t> tf;
+  for (const std::string& w : Words(query)) {
+    auto it = term_ids_.find(w);
+    if (it != term_ids_.end()) ++tf[it->second];
+  }
+  // The query's norm is the same for every document: it does not change the order.
+  std::vector<double> score(documents_, 0.0);
+  for (const auto& [term, n] : tf) {
+    const double q = n * idf_[term];
+    for (const Posting& p : postings_[term]) score[p.document] += q * p.weight;
+  }
+  size_t best = 0;
+  for (size_t d = 1; d < documents_; ++d) {
+    if (score[d] > score[best]) best = d;
+  }
+  return best;
+}
+
+absl::StatusOr<std::vector<double>> TargetLogProbs(lm::Gpt2Model& model,
+                                                   absl::Span<const ScoringInput> inputs,
+                                                   int max_sequences, int prefill_chunk,
+                                                   const std::function<void(size_t)>& on_done) {
+  struct Sequence {
+    size_t input;
+    std::unique_ptr<lm::KvCache> cache;
+    size_t fed = 0;   // prompt tokens in the cache
+    size_t next = 0;  // the next target token to score
+    size_t chunk = 0; // prompt tokens of this step
+  };
+  const int vocab = model.config().vocab_size;
+  const size_t n_positions = static_cast<size_t>(model.config().n_positions);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].prompt.empty() || inputs[i].target.empty() ||
+        inputs[i].prompt.size() + inputs[i].target.size() > n_positions + 1) {
+      return absl::InvalidArgumentError(absl::StrCat("scoring input ", i, ": ", inputs[i].prompt.size(),
+                                                     " prompt and ", inputs[i].target.size(),
+                                                     " target tokens do not fit ", n_positions));
+    }
+  }
+  constexpr size_t kMaxBatchTokens = 512;
+  std::vector<double> sums(inputs.size(), 0.0);
+  std::vector<Sequence> active;
+  size_t next_input = 0, finished = 0;
+  std::vector<float> logits;
+  std::vector<lm::StepInput> step;
+  while (finished < inputs.size()) {
+    while (active.size() < static_cast<size_t>(std::max(1, max_sequences)) &&
+           next_input < inputs.size()) {
+      active.push_back(Sequence{next_input++, model.NewCache()});
+    }
+    // Every decoding sequence runs; prefill chunks fill what is left of the token budget.
+    size_t budget = kMaxBatchTokens;
+    for (const Sequence& s : active) {
+      if (s.fed == inputs[s.input].prompt.size()) budget -= std::min<size_t>(budget, 1);
+    }
+    step.clear();
+    std::vector<size_t> rows;  // index into active of each step input
+    for (size_t a = 0; a < active.size(); ++a) {
+      Sequence& s = active[a];
+      const ScoringInput& in = inputs[s.input];
+      s.chunk = 0;
+      if (s.fed < in.prompt.size()) {
+        const size_t want = std::min<size_t>(in.prompt.size() - s.fed,
+                                             static_cast<size_t>(std::max(1, prefill_chunk)));
+        s.chunk = std::min(want, budget);
+        if (s.chunk == 0) continue;
+        budget -= s.chunk;
+        step.push_back({s.cache.get(), absl::MakeConstSpan(in.prompt).subspan(s.fed, s.chunk)});
+      } else {
+        step.push_back({s.cache.get(), absl::MakeConstSpan(in.target).subspan(s.next - 1, 1)});
+      }
+      rows.push_back(a);
+    }
+    if (absl::Status st = model.Step(step, logits); !st.ok()) return st;
+    for (size_t r = 0; r < rows.size(); ++r) {
+      Sequence& s = active[rows[r]];
+      const ScoringInput& in = inputs[s.input];
+      if (s.chunk > 0) {
+        s.fed += s.chunk;
+        if (s.fed < in.prompt.size()) continue;  // the logits of a mid-prompt token
+      }
+      sums[s.input] += LogProbOf(logits.data() + r * static_cast<size_t>(vocab), vocab,
+                                 in.target[s.next]);
+      ++s.next;
+    }
+    const size_t before = active.size();
+    active.erase(std::remove_if(active.begin(), active.end(),
+                                [&](const Sequence& s) {
+                                  return s.next == inputs[s.input].target.size();
+                                }),
+                 active.end());
+    if (active.size() != before) {
+      finished += before - active.size();
+      if (on_done) on_done(finished);
+    }
+  }
+  return sums;
+}
+
+absl::StatusOr<std::shared_ptr<const domain::Domain>> EvaluationDomain(
+    const std::vector<const train::ExampleRecord*>& records) {
+  auto domain = std::make_shared<domain::Domain>();
+  domain->name = "evaluation";
+  domain->languages = {"en"};
+  domain->system_prompt["en"] = "";
+  domain->templates[domain::kFallbackTemplate]["en"] = {kFallbackReply};
+  domain->templates[domain::kEscalateTemplate]["en"] = {kEscalateReply};
+
+  std::map<std::string, std::set<std::string>> values;  // slot -> distinct values
+  for (const train::ExampleRecord* r : records) {
+    for (const auto& [name, value] : r->context.state().slots()) {
+      std::set<std::string>& distinct = values[name];
+      if (!IsIgnoredValue(value.value())) distinct.insert(value.value());
+    }
+  }
+  absl::StatusOr<std::unique_ptr<const reply::EntityDetector>> detector =
+      reply::EntityDetector::Create(std::make_shared<domain::Domain>());
+  if (!detector.ok()) return detector.status();
+  for (const auto& [name, distinct] : values) {
+    std::map<reply::EntityKind, size_t> whole;  // values that are exactly one entity of a kind
+    for (const std::string& v : distinct) {
+      std::vector<reply::Entity> found = (*detector)->Find(v);
+      if (found.size() == 1) ++whole[found[0].kind];
+    }
+    domain::Slot slot;
+    slot.name = name;
+    slot.prompt = absl::StrCat("ask.", name);
+    for (const auto& [kind, count] : whole) {
+      if (distinct.empty() || count * 5 < distinct.size() * 4) continue;
+      if (kind == reply::EntityKind::kEmail) slot.type = domain::SlotType::kEmail;
+      if (kind == reply::EntityKind::kPhone) slot.type = domain::SlotType::kPhone;
+      if (kind == reply::EntityKind::kAmount) slot.type = domain::SlotType::kNumber;
+    }
+    domain->slots.push_back(std::move(slot));
+  }
+  return std::shared_ptr<const domain::Domain>(std::move(domain));
+}
+
+std::string MetricsJson(const std::map<std::string, double>& metrics) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  for (const auto& [name, value] : metrics) {
+    if (std::isfinite(value)) j[name] = value;  // JSON has no NaN: such a metric is left out
+  }
+  return j.dump(2) + "\n";
+}
+
+absl::StatusOr<std::map<std::string, double>> EvaluateGeneration(
+    const GenerationEvalOptions& options) {
+  const Clock::time_point start = Clock::now();
+  std::ostream* log = options.progress;
+  if (absl::Status s = CheckModelDir(options.model_dir); !s.ok()) return s;
+  if (options.max_tokens < 1) return absl::InvalidArgumentError("--max-tokens: must be >= 1");
+
+  // 1. The examples and the retrieval pool.
+  train::TextOptions text;
+  text.split = options.split;
+  absl::StatusOr<std::vector<train::ExampleRecord>> all =
+      train::ReadExampleRecords(options.data, options.format, text);
+  if (!all.ok()) return DataError("--data", all.status());
+  if (all->empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--data ", options.data, " (split ",
+                                                   options.split, "): no examples"));
+  }
+  absl::StatusOr<std::vector<train::ExampleRecord>> pool = ReadRetrieval(options, text);
+  if (!pool.ok()) return pool.status();
+  if (pool->empty()) {
+    return absl::InvalidArgumentError("the retrieval data (train split) has no examples");
+  }
+  {
+    std::unordered_set<std::string> origins;
+    for (const train::ExampleRecord& r : *pool) origins.insert(r.example.origin);
+    for (const train::ExampleRecord& r : *all) {
+      if (origins.count(r.example.origin)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the retrieval data holds the evaluated example ", r.example.origin,
+            ": pass the training split as --retrieval-data"));
+      }
+    }
+  }
+  const std::vector<size_t> picked = Pick(all->size(), options.limit);
+  const double read_seconds = SecondsSince(start);
+  if (log) {
+    *log << absl::StrFormat("data: %s (%s, split %s): %zu examples, evaluating %zu; retrieval pool %zu\n",
+                            options.data, train::TextFormatName(options.format), options.split,
+                            all->size(), picked.size(), pool->size());
+  }
+
+  // 2. The model and the serving pieces.
+  absl::StatusOr<std::unique_ptr<lm::BpeTokenizer>> tokenizer = lm::BpeTokenizer::Load(options.model_dir);
+  if (!tokenizer.ok()) return DataError("--model", tokenizer.status());
+  const std::optional<int32_t> eos = (*tokenizer)->eos_id();
+  if (!eos.has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat("--model ", options.model_dir,
+                                                   ": the tokenizer has no end-of-text token"));
+  }
+  lm::LoadOptions load;
+  load.threads = options.threads;
+  absl::StatusOr<std::unique_ptr<lm::Gpt2Model>> model = lm::Gpt2Model::Load(options.model_dir, load);
+  if (!model.ok()) return DataError("--model", model.status());
+  const size_t n_positions = static_cast<size_t>((*model)->config().n_positions);
+  if (static_cast<size_t>(options.max_tokens) >= n_positions) {
+    return absl::InvalidArgumentError(absl::StrCat("--max-tokens ", options.max_tokens,
+                                                   " leaves no room for a prompt in ", n_positions,
+                                                   " positions"));
+  }
+  if (log) {
+    *log << absl::StrFormat("model: %s (%d layers x %d, %zu positions, vocab %d)\n",
+                            options.model_dir, (*model)->config().n_layer,
+                            (*model)->config().n_embd, n_positions, (*model)->config().vocab_size);
+  }
+
+  std::vector<const train::ExampleRecord*> typed;
+  for (const train::ExampleRecord& r : *all) typed.push_back(&r);
+  for (const train::ExampleRecord& r : *pool) typed.push_back(&r);
+  absl::StatusOr<std::shared_ptr<const domain::Domain>> domain = EvaluationDomain(typed);
+  if (!domain.ok()) return domain.status();
+  absl::StatusOr<reply::Blocklist> blocklist =
+      reply::Blocklist::Parse(generation::kDefaultBlocklistYaml, "built-in blocklist");
+  if (!blocklist.ok()) return blocklist.status();
+  reply::PromptFormat format;
+  reply::ChooserOptions chooser_options;
+  chooser_options.role_labels = {format.customer_label, format.agent_label};
+  absl::StatusOr<std::unique_ptr<const reply::ReplyChooser>> chooser =
+      reply::ReplyChooser::Create(*domain, *std::move(blocklist), chooser_options);
+  if (!chooser.ok()) return chooser.status();
+  const generation::TemplateGenerator fallback(*domain, generation::GeneratorOptions{});
+
+  // One prompt builder per system prompt, counting with the model's tokenizer, as the
+  // service's builder does for its domain.
+  const lm::BpeTokenizer* counter = tokenizer->get();
+  std::map<std::string, std::unique_ptr<const reply::PromptBuilder>> builders;
+  for (size_t i : picked) {
+    const std::string& system = (*all)[i].system_prompt;
+    if (builders.count(system)) continue;
+    absl::StatusOr<std::unique_ptr<const reply::PromptBuilder>> b = reply::PromptBuilder::Create(
+        train::PromptDomain(system), format, reply::PromptOptions{},
+        [counter](absl::string_view t) { return counter->Encode(t).size(); });
+    if (!b.ok()) return b.status();
+    builders[system] = *std::move(b);
+  }
+
+  // 3. Prompts: for generation under the serving budget, for perplexity with room for the
+  // whole reference. An example whose turn alone does not fit is skipped (the service would
+  // answer INVALID_ARGUMENT).
+  struct Item {
+    const train::ExampleRecord* record;
+    std::vector<int32_t> prompt;  // generation prompt
+    std::optional<size_t> scoring;  // index into scoring inputs
+  };
+  std::vector<Item> items;
+  std::vector<ScoringInput> scoring;
+  size_t skipped = 0, prompts_trimmed = 0;
+  for (size_t i : picked) {
+    const train::ExampleRecord& r = (*all)[i];
+    const reply::PromptBuilder& builder = *builders[r.system_prompt];
+    absl::StatusOr<reply::BuiltPrompt> built =
+        builder.Build(r.context, n_positions - static_cast<size_t>(options.max_tokens));
+    if (!built.ok()) {
+      ++skipped;
+      continue;
+    }
+    if (built->history_turns_dropped == 0 && built->text != r.example.prompt) {
+      return absl::InternalError(absl::StrCat(r.example.origin,
+                                              ": the serving prompt differs from the training prompt"));
+    }
+    if (built->history_turns_dropped > 0) ++prompts_trimmed;
+    Item item{&r, (*tokenizer)->Encode(built->text), std::nullopt};
+    ScoringInput in;
+    in.target = (*tokenizer)->Encode(r.example.reply);
+    in.target.push_back(*eos);
+    if (in.target.size() < n_positions) {
+      absl::StatusOr<reply::BuiltPrompt> full = builder.Build(r.context, n_positions - in.target.size());
+      if (full.ok()) {
+        in.prompt = (*tokenizer)->Encode(full->text);
+        item.scoring = scoring.size();
+        scoring.push_back(std::move(in));
+      }
+    }
+    items.push_back(std::move(item));
+  }
+  if (items.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--data ", options.data, ": no example fits the model's context of ", n_positions,
+        " tokens with --max-tokens ", options.max_tokens));
+  }
+
+  // 4. Perplexity (the model on this thread; the engine takes it over afterwards).
+  const Clock::time_point ppl_start = Clock::now();
+  Progress ppl_progress(log, "perplexity", scoring.size());
+  absl::StatusOr<std::vector<double>> logprobs = TargetLogProbs(
+      **model, scoring, 32, 256, [&](size_t done) { ppl_progress.Update(done); });
+  if (!logprobs.ok()) return absl::InternalError(absl::StrCat("perplexity: ", logprobs.status().message()));
+  double nll = 0.0;
+  size_t target_tokens = 0;
+  for (size_t k = 0; k < scoring.size(); ++k) {
+    nll -= (*logprobs)[k];
+    target_tokens += scoring[k].target.size();
+  }
+  const double ppl_seconds = SecondsSince(ppl_start);
+
+  // 5. Generation through the engine, many requests in flight so that it batches.
+  const Clock::time_point gen_start = Clock::now();
+  metrics::Registry registry;
+  std::vector<Outcome> outcomes(items.size());
+  {
+    // Declared before the engine: its callbacks use them until the engine is destroyed.
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t in_flight = 0, finished = 0;
+    Progress gen_progress(log, "generation", items.size());
+    const lm::EngineOptions engine_options;  // the service's defaults
+    const size_t max_in_flight = static_cast<size_t>(engine_options.max_running_sequences) * 2;
+    const std::vector<std::string> stops = reply::FormatStopSequences(format);
+    auto finish = [&](size_t k, absl::StatusOr<lm::GenerationResult> result) {
+      const generation::v1::GenerationContext& context = items[k].record->context;
+      Outcome& outcome = outcomes[k];
+      if (!result.ok() || result->candidates.empty()) {
+        outcome.engine_error = true;
+      } else {
+        // As the service's NeuralReplyEngine hands a candidate to the filter.
+        const lm::CandidateResult& c = result->candidates.front();
+        reply::RawCandidate raw;
+        raw.text = c.text;
+        raw.tokens = c.ids.size();
+        raw.logprob_sum = c.logprob_sum;
+        raw.finished_by_length = c.finish_reason == lm::FinishReason::kLength;
+        reply::ReplyChoice choice = (*chooser)->Choose(context, absl::MakeConstSpan(&raw, 1));
+        outcome.candidate = choice.candidates.front().text;
+        outcome.candidate_reasons = choice.candidates.front().rejection_reasons;
+        if (choice.chosen.has_value()) outcome.sent = outcome.candidate;
+      }
+      if (outcome.engine_error || !outcome.candidate_reasons.empty()) {
+        outcome.degraded = true;
+        generation::v1::SamplingParams one;
+        one.set_n(1);
+        absl::StatusOr<generation::v1::GenerateResponse> t = fallback.Generate(context, one);
+        outcome.sent = t.ok() ? t->candidates(static_cast<int>(t->chosen_index())).text() : "";
+      }
+      std::lock_guard lock(mu);
+      --in_flight;
+      ++finished;
+      gen_progress.Update(finished);
+      cv.notify_all();
+    };
+    lm::Engine engine(**model, **tokenizer, engine_options, registry);
+    for (size_t k = 0; k < items.size(); ++k) {
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return in_flight < max_in_flight; });
+        ++in_flight;
+      }
+      lm::GenerationRequest request;
+      request.prompt = items[k].prompt;
+      request.max_tokens = options.max_tokens;
+      request.n = 1;
+      request.sampling.temperature = 0.0f;  // greedy
+      request.sampling.seed = options.seed;
+      request.stop = stops;
+      request.cache_key = items[k].record->context.cache_key();
+      request.on_done = [&finish, k](absl::StatusOr<lm::GenerationResult> result) {
+        finish(k, std::move(result));
+      };
+      absl::StatusOr<uint64_t> id = engine.Submit(std::move(request));
+      if (!id.ok()) {
+        return absl::InternalError(absl::StrCat(items[k].record->example.origin, ": ",
+                                                id.status().message()));
+      }
+    }
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return finished == items.size(); });
+  }
+  const double gen_seconds = SecondsSince(gen_start);
+
+  // 6. The retrieval baseline.
+  const Clock::time_point retrieval_start = Clock::now();
+  std::vector<std::string> contexts;
+  contexts.reserve(pool->size());
+  for (const train::ExampleRecord& r : *pool) contexts.push_back(RetrievalContext(r.context));
+  const TfidfIndex index(contexts);
+  contexts.clear();
+  ChrfAccumulator retrieval_chrf;
+  for (const Item& item : items) {
+    const size_t nearest = index.Nearest(RetrievalContext(item.record->context));
+    retrieval_chrf.Add((*pool)[nearest].reference, item.record->reference);
+  }
+  const double retrieval_seconds = SecondsSince(retrieval_start);
+
+  // 7. The figures.
+  ChrfAccumulator chrf, chrf_unfiltered;
+  std::map<std::string, size_t> rejected;
+  size_t degraded = 0, engine_errors = 0, rejected_any = 0, fidelity = 0, fidelity_unfiltered = 0;
+  for (size_t k = 0; k < items.size(); ++k) {
+    const Outcome& o = outcomes[k];
+    const train::ExampleRecord& r = *items[k].record;
+    chrf.Add(o.sent, r.reference);
+    chrf_unfiltered.Add(o.candidate, r.reference);
+    for (const std::string& reason : o.candidate_reasons) ++rejected[reason];
+    if (!o.candidate_reasons.empty()) ++rejected_any;
+    if (o.degraded) ++degraded;
+    if (o.engine_error) ++engine_errors;
+    if (!o.engine_error && KeepsSlots(o.candidate_reasons)) ++fidelity_unfiltered;
+    // The sent reply checked again by the same filter (already filled: no placeholder left
+    // to fill, so the check sees exactly the text the customer would).
+    if (KeepsSlotValues(**chooser, r.context, o.sent)) ++fidelity;
+  }
+  const double n = static_cast<double>(items.size());
+  std::map<std::string, double> m;
+  m["examples"] = n;
+  m["examples_in_split"] = static_cast<double>(all->size());
+  m["examples_skipped_too_long"] = static_cast<double>(skipped);
+  m["prompts_trimmed"] = static_cast<double>(prompts_trimmed);
+  m["perplexity"] = target_tokens > 0 ? std::exp(nll / static_cast<double>(target_tokens)) : NAN;
+  m["perplexity_examples"] = static_cast<double>(scoring.size());
+  m["perplexity_tokens"] = static_cast<double>(target_tokens);
+  m["chrf"] = chrf.Score();
+  m["chrf_unfiltered"] = chrf_unfiltered.Score();
+  m["retrieval_chrf"] = retrieval_chrf.Score();
+  m["retrieval_examples"] = static_cast<double>(pool->size());
+  m["slot_fidelity"] = static_cast<double>(fidelity) / n;
+  m["slot_fidelity_unfiltered"] = static_cast<double>(fidelity_unfiltered) / n;
+  for (absl::string_view reason : reply::AllRejectionReasons()) {
+    m[absl::StrCat("rejected_", reason)] = static_cast<double>(rejected[std::string(reason)]) / n;
+  }
+  m["rejected_any"] = static_cast<double>(rejected_any) / n;
+  m["degraded_rate"] = static_cast<double>(degraded) / n;
+  m["engine_errors"] = static_cast<double>(engine_errors);
+  m["typed_slots"] = static_cast<double>(std::count_if(
+      (*domain)->slots.begin(), (*domain)->slots.end(),
+      [](const domain::Slot& s) { return s.type != domain::SlotType::kFreeText; }));
+  m["seconds_read"] = read_seconds;
+  m["seconds_perplexity"] = ppl_seconds;
+  m["seconds_generation"] = gen_seconds;
+  m["seconds_retrieval"] = retrieval_seconds;
+  m["seconds_total"] = SecondsSince(start);
+  return m;
+}
+
+int RunGenerationEval(int argc, char** argv) {
+  GenerationEvalOptions options;
+  std::string format;
+  std::string report;
+  bool quiet = false;
+  CLI::App app{"helpline-eval generation: score a reply model on a held-out dialogue split"};
+  app.add_option("--model", options.model_dir, "GPT-2 model folder (Hugging Face layout)")->required();
+  app.add_option("--data", options.data, "data set folder or split file (as in shared/data)")
+      ->required();
+  app.add_option("--format", format, "sgd, multiwoz21, taskmaster, bitext or camrest")->required();
+  app.add_option("--split", options.split, "split of --data to evaluate (default dev)");
+  app.add_option("--retrieval-data", options.retrieval_data,
+                 "training examples of the retrieval baseline: a folder with a train split or a "
+                 "split folder/file (default: the train split next to --data)");
+  app.add_option("--limit", options.limit, "evaluate at most N examples, spread evenly (0: all)");
+  app.add_option("--seed", options.seed, "sampler seed (decoding is greedy)");
+  app.add_option("--threads", options.threads, "threads of the model's math")
+      ->check(CLI::Range(1, 256));
+  app.add_option("--max-tokens", options.max_tokens, "tokens per reply (the service's default)")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--report", report, "also write the metrics to this file as one JSON object");
+  app.add_flag("--quiet", quiet, "no progress on stderr");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  auto fail = [](const absl::Status& s, int code) {
+    std::cerr << "helpline-eval generation: " << s.message() << "\n";
+    return code;
+  };
+  absl::StatusOr<train::TextFormat> parsed = train::ParseTextFormat(format);
+  if (!parsed.ok()) return fail(absl::InvalidArgumentError(absl::StrCat("--format: ", parsed.status().message())), 2);
+  options.format = *parsed;
+  options.progress = quiet ? nullptr : &std::cerr;
+  absl::StatusOr<std::map<std::string, double>> metrics = EvaluateGeneration(options);
+  if (!metrics.ok()) {
+    const absl::StatusCode code = metrics.status().code();
+    const bool bad_input = code == absl::StatusCode::kInvalidArgument ||
+                           code == absl::StatusCode::kNotFound ||
+                           code == absl::StatusCode::kFailedPrecondition;
+    return fail(metrics.status(), bad_input ? 2 : 1);
+  }
+  const std::string json = MetricsJson(*metrics);
+  std::cout << json << std::flush;
+  if (!report.empty()) {
+    std::ofstream out(report, std::ios::binary | std::ios::trunc);
+    out << json;
+    out.close();
+    if (!out) return fail(absl::UnavailableError(absl::StrCat(report, ": cannot write the report")), 1);
+  }
+  return 0;
+}
+
+}  // namespace helpline::eval

@@ -1,0 +1,165 @@
+// helpline-eval generation: scores a reply model (a GPT-2 folder) on a held-out split of a
+// dialogue data set in the training layout (train/dialogue_text.h), through the serving path:
+// the prompt built by generation::reply::PromptBuilder under the model's context budget, the
+// lm::Engine (continuous batching, greedy, the serving stop sequences), and the serving filter
+// generation::reply::ReplyChooser, with the template reply when no candidate survives.
+//
+// Metrics (one flat JSON object, name -> number):
+//   perplexity                 exp(mean negative log-likelihood) of the reference reply tokens
+//                              (the target with {{slot}} placeholders, as trained) and the end
+//                              token, given the prompt; prompt tokens do not count
+//   chrf                       corpus chrF (sacrebleu's CHRF defaults) of the sent replies
+//                              against the data's replies, 0..100
+//   chrf_unfiltered            the same for the model's own candidate before the filter
+//   retrieval_chrf             the baseline: the reply of the retrieval example whose context
+//                              is nearest by TF-IDF cosine (RetrievalContext)
+//   slot_fidelity              share of sent replies that keep every slot value of the state:
+//                              the serving filter finds neither slot_contradiction nor
+//                              unfilled_placeholder in them (EvaluationDomain types the slots)
+//   slot_fidelity_unfiltered   the same for the model's candidates before the filter
+//   rejected_<reason>          share of candidates the filter rejects for <reason>
+//   degraded_rate              share of examples answered with the template reply
+//   ... and counts and times (see GenerationMetrics in the .cc and tools/eval/README.md).
+//
+// The header is free of libtorch (lm::Gpt2Model's header is); so is the .cc.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "common/domain/domain.h"
+#include "helpline/generation/v1/generation_service.pb.h"
+#include "lm/model/gpt2.h"
+#include "services/generation/reply/reply_chooser.h"
+#include "train/dialogue_text.h"
+
+namespace helpline::eval {
+
+// Corpus-level chrF exactly as sacrebleu's CHRF() with its defaults defines it (char_order 6,
+// word_order 0, beta 2, case kept, whitespace removed, no eps smoothing): per sentence pair the
+// counts of character n-grams (n = 1..6, Unicode code points, after deleting every whitespace
+// character) in the hypothesis (0 when the reference has no n-gram of that order), the
+// reference and both (clipped); the counts are summed over
+// the corpus; precision and recall are averaged over the orders where both sides have n-grams;
+// score = 100 * (1 + b^2) P R / (b^2 P + R), 0 when P + R = 0. Invalid UTF-8 bytes count as
+// one character each.
+class ChrfAccumulator {
+ public:
+  static constexpr int kOrder = 6;
+  static constexpr double kBeta = 2.0;
+
+  void Add(absl::string_view hypothesis, absl::string_view reference);
+  // 0..100; 0 with no pairs.
+  double Score() const;
+  size_t pairs() const { return pairs_; }
+
+ private:
+  // Per order: n-grams of the hypotheses, of the references, matched.
+  std::array<std::array<int64_t, 3>, kOrder> stats_{};
+  size_t pairs_ = 0;
+};
+
+// chrF of one pair (a corpus of one).
+double SentenceChrf(absl::string_view hypothesis, absl::string_view reference);
+
+// The text the retrieval baseline compares: the previous agent reply (the last history
+// turn), this turn's intent, slot names and values, missing slots, and the customer's text.
+std::string RetrievalContext(const generation::v1::GenerationContext& context);
+
+// TF-IDF over lowercase words (runs of ASCII letters and digits, bytes >= 0x80 joining them):
+// tf = count, idf = ln((1 + N) / (1 + df)) + 1 (scikit-learn's smooth idf), vectors L2
+// normalised; Nearest is the document of highest cosine, ties (also all-zero) to the lowest
+// index. Immutable after construction; Nearest is thread-safe.
+class TfidfIndex {
+ public:
+  explicit TfidfIndex(const std::vector<std::string>& documents);
+  // INVALID_ARGUMENT-free: an empty index answers 0 (callers ensure it is not empty).
+  size_t Nearest(absl::string_view query) const;
+  size_t size() const { return documents_; }
+
+ private:
+  struct Posting {
+    uint32_t document;
+    float weight;
+  };
+  std::unordered_map<std::string, uint32_t> term_ids_;
+  std::vector<double> idf_;
+  std::vector<std::vector<Posting>> postings_;  // by term id
+  size_t documents_ = 0;
+};
+
+// One sequence to score: the target tokens given the prompt tokens.
+struct ScoringInput {
+  std::vector<int32_t> prompt;  // not empty
+  std::vector<int32_t> target;  // not empty; prompt + target fit the model's context
+};
+
+// Sum of the natural log-probabilities of each input's target tokens given its prompt and
+// the target tokens before it (teacher forcing), through model.Step: the prompt in chunks of
+// at most `prefill_chunk` tokens, then one target token per step, `max_sequences` sequences
+// per batch. `on_done` (may be empty) is called with the count of finished inputs. Uses the
+// model from the calling thread only. INVALID_ARGUMENT from Step (ids, lengths).
+absl::StatusOr<std::vector<double>> TargetLogProbs(
+    lm::Gpt2Model& model, absl::Span<const ScoringInput> inputs, int max_sequences = 32,
+    int prefill_chunk = 256, const std::function<void(size_t done)>& on_done = {});
+
+// The domain the filter and the template fallback use for a data set: language "en", no
+// intents, the templates "fallback" and "escalate" (generic sentences), and one slot per slot
+// name of the records' states, sorted by name, typed by its values: email, phone or number
+// (amount) when at least 80 % of its distinct values (ignoring "dontcare"/"none") are one
+// entity of that kind by the filter's own detector, else free text. Typed slots are what the
+// serving filter's slot_contradiction rule checks.
+absl::StatusOr<std::shared_ptr<const domain::Domain>> EvaluationDomain(
+    const std::vector<const train::ExampleRecord*>& records);
+
+// The slot_fidelity test of one reply: the serving filter (`chooser`, over EvaluationDomain)
+// finds neither slot_contradiction (a value of a typed slot's kind that is none of the state's
+// values) nor unfilled_placeholder (a {{name}} without a value, or "{{" / "}}" left) in
+// `text` for the turn `context`. The text is checked as sent: placeholders the state can fill
+// are filled first, exactly as the filter does.
+bool KeepsSlotValues(const generation::reply::ReplyChooser& chooser,
+                     const generation::v1::GenerationContext& context, absl::string_view text);
+
+struct GenerationEvalOptions {
+  std::string model_dir;
+  std::string data;
+  train::TextFormat format = train::TextFormat::kSgd;
+  std::string split = "dev";
+  // Empty: the train split of `data` (of its folder when `data` is a file).
+  std::string retrieval_data;
+  // 0: every example; else this many, spread evenly over the split (every k-th).
+  size_t limit = 0;
+  uint64_t seed = 1;
+  int threads = 2;
+  // Tokens per reply, as the service's default_max_tokens.
+  int max_tokens = 128;
+  // Progress lines (examples done, rate, ETA); null for none.
+  std::ostream* progress = nullptr;
+};
+
+// Reads, scores and returns the metrics (name -> number). INVALID_ARGUMENT / NOT_FOUND name
+// the bad input (model folder, data path, split, empty data); FAILED_PRECONDITION when the
+// retrieval data cannot be found; INTERNAL for a model failure.
+absl::StatusOr<std::map<std::string, double>> EvaluateGeneration(
+    const GenerationEvalOptions& options);
+
+// The metrics as one JSON object, keys sorted, one per line.
+std::string MetricsJson(const std::map<std::string, double>& metrics);
+
+// `helpline-eval generation ...` (argv[0] is "generation"): parses the flags, evaluates,
+// prints the JSON on stdout and writes it to --report. Exit codes: 0 done, 2 bad input
+// (flags, unknown format, missing model folder, unreadable or empty data), 1 a model or
+// I/O failure during the run.
+int RunGenerationEval(int argc, char** argv);
+
+}  // namespace helpline::eval
