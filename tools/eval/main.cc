@@ -48,7 +48,7 @@ absl::StatusOr<std::unique_ptr<Dataset>> ReadTrain(const Args& args, const Datas
   std::string path = args.train;
   if (path.empty()) {
     std::error_code ec;
-    if ((args.model != "rule" && args.mode != "dst") || !std::filesystem::is_directory(args.data, ec)) return nullptr;
+    if (args.model != "rule" || !std::filesystem::is_directory(args.data, ec)) return nullptr;
     path = args.data;
   }
   absl::StatusOr<Dataset> train = read(path, data::ReadOptions{"train"});
