@@ -63,6 +63,27 @@ redis.call('DEL', KEYS[3])
 return tonumber(ARGV[3])
 )lua";
 
+// ARGV: token, expected_version, record bytes, idle_ttl_ms. Like commit without a turn: the
+// version is left as it is. Checks everything before the first write.
+constexpr char kUpdateScript[] = R"lua(
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then
+  return redis.error_reply('ABORTED lease lost')
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return redis.error_reply('ABORTED the session does not exist')
+end
+local stored = redis.call('HGET', KEYS[1], 'version') or '0'
+if stored ~= ARGV[2] then
+  return redis.error_reply('ABORTED version moved: stored ' .. stored .. ', expected ' .. ARGV[2])
+end
+redis.call('HSET', KEYS[1], 'record', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[4], ARGV[4])
+redis.call('DEL', KEYS[3])
+return 1
+)lua";
+
 // ARGV: token. 1 when the lease was ours and is gone, else 0.
 constexpr char kReleaseScript[] = R"lua(
 if redis.call('GET', KEYS[3]) == ARGV[1] then
@@ -115,6 +136,10 @@ const Script& AcquireScript() {
 }
 const Script& CommitScript() {
   static const Script& s = MakeScript("commit", kCommitScript);
+  return s;
+}
+const Script& UpdateScript() {
+  static const Script& s = MakeScript("update", kUpdateScript);
   return s;
 }
 const Script& ReleaseScript() {
@@ -339,15 +364,23 @@ absl::StatusOr<LoadedSession> RedisSessionStore::Load(const SessionKey& key, siz
   return loaded;
 }
 
+absl::StatusOr<uint64_t> SessionStore::CommitAndRelease(const Lease& lease,
+                                                        uint64_t expected_version,
+                                                        const common::v1::DialogueState& state,
+                                                        const common::v1::Turn& turn) {
+  common::v1::SessionRecord record;
+  *record.mutable_state() = state;
+  return CommitAndRelease(lease, expected_version, record, turn);
+}
+
 absl::StatusOr<uint64_t> RedisSessionStore::CommitAndRelease(
-    const Lease& lease, uint64_t expected_version, const common::v1::DialogueState& state,
+    const Lease& lease, uint64_t expected_version, const common::v1::SessionRecord& given,
     const common::v1::Turn& turn) {
   absl::Status valid = ValidateKey(lease.key);
   if (!valid.ok()) return valid;
   const absl::Time now = absl::Now();
   const uint64_t new_version = expected_version + 1;
-  common::v1::SessionRecord record;
-  *record.mutable_state() = state;
+  common::v1::SessionRecord record = given;
   record.set_version(new_version);
   *record.mutable_update_time() = ToProtoTime(now);
   common::v1::Turn stored_turn = turn;
@@ -371,6 +404,29 @@ absl::StatusOr<uint64_t> RedisSessionStore::CommitAndRelease(
     return UnexpectedReply(CommitScript());
   }
   return new_version;
+}
+
+absl::Status RedisSessionStore::UpdateAndRelease(const Lease& lease, uint64_t expected_version,
+                                                 const common::v1::SessionRecord& given) {
+  absl::Status valid = ValidateKey(lease.key);
+  if (!valid.ok()) return valid;
+  common::v1::SessionRecord record = given;
+  record.set_version(expected_version);
+  std::string record_bytes;
+  if (!record.SerializeToString(&record_bytes)) {
+    return absl::InternalError("session store: cannot serialize the session record");
+  }
+  absl::StatusOr<Reply> reply = RunScript(
+      pool_, UpdateScript(),
+      {KeyFor(lease.key, "state"), KeyFor(lease.key, "turns"), KeyFor(lease.key, "lease"),
+       KeyFor(lease.key, "fence")},
+      {absl::StrCat(lease.token), absl::StrCat(expected_version), std::move(record_bytes),
+       Millis(options_.idle_ttl)});
+  if (!reply.ok()) return reply.status();
+  if (reply->type != Reply::Type::kInteger || reply->integer != 1) {
+    return UnexpectedReply(UpdateScript());
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int> RedisSessionStore::Erase(const SessionKey& key) {

@@ -1,8 +1,8 @@
 // The session store of DESIGN §3: one conversation's state and turns, scoped by tenant.
 //
 // Keys (hash-tagged so that a session lives in one Redis Cluster slot):
-//   <prefix>:{<tenant>:<session>}:state   hash: `record` = SessionRecord bytes (state +
-//                                         version), `version` = the version as a decimal
+//   <prefix>:{<tenant>:<session>}:state   hash: `record` = SessionRecord bytes (state,
+//                                         version, handoff), `version` = the version as a decimal
 //                                         string (so the commit script need not parse protobuf)
 //   <prefix>:{<tenant>:<session>}:turns   list of Turn bytes, oldest first, capped at max_turns
 //   <prefix>:{<tenant>:<session>}:lease   fencing token of the turn holding the session (PX
@@ -16,6 +16,8 @@
 // TTLs refreshed, lease deleted): two round trips per turn. Two turns of
 // one session are therefore serialized: both commit, in order, neither is lost. A commit
 // whose lease was lost (expired and taken by another turn) is refused: nothing is written.
+// A change of the record alone (a handoff accepted or released) takes the same lease and is
+// written by UpdateAndRelease, so it is serialized with the session's turns.
 #pragma once
 
 #include <cstdint>
@@ -85,9 +87,24 @@ class SessionStore {
   // `turn` is stored as given, except: index 0 becomes expected_version (the turn's zero-based
   // position) and an unset create_time becomes now. After ABORTED the lease is NOT released
   // (if it is still ours): call ReleaseLease. Blocks for one round trip.
+  // `record` supplies the state and the handoff (the stored record is replaced whole: a
+  // handoff the record lacks is gone); its version and update_time are set here.
   virtual absl::StatusOr<uint64_t> CommitAndRelease(const Lease& lease, uint64_t expected_version,
-                                                    const common::v1::DialogueState& state,
+                                                    const common::v1::SessionRecord& record,
                                                     const common::v1::Turn& turn) = 0;
+  // The same with a record that holds only `state` (no handoff).
+  absl::StatusOr<uint64_t> CommitAndRelease(const Lease& lease, uint64_t expected_version,
+                                            const common::v1::DialogueState& state,
+                                            const common::v1::Turn& turn);
+  // Atomically replaces the stored record by `record` without appending a turn (a handoff
+  // accepted or released), refreshes the TTLs and releases the lease, provided the lease is
+  // still held, the session exists and its version equals expected_version. The version
+  // stays expected_version (it counts turns); `record` is stored with that version and its
+  // own update_time. ABORTED (nothing written; lease not released) when the lease was lost,
+  // the session is gone or the version moved; UNAVAILABLE when Redis is down or late.
+  // Blocks for one round trip.
+  virtual absl::Status UpdateAndRelease(const Lease& lease, uint64_t expected_version,
+                                        const common::v1::SessionRecord& record) = 0;
   // Deletes every key of the session. Returns the number of keys removed; NOT_FOUND when
   // the session had no state.
   virtual absl::StatusOr<int> Erase(const SessionKey& key) = 0;
@@ -115,9 +132,12 @@ class RedisSessionStore : public SessionStore {
                                           absl::Time deadline) override;
   void ReleaseLease(const Lease& lease) override;
   absl::StatusOr<LoadedSession> Load(const SessionKey& key, size_t max_turns) override;
+  using SessionStore::CommitAndRelease;
   absl::StatusOr<uint64_t> CommitAndRelease(const Lease& lease, uint64_t expected_version,
-                                            const common::v1::DialogueState& state,
+                                            const common::v1::SessionRecord& record,
                                             const common::v1::Turn& turn) override;
+  absl::Status UpdateAndRelease(const Lease& lease, uint64_t expected_version,
+                                const common::v1::SessionRecord& record) override;
   absl::StatusOr<int> Erase(const SessionKey& key) override;
   absl::Status Ping() override;
 

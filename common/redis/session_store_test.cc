@@ -255,6 +255,105 @@ TEST_F(SessionStoreTest, LostLeaseIsAbortedAndWritesNothing) {
   EXPECT_EQ(store->Load(key_, 0)->turns.at(0).user_text(), "on time");
 }
 
+common::v1::SessionRecord RecordWithHandoff(const std::string& intent,
+                                            common::v1::HandoffStatus status) {
+  common::v1::SessionRecord record;
+  *record.mutable_state() = StateWithIntent(intent);
+  record.mutable_state()->set_escalate(true);
+  record.mutable_handoff()->set_status(status);
+  record.mutable_handoff()->set_reason("customer_request");
+  record.mutable_handoff()->mutable_summary()->set_text("Intent: " + intent);
+  return record;
+}
+
+TEST_F(SessionStoreTest, CommitStoresTheHandoffWithTheTurn) {
+  auto acquired = store_->AcquireAndLoad(key_, 0, Soon());
+  ASSERT_TRUE(acquired.ok()) << acquired.status();
+  auto version = store_->CommitAndRelease(
+      acquired->lease, 0, RecordWithHandoff("refund", common::v1::HANDOFF_STATUS_INITIATED),
+      TurnWithText("a human please"));
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(*version, 1u);
+  auto loaded = store_->Load(key_, 0);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->record.version(), 1u);
+  EXPECT_EQ(loaded->record.handoff().status(), common::v1::HANDOFF_STATUS_INITIATED);
+  EXPECT_EQ(loaded->record.handoff().summary().text(), "Intent: refund");
+  EXPECT_TRUE(loaded->record.state().escalate());
+  ASSERT_EQ(loaded->turns.size(), 1u);
+
+  // A commit from a state alone replaces the record whole: the handoff is gone.
+  ASSERT_TRUE(RunTurn(*store_, key_, "next").ok());
+  loaded = store_->Load(key_, 0);
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_FALSE(loaded->record.has_handoff());
+}
+
+TEST_F(SessionStoreTest, UpdateReplacesTheRecordWithoutATurnOrANewVersion) {
+  ASSERT_TRUE(RunTurn(*store_, key_, "first").ok());
+  auto acquired = store_->AcquireAndLoad(key_, 0, Soon());
+  ASSERT_TRUE(acquired.ok()) << acquired.status();
+  common::v1::SessionRecord record =
+      RecordWithHandoff("first", common::v1::HANDOFF_STATUS_ACCEPTED);
+  record.mutable_handoff()->set_agent_id("agent-7");
+  *record.mutable_update_time() = acquired->session.record.update_time();
+  const absl::Time before = absl::Now();
+  ASSERT_TRUE(store_->UpdateAndRelease(acquired->lease, 1, record).ok());
+  EXPECT_EQ(Raw({"EXISTS", store_->KeyFor(key_, "lease")}).integer, 0);
+  EXPECT_EQ(Raw({"HGET", store_->KeyFor(key_, "state"), "version"}).str, "1");
+  const int64_t ttl = Raw({"PTTL", store_->KeyFor(key_, "state")}).integer;
+  EXPECT_GT(ttl, absl::ToInt64Milliseconds(absl::Hours(1) - (absl::Now() - before)) - 1000);
+
+  auto loaded = store_->Load(key_, 0);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->record.version(), 1u);
+  EXPECT_EQ(loaded->record.handoff().status(), common::v1::HANDOFF_STATUS_ACCEPTED);
+  EXPECT_EQ(loaded->record.handoff().agent_id(), "agent-7");
+  EXPECT_EQ(loaded->record.update_time().seconds(),
+            acquired->session.record.update_time().seconds());
+  EXPECT_EQ(loaded->turns.size(), 1u);
+
+  // The next turn commits on top of it as version 2 and sees the handoff.
+  auto next = store_->AcquireAndLoad(key_, 0, Soon());
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->session.record.handoff().agent_id(), "agent-7");
+  auto version = store_->CommitAndRelease(next->lease, 1, next->session.record,
+                                          TurnWithText("while accepted"));
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(*version, 2u);
+  EXPECT_EQ(store_->Load(key_, 0)->record.handoff().agent_id(), "agent-7");
+}
+
+TEST_F(SessionStoreTest, RefusedUpdatesAreAbortedAndWriteNothing) {
+  const common::v1::SessionRecord record =
+      RecordWithHandoff("x", common::v1::HANDOFF_STATUS_ACCEPTED);
+  // No session: nothing to update.
+  auto empty = store_->AcquireAndLoad(key_, 0, Soon());
+  ASSERT_TRUE(empty.ok());
+  absl::Status missing = store_->UpdateAndRelease(empty->lease, 0, record);
+  EXPECT_EQ(missing.code(), absl::StatusCode::kAborted) << missing;
+  EXPECT_EQ(missing.message(), "the session does not exist");
+  store_->ReleaseLease(empty->lease);
+  EXPECT_EQ(AllKeys(), std::vector<std::string>{store_->KeyFor(key_, "fence")});
+
+  ASSERT_TRUE(RunTurn(*store_, key_, "first").ok());
+  const std::string stored = Raw({"HGET", store_->KeyFor(key_, "state"), "record"}).str;
+  auto acquired = store_->AcquireAndLoad(key_, 0, Soon());
+  ASSERT_TRUE(acquired.ok());
+  absl::Status moved = store_->UpdateAndRelease(acquired->lease, 3, record);
+  EXPECT_EQ(moved.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(moved.message(), "version moved: stored 1, expected 3");
+  Lease stale = acquired->lease;
+  stale.token -= 1;
+  absl::Status lost = store_->UpdateAndRelease(stale, 1, record);
+  EXPECT_EQ(lost.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(lost.message(), "lease lost");
+  EXPECT_EQ(Raw({"HGET", store_->KeyFor(key_, "state"), "record"}).str, stored);
+  // Refusals keep the lease: the holder releases it.
+  EXPECT_EQ(Raw({"EXISTS", store_->KeyFor(key_, "lease")}).integer, 1);
+  store_->ReleaseLease(acquired->lease);
+}
+
 TEST_F(SessionStoreTest, BusySessionHitsTheDeadline) {
   auto holder = store_->AcquireAndLoad(key_, 0, Soon());
   ASSERT_TRUE(holder.ok());

@@ -147,6 +147,7 @@ void ApplyGatewayDefaults(v1::GatewayConfig& config) {
   SetIfZero(config.mutable_turn_timeout(), 20);
   if (config.model_name().empty()) config.set_model_name("helpline");
   if (config.context_turns() == 0) config.set_context_turns(8);
+  if (config.handoff().summary_lines() == 0) config.mutable_handoff()->set_summary_lines(6);
 }
 
 App::App() = default;
@@ -220,6 +221,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(v1::GatewayConfig config) {
   TurnOptions turn_options;
   turn_options.limits = c.limits();
   turn_options.context_turns = c.context_turns();
+  turn_options.handoff_summary_lines = c.handoff().summary_lines();
   // Blocking store calls of asynchronous turns: one thread per pooled Redis connection; the
   // queue holds one task of every turn the gateway admits.
   turn_options.store_threads = c.store().pool_size();
@@ -230,6 +232,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(v1::GatewayConfig config) {
   turn_options.stream_queue = c.server().worker_threads() + c.server().max_queued_requests();
   app->runner_ = std::make_unique<TurnRunner>(*app->store_, std::move(clients),
                                               app->domain_.get(), turn_options);
+  app->handoffs_ = std::make_unique<HandoffDesk>(*app->store_, app->domain_.get());
   app->readiness_ = std::make_unique<Readiness>(
       *app->store_, std::vector<std::pair<std::string, std::shared_ptr<grpc::Channel>>>{
                         {"preprocess", preprocess_channel},
@@ -246,12 +249,14 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(v1::GatewayConfig config) {
   deps.limiter = app->limiter_.get();
   deps.runner = app->runner_.get();
   deps.store = app->store_.get();
+  deps.handoffs = app->handoffs_.get();
   deps.executor = app->executor_.get();
   deps.turn_timeout = ToAbsl(c.turn_timeout());
   deps.max_turns = c.store().max_turns();
   deps.max_turns_in_flight = c.server().worker_threads() + c.server().max_queued_requests();
   app->chat_service_ = std::make_unique<ChatService>(deps);
   app->session_service_ = std::make_unique<SessionService>(deps);
+  app->handoff_service_ = std::make_unique<HandoffService>(deps);
 
   // HTTP API.
   OpenAiApiOptions api_options;
@@ -259,7 +264,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(v1::GatewayConfig config) {
   api_options.turn_timeout = ToAbsl(c.turn_timeout());
   Readiness* readiness = app->readiness_.get();
   app->api_ = std::make_unique<OpenAiApi>(api_options, *app->auth_, *app->limiter_,
-                                          *app->runner_, [readiness] { return readiness->Check(); });
+                                          *app->runner_, *app->handoffs_,
+                                          [readiness] { return readiness->Check(); });
   http::ServerOptions http_options;
   http_options.host = c.server().host();
   http_options.port = static_cast<uint16_t>(c.http_port());
@@ -275,7 +281,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(v1::GatewayConfig config) {
   rpc::ServerOptions server_options;
   server_options.config = c.server();
   server_options.name = "helpline-gateway";
-  server_options.services = {app->chat_service_.get(), app->session_service_.get()};
+  server_options.services = {app->chat_service_.get(), app->session_service_.get(),
+                             app->handoff_service_.get()};
   server_options.serve_metrics_http = false;
   HELPLINE_ASSIGN_OR_RETURN(app->server_, rpc::Server::Start(std::move(server_options)));
 

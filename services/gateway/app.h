@@ -1,6 +1,7 @@
 // Composition root of helpline-gateway: builds the Redis pool and session store, the domain
 // (for fallback replies), channels and stubs to the four stages, auth and rate limits, the
-// turn runner, the gRPC services (ChatService, SessionService) and the HTTP API, in that
+// turn runner, the handoff desk, the gRPC services (ChatService, SessionService,
+// HandoffService) and the HTTP API, in that
 // order; members are declared in that order so that destruction runs in reverse.
 #pragma once
 
@@ -19,6 +20,7 @@
 #include "helpline/gateway/v1/gateway_config.pb.h"
 #include "services/gateway/auth.h"
 #include "services/gateway/chat_service.h"
+#include "services/gateway/handoff.h"
 #include "services/gateway/openai_api.h"
 #include "services/gateway/turn.h"
 
@@ -79,10 +81,12 @@ class App {
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<TenantRateLimiter> limiter_;
   std::unique_ptr<TurnRunner> runner_;
+  std::unique_ptr<HandoffDesk> handoffs_;
   std::unique_ptr<Readiness> readiness_;
   std::unique_ptr<rpc::Executor> executor_;
   std::unique_ptr<ChatService> chat_service_;
   std::unique_ptr<SessionService> session_service_;
+  std::unique_ptr<HandoffService> handoff_service_;
   std::unique_ptr<OpenAiApi> api_;
   std::unique_ptr<http::Server> http_;
   std::unique_ptr<rpc::Server> server_;

@@ -239,6 +239,7 @@ grpc::ServerUnaryReactor* SessionService::GetSession(grpc::CallbackServerContext
     for (auto& turn : loaded->turns) *response->add_turns() = std::move(turn);
     response->set_version(loaded->record.version());
     *response->mutable_update_time() = loaded->record.update_time();
+    if (loaded->record.has_handoff()) *response->mutable_handoff() = loaded->record.handoff();
     reactor->Finish(grpc::Status::OK);
   });
   if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
@@ -276,6 +277,82 @@ grpc::ServerUnaryReactor* SessionService::DeleteSession(
   });
   if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
   return reactor;
+}
+
+namespace {
+
+// Runs one handoff call on the executor: auth and the session id first, then `call` with the
+// caller's session; `fill` writes the handoff into the response.
+template <typename Call, typename Fill>
+grpc::ServerUnaryReactor* RunHandoffCall(const ChatDeps& deps,
+                                         grpc::CallbackServerContext* context,
+                                         const std::string& session_id, Call call, Fill fill) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const std::string request_id = rpc::RequestIdOf(*context);
+  context->AddInitialMetadata("x-request-id", request_id);
+  absl::StatusOr<session::SessionKey> authorized =
+      AuthorizedSession(*deps.auth, *context, session_id);
+  if (!authorized.ok()) {
+    reactor->Finish(ToGrpcStatus(authorized.status()));
+    return reactor;
+  }
+  const absl::Time deadline = TurnDeadline(*context, deps.turn_timeout);
+  absl::Status queued = deps.executor->TrySchedule(
+      [reactor, key = *std::move(authorized), request_id, deadline, call, fill] {
+        log::ScopedContext log_context(request_id, key.session_id);
+        absl::StatusOr<common::v1::Handoff> handoff = call(key, deadline);
+        if (handoff.ok()) fill(key.session_id, *std::move(handoff));
+        reactor->Finish(ToGrpcStatus(handoff.status()));
+      });
+  if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* HandoffService::GetHandoff(grpc::CallbackServerContext* context,
+                                                     const chat::v1::GetHandoffRequest* request,
+                                                     chat::v1::GetHandoffResponse* response) {
+  HandoffDesk* desk = deps_.handoffs;
+  return RunHandoffCall(
+      deps_, context, request->session_id(),
+      [desk](const session::SessionKey& key, absl::Time) { return desk->Get(key); },
+      [response](const std::string& session_id, common::v1::Handoff handoff) {
+        response->set_session_id(session_id);
+        *response->mutable_handoff() = std::move(handoff);
+      });
+}
+
+grpc::ServerUnaryReactor* HandoffService::AcceptHandoff(
+    grpc::CallbackServerContext* context, const chat::v1::AcceptHandoffRequest* request,
+    chat::v1::AcceptHandoffResponse* response) {
+  HandoffDesk* desk = deps_.handoffs;
+  const std::string agent_id = request->agent_id();
+  return RunHandoffCall(
+      deps_, context, request->session_id(),
+      [desk, agent_id](const session::SessionKey& key, absl::Time deadline) {
+        return desk->Accept(key, agent_id, deadline);
+      },
+      [response](const std::string& session_id, common::v1::Handoff handoff) {
+        response->set_session_id(session_id);
+        *response->mutable_handoff() = std::move(handoff);
+      });
+}
+
+grpc::ServerUnaryReactor* HandoffService::ReleaseHandoff(
+    grpc::CallbackServerContext* context, const chat::v1::ReleaseHandoffRequest* request,
+    chat::v1::ReleaseHandoffResponse* response) {
+  HandoffDesk* desk = deps_.handoffs;
+  const std::string agent_id = request->agent_id();
+  return RunHandoffCall(
+      deps_, context, request->session_id(),
+      [desk, agent_id](const session::SessionKey& key, absl::Time deadline) {
+        return desk->Release(key, agent_id, deadline);
+      },
+      [response](const std::string& session_id, common::v1::Handoff handoff) {
+        response->set_session_id(session_id);
+        *response->mutable_handoff() = std::move(handoff);
+      });
 }
 
 }  // namespace helpline::gateway

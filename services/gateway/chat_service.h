@@ -1,9 +1,10 @@
-// gRPC adapters of the gateway: helpline.chat.v1.ChatService (Converse, ConverseStream) and
-// SessionService (GetSession, DeleteSession). Callback API. Converse runs its turn
-// asynchronously (TurnRunner::RunAsync: no thread held while a stage works); streamed turns
-// and the session calls run on the executor. Every call needs `authorization: Bearer <key>` metadata; the key's tenant scopes
-// the sessions. The request id (x-request-id metadata, or a new one) is echoed in the
-// response and in the initial and trailing metadata.
+// gRPC adapters of the gateway: helpline.chat.v1.ChatService (Converse, ConverseStream),
+// SessionService (GetSession, DeleteSession) and HandoffService (GetHandoff, AcceptHandoff,
+// ReleaseHandoff). Callback API. Converse runs its turn asynchronously (TurnRunner::RunAsync:
+// no thread held while a stage works); streamed turns, the session calls and the handoff
+// calls run on the executor. Every call needs `authorization: Bearer <key>` metadata; the
+// key's tenant scopes the sessions. The request id (x-request-id metadata, or a new one) is
+// echoed in the response and in the initial and trailing metadata.
 #pragma once
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include "common/redis/session_store.h"
 #include "helpline/chat/v1/chat_service.grpc.pb.h"
 #include "services/gateway/auth.h"
+#include "services/gateway/handoff.h"
 #include "services/gateway/turn.h"
 
 namespace helpline::gateway {
@@ -23,6 +25,7 @@ struct ChatDeps {
   TenantRateLimiter* limiter = nullptr;
   TurnRunner* runner = nullptr;
   session::SessionStore* store = nullptr;
+  HandoffDesk* handoffs = nullptr;
   rpc::Executor* executor = nullptr;
   // Deadline of a turn when the caller's is later or unset.
   absl::Duration turn_timeout = absl::Seconds(20);
@@ -60,6 +63,25 @@ class SessionService final : public chat::v1::SessionService::CallbackService {
   grpc::ServerUnaryReactor* DeleteSession(grpc::CallbackServerContext* context,
                                           const chat::v1::DeleteSessionRequest* request,
                                           chat::v1::DeleteSessionResponse* response) override;
+
+ private:
+  ChatDeps deps_;
+};
+
+// The helpdesk's side of handoffs (handoff.h). Thread-safe; every call runs on the executor.
+class HandoffService final : public chat::v1::HandoffService::CallbackService {
+ public:
+  explicit HandoffService(ChatDeps deps) : deps_(deps) {}
+
+  grpc::ServerUnaryReactor* GetHandoff(grpc::CallbackServerContext* context,
+                                       const chat::v1::GetHandoffRequest* request,
+                                       chat::v1::GetHandoffResponse* response) override;
+  grpc::ServerUnaryReactor* AcceptHandoff(grpc::CallbackServerContext* context,
+                                          const chat::v1::AcceptHandoffRequest* request,
+                                          chat::v1::AcceptHandoffResponse* response) override;
+  grpc::ServerUnaryReactor* ReleaseHandoff(grpc::CallbackServerContext* context,
+                                           const chat::v1::ReleaseHandoffRequest* request,
+                                           chat::v1::ReleaseHandoffResponse* response) override;
 
  private:
   ChatDeps deps_;

@@ -16,6 +16,7 @@
 #include "common/redis/session_store.h"
 #include "common/status/status.h"
 #include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace helpline::gateway {
 namespace {
@@ -400,6 +401,62 @@ std::string OpenAiFinishReason(const std::string& finish_reason) {
   return finish_reason == "length" ? "length" : "stop";
 }
 
+namespace {
+
+json TimeJson(const google::protobuf::Timestamp& time) {
+  if (time.seconds() == 0 && time.nanos() == 0) return nullptr;
+  return google::protobuf::util::TimeUtil::ToString(time);
+}
+
+json NullIfEmpty(const std::string& text) { return text.empty() ? json(nullptr) : json(text); }
+
+json SummaryJson(const common::v1::HandoffSummary& summary) {
+  json slots = json::object();
+  for (const auto& [name, value] : summary.slots()) slots[name] = value;
+  json missing = json::array();
+  for (const std::string& slot : summary.missing_slots()) missing.push_back(slot);
+  json lines = json::array();
+  for (const common::v1::TranscriptLine& line : summary.recent_lines()) {
+    lines.push_back(
+        {{"speaker", line.speaker()}, {"text", line.text()}, {"turn_index", line.turn_index()}});
+  }
+  return {{"text", summary.text()},           {"intent", summary.intent()},
+          {"slots", std::move(slots)},        {"missing_slots", std::move(missing)},
+          {"reason", summary.reason()},       {"turn_count", summary.turn_count()},
+          {"language", summary.language()},   {"recent_lines", std::move(lines)}};
+}
+
+}  // namespace
+
+json HandoffJson(const common::v1::Handoff& handoff) {
+  return {{"status", HandoffStatusName(handoff.status())},
+          {"reason", handoff.reason()},
+          {"sequence", handoff.sequence()},
+          {"initiate_turn", handoff.initiate_turn()},
+          {"initiate_time", TimeJson(handoff.initiate_time())},
+          {"agent_id", NullIfEmpty(handoff.agent_id())},
+          {"accept_time", TimeJson(handoff.accept_time())},
+          {"release_time", TimeJson(handoff.release_time())},
+          {"released_by", NullIfEmpty(handoff.released_by())},
+          {"summary", SummaryJson(handoff.summary())}};
+}
+
+absl::StatusOr<std::string> ParseHandoffActionBody(absl::string_view body, bool agent_required) {
+  std::string agent_id;
+  if (!absl::StripAsciiWhitespace(body).empty()) {
+    if (!IsValidUtf8(body)) return Bad("request body", "not valid UTF-8");
+    json root = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+    if (root.is_discarded()) return absl::InvalidArgumentError("malformed JSON body");
+    if (!root.is_object()) return Bad("request body", "expected a JSON object");
+    if (const json* v = Find(root, "agent_id")) {
+      if (!v->is_string()) return Bad("agent_id", "expected a string");
+      agent_id = v->get<std::string>();
+    }
+  }
+  HELPLINE_RETURN_IF_ERROR(ValidateAgentId(agent_id, "agent_id", agent_required));
+  return agent_id;
+}
+
 json HelplineJson(const TurnResult& result) {
   const chat::v1::ConverseResponse& r = result.response;
   json out = json::object();
@@ -407,9 +464,7 @@ json HelplineJson(const TurnResult& result) {
   out["state"] = StateJson(r.state());
   out["escalate"] = r.state().escalate();
   out["escalation_reason"] = r.state().escalation_reason();
-  if (r.state().escalate()) {
-    out["handoff"] = {{"status", "initiated"}, {"summary", result.handoff_summary}};
-  }
+  if (r.has_handoff()) out["handoff"] = HandoffJson(r.handoff());
   out["degraded"] = r.degraded();
   out["degraded_stages"] = json::array();
   for (const std::string& stage : r.degraded_stages()) out["degraded_stages"].push_back(stage);
@@ -468,12 +523,13 @@ json CompletionJson(const TurnResult& result, const std::string& id, int64_t cre
 }
 
 OpenAiApi::OpenAiApi(OpenAiApiOptions options, const Authenticator& auth,
-                     TenantRateLimiter& limiter, TurnRunner& runner,
+                     TenantRateLimiter& limiter, TurnRunner& runner, HandoffDesk& handoffs,
                      std::function<absl::Status()> ready)
     : options_(std::move(options)),
       auth_(auth),
       limiter_(limiter),
       runner_(runner),
+      handoffs_(handoffs),
       ready_(std::move(ready)) {}
 
 void OpenAiApi::SendError(http::ResponseWriter& writer, const absl::Status& status,
@@ -522,6 +578,10 @@ void OpenAiApi::Handle(const http::Request& request, http::ResponseWriter& write
     ChatCompletions(request, request_id, writer);
     return;
   }
+  if (absl::StartsWith(path, "/v1/sessions/")) {
+    Handoffs(request, request_id, writer);
+    return;
+  }
   if (path == "/v1/models" || absl::StartsWith(path, "/v1/models/")) {
     absl::StatusOr<Principal> principal = auth_.Authenticate(request.Header("authorization"));
     if (!principal.ok()) {
@@ -547,6 +607,68 @@ void OpenAiApi::Handle(const http::Request& request, http::ResponseWriter& write
   }
   SendError(writer, absl::NotFoundError(absl::StrCat("no route for ", request.method, " ", path)),
             request_id);
+}
+
+void OpenAiApi::Handoffs(const http::Request& request, const std::string& request_id,
+                         http::ResponseWriter& writer) {
+  // /v1/sessions/{id}/handoff, /v1/sessions/{id}/handoff/accept, .../release.
+  absl::string_view rest = absl::string_view(request.path).substr(sizeof("/v1/sessions/") - 1);
+  const size_t slash = rest.find('/');
+  const absl::string_view session_id = rest.substr(0, slash);
+  const absl::string_view action =
+      slash == absl::string_view::npos ? absl::string_view() : rest.substr(slash);
+  const bool get = action == "/handoff";
+  const bool accept = action == "/handoff/accept";
+  const bool release = action == "/handoff/release";
+  if (!get && !accept && !release) {
+    SendError(writer,
+              absl::NotFoundError(absl::StrCat("no route for ", request.method, " ", request.path,
+                                               " (sessions have /handoff, /handoff/accept and "
+                                               "/handoff/release)")),
+              request_id);
+    return;
+  }
+  const char* method = get ? "GET" : "POST";
+  if (request.method != method) {
+    SendError(writer,
+              absl::InvalidArgumentError(
+                  absl::StrCat("method: use ", method, " for ", request.path)),
+              request_id);
+    return;
+  }
+  absl::StatusOr<Principal> principal = auth_.Authenticate(request.Header("authorization"));
+  if (!principal.ok()) {
+    SendError(writer, principal.status(), request_id);
+    return;
+  }
+  if (absl::Status valid = session::ValidateSessionId(session_id); !valid.ok()) {
+    SendError(writer, valid, request_id);
+    return;
+  }
+  const session::SessionKey key{principal->tenant, std::string(session_id)};
+  log::ScopedContext log_context(request_id, key.session_id);
+  absl::StatusOr<common::v1::Handoff> handoff;
+  if (get) {
+    handoff = handoffs_.Get(key);
+  } else {
+    absl::StatusOr<std::string> agent_id = ParseHandoffActionBody(request.body, accept);
+    if (!agent_id.ok()) {
+      SendError(writer, agent_id.status(), request_id);
+      return;
+    }
+    const absl::Time deadline = absl::Now() + options_.turn_timeout;
+    handoff = accept ? handoffs_.Accept(key, *agent_id, deadline)
+                     : handoffs_.Release(key, *agent_id, deadline);
+  }
+  if (!handoff.ok()) {
+    SendError(writer, handoff.status(), request_id);
+    return;
+  }
+  writer.Send(200, "application/json",
+              Dump({{"object", "helpline.handoff"},
+                    {"session_id", key.session_id},
+                    {"handoff", HandoffJson(*handoff)}}),
+              {{"X-Request-Id", request_id}});
 }
 
 void OpenAiApi::ChatCompletions(const http::Request& http_request, const std::string& request_id,

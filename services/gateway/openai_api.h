@@ -1,5 +1,7 @@
 // The gateway's HTTP API: POST /v1/chat/completions (OpenAI Chat Completions compatible,
-// with SSE streaming), GET /v1/models, GET /healthz, GET /readyz, GET /metrics.
+// with SSE streaming), GET /v1/models, the helpdesk's handoff routes
+// (GET /v1/sessions/{id}/handoff, POST /v1/sessions/{id}/handoff/accept and .../release),
+// GET /healthz, GET /readyz, GET /metrics.
 //
 // Parsing and formatting are free functions (tested without a server); OpenAiApi ties them
 // to auth, rate limits and the TurnRunner. Every error is an OpenAI error object
@@ -19,6 +21,7 @@
 #include "common/http/http_server.h"
 #include "nlohmann/json.hpp"
 #include "services/gateway/auth.h"
+#include "services/gateway/handoff.h"
 #include "services/gateway/turn.h"
 
 namespace helpline::gateway {
@@ -54,6 +57,17 @@ nlohmann::json ErrorJson(const absl::Status& status);
 // "invalid_request_error", "authentication_error", "rate_limit_error", ... for a code.
 std::string ErrorType(absl::StatusCode code);
 
+// A handoff as JSON: status ("initiated", "accepted", "released"), reason, sequence,
+// initiate_turn, times (RFC 3339, null when unset), agent_id / released_by (null when
+// empty) and the summary object (text, intent, slots, missing_slots, reason, turn_count,
+// language, recent_lines [{speaker, text, turn_index}]).
+nlohmann::json HandoffJson(const common::v1::Handoff& handoff);
+
+// The agent id of a handoff accept/release body: {"agent_id": "..."}; an empty body is {}.
+// INVALID_ARGUMENT naming the field (malformed JSON, not an object, agent_id not a string
+// or not a valid id, missing when `agent_required`).
+absl::StatusOr<std::string> ParseHandoffActionBody(absl::string_view body, bool agent_required);
+
 // The `helpline` extension object of a response.
 nlohmann::json HelplineJson(const TurnResult& result);
 
@@ -76,7 +90,7 @@ class OpenAiApi {
   // Borrows everything. `ready` answers /readyz (OK or UNAVAILABLE naming what is not
   // ready); `active_sessions` is refreshed before /metrics is served.
   OpenAiApi(OpenAiApiOptions options, const Authenticator& auth, TenantRateLimiter& limiter,
-            TurnRunner& runner, std::function<absl::Status()> ready);
+            TurnRunner& runner, HandoffDesk& handoffs, std::function<absl::Status()> ready);
 
   void Handle(const http::Request& request, http::ResponseWriter& writer);
 
@@ -86,6 +100,9 @@ class OpenAiApi {
  private:
   void ChatCompletions(const http::Request& request, const std::string& request_id,
                        http::ResponseWriter& writer);
+  // /v1/sessions/{id}/handoff[/accept|/release].
+  void Handoffs(const http::Request& request, const std::string& request_id,
+                http::ResponseWriter& writer);
   void SendError(http::ResponseWriter& writer, const absl::Status& status,
                  const std::string& request_id, absl::Duration retry_after = absl::ZeroDuration());
 
@@ -93,6 +110,7 @@ class OpenAiApi {
   const Authenticator& auth_;
   TenantRateLimiter& limiter_;
   TurnRunner& runner_;
+  HandoffDesk& handoffs_;
   std::function<absl::Status()> ready_;
   std::atomic<bool> draining_{false};
 };

@@ -3,6 +3,7 @@
 #include "services/gateway/openai_api.h"
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -312,7 +313,18 @@ TEST(CompletionJsonTest, Shape) {
   auto* timing = r.add_timings();
   timing->set_stage("dst");
   timing->set_micros(1500);
-  result.handoff_summary = "Intent: track_order.";
+  common::v1::Handoff& handoff = *r.mutable_handoff();
+  handoff.set_status(common::v1::HANDOFF_STATUS_INITIATED);
+  handoff.set_reason("customer_request");
+  handoff.set_sequence(1);
+  handoff.set_initiate_turn(2);
+  handoff.mutable_initiate_time()->set_seconds(1700000000);
+  handoff.mutable_summary()->set_text("Intent: track_order.");
+  (*handoff.mutable_summary()->mutable_slots())["order_id"] = "12345678";
+  auto* line = handoff.mutable_summary()->add_recent_lines();
+  line->set_speaker("customer");
+  line->set_text("a human please");
+  line->set_turn_index(2);
   json body = CompletionJson(result, "chatcmpl-x", 1700000000, "helpline");
   EXPECT_EQ(body["object"], "chat.completion");
   EXPECT_EQ(body["id"], "chatcmpl-x");
@@ -327,11 +339,54 @@ TEST(CompletionJsonTest, Shape) {
   EXPECT_EQ(h["state"]["slots"]["order_id"]["value"], "12345678");
   EXPECT_EQ(h["escalate"], true);
   EXPECT_EQ(h["handoff"]["status"], "initiated");
-  EXPECT_EQ(h["handoff"]["summary"], "Intent: track_order.");
+  EXPECT_EQ(h["handoff"]["reason"], "customer_request");
+  EXPECT_EQ(h["handoff"]["sequence"], 1);
+  EXPECT_EQ(h["handoff"]["initiate_time"], "2023-11-14T22:13:20Z");
+  EXPECT_TRUE(h["handoff"]["accept_time"].is_null());
+  EXPECT_TRUE(h["handoff"]["agent_id"].is_null());
+  EXPECT_EQ(h["handoff"]["summary"]["text"], "Intent: track_order.");
+  EXPECT_EQ(h["handoff"]["summary"]["slots"]["order_id"], "12345678");
+  EXPECT_EQ(h["handoff"]["summary"]["recent_lines"][0]["speaker"], "customer");
+  EXPECT_EQ(h["handoff"]["summary"]["recent_lines"][0]["turn_index"], 2);
   EXPECT_EQ(h["degraded_stages"], json::array({"generation"}));
   EXPECT_EQ(h["turn_index"], 2);
   EXPECT_EQ(h["timings"][0]["stage"], "dst");
   EXPECT_EQ(h["timings"][0]["micros"], 1500);
+}
+
+TEST(CompletionJsonTest, NoHandoffObjectWithoutAHandoff) {
+  TurnResult result;
+  result.response.set_reply("Hello!");
+  json body = CompletionJson(result, "chatcmpl-y", 1700000000, "helpline");
+  EXPECT_FALSE(body["helpline"].contains("handoff")) << body.dump();
+}
+
+TEST(HandoffBodyTest, AgentIdIsCheckedAndNamed) {
+  EXPECT_EQ(*ParseHandoffActionBody(R"({"agent_id":"alice@desk"})", true), "alice@desk");
+  EXPECT_EQ(*ParseHandoffActionBody("", false), "");
+  EXPECT_EQ(*ParseHandoffActionBody("  ", false), "");
+  EXPECT_EQ(*ParseHandoffActionBody(R"({"agent_id":null})", false), "");
+  struct Case {
+    std::string body;
+    bool required;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"", true, "agent_id: required"},
+           {"{}", true, "agent_id: required"},
+           {R"({"agent_id":7})", true, "agent_id: expected a string"},
+           {R"({"agent_id":"a b"})", false, "agent_id: character byte 0x20 at offset 1"},
+           {R"({"agent_id":")" + std::string(129, 'a') + R"("})", true,
+            "agent_id: must be 1 to 128 characters, got 129"},
+           {"[1]", true, "request body: expected a JSON object"},
+           {"{", true, "malformed JSON body"},
+           {"{\"agent_id\":\"caf\xE9\"}", true, "request body: not valid UTF-8"},
+       }) {
+    absl::StatusOr<std::string> parsed = ParseHandoffActionBody(c.body, c.required);
+    ASSERT_FALSE(parsed.ok()) << c.body;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << c.body;
+    EXPECT_THAT(std::string(parsed.status().message()), HasSubstr(c.message)) << c.body;
+  }
 }
 
 TEST(Utf8Test, Validator) {

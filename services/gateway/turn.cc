@@ -8,13 +8,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "absl/strings/str_join.h"
 #include "common/domain/template.h"
 #include "common/grpc/channel.h"
 #include "common/image/image_info.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
 #include "common/status/status.h"
+#include "services/gateway/handoff.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace helpline::gateway {
@@ -97,14 +97,6 @@ absl::Status CheckText(absl::string_view text, const std::string& field, uint32_
   return absl::OkStatus();
 }
 
-// Cuts `text` to at most `max_bytes` without splitting a UTF-8 character.
-std::string Truncate(absl::string_view text, size_t max_bytes) {
-  if (text.size() <= max_bytes) return std::string(text);
-  size_t end = max_bytes;
-  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
-  return absl::StrCat(text.substr(0, end), "…");
-}
-
 std::string FinishReasonName(generation::v1::FinishReason reason) {
   switch (reason) {
     case generation::v1::FINISH_REASON_LENGTH: return "length";
@@ -116,36 +108,6 @@ std::string FinishReasonName(generation::v1::FinishReason reason) {
 
 std::string OutcomeLabel(const absl::Status& status) {
   return absl::AsciiStrToLower(absl::StatusCodeToString(status.code()));
-}
-
-std::string HandoffSummary(const DialogueState& state, const std::vector<Turn>& history,
-                           absl::string_view user_text) {
-  std::vector<std::string> parts;
-  parts.push_back(absl::StrCat(
-      "Intent: ", state.active_intent().empty() ? "unknown" : state.active_intent(), "."));
-  if (!state.slots().empty()) {
-    std::map<std::string, std::string> sorted;
-    for (const auto& [name, value] : state.slots()) sorted[name] = value.value();
-    std::vector<std::string> slots;
-    for (const auto& [name, value] : sorted) slots.push_back(absl::StrCat(name, "=", value));
-    parts.push_back(absl::StrCat("Slots: ", absl::StrJoin(slots, ", "), "."));
-  }
-  if (!state.escalation_reason().empty()) {
-    parts.push_back(absl::StrCat("Reason: ", state.escalation_reason(), "."));
-  }
-  std::vector<std::string> lines;
-  const size_t first = history.size() > 2 ? history.size() - 2 : 0;
-  for (size_t i = first; i < history.size(); ++i) {
-    if (!history[i].user_text().empty()) {
-      lines.push_back(absl::StrCat("customer: ", Truncate(history[i].user_text(), 160)));
-    }
-    if (!history[i].reply().empty()) {
-      lines.push_back(absl::StrCat("helpline: ", Truncate(history[i].reply(), 160)));
-    }
-  }
-  lines.push_back(absl::StrCat("customer: ", Truncate(user_text, 160)));
-  parts.push_back(absl::StrCat("Last messages: ", absl::StrJoin(lines, " | ")));
-  return absl::StrJoin(parts, " ");
 }
 
 }  // namespace
@@ -463,6 +425,7 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
     }
     acquired_ = *std::move(loaded);
     lease_armed_ = true;
+    handoff_ = acquired_.session.record.handoff();
     runner_.active_sessions_.Touch(absl::StrCat(input_->tenant, ":", input_->session_id),
                                    absl::Now());
     return absl::OkStatus();
@@ -582,6 +545,10 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
     if (history_.size() > runner_.options_.context_turns) {
       history_.erase(history_.begin(), history_.end() - runner_.options_.context_turns);
     }
+    if (HandoffActive(handoff_)) {
+      HumanOwnedTurn();
+      return;
+    }
 
     std::shared_ptr<AsyncTurn> self = shared_from_this();
     dst_began_ = absl::Now();
@@ -617,7 +584,56 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
       return;
     }
     state_ = std::move(*dst_response_.mutable_state());
+    if (state_.escalate() && !HandoffActive(handoff_)) {
+      HandOver();
+      return;
+    }
     StartGeneration();
+  }
+
+  // A human agent owns the session (handoff INITIATED or ACCEPTED): the bot neither tracks
+  // nor replies. The customer's line goes into the transcript with the state unchanged, and
+  // the response carries the handoff so that the caller routes the line to the agent.
+  void HumanOwnedTurn() {
+    state_ = acquired_.session.record.state();
+    reply_.clear();
+    finish_reason_ = "handoff";
+    log::Info("turn kept for a human agent", {{"handoff", HandoffStatusName(handoff_.status())},
+                                             {"sequence", handoff_.sequence()}});
+    Commit();
+  }
+
+  // The state escalates and no handoff is in progress: initiate one. The customer is told
+  // by the domain's "escalate" template, not by the model, so that the words are always
+  // the promise of a human (in the customer's language); the summary goes to the agent.
+  void HandOver() {
+    reply_ = runner_.FallbackReply(state_, text_.language() == "und" ? "" : text_.language());
+    finish_reason_ = "stop";
+    SummaryInput summary;
+    summary.state = &state_;
+    summary.history = &history_;
+    summary.user_text = text_.normalized_text();
+    summary.reply = reply_;
+    summary.turn_index = turn_index_;
+    summary.max_lines = runner_.options_.handoff_summary_lines;
+    handoff_ = InitiateHandoff(state_, MakeHandoffSummary(summary), handoff_, turn_index_,
+                               absl::Now());
+    handoff_initiated_ = true;
+    if (!input_->on_delta) {
+      Commit();
+      return;
+    }
+    // Relaying blocks until the client took the message: never on gRPC's callback threads.
+    std::shared_ptr<AsyncTurn> self = shared_from_this();
+    absl::Status queued = runner_.stream_executor_->TrySchedule([self] {
+      log::ScopedContext log_context(self->input_->request_id, self->input_->session_id);
+      if (!self->input_->on_delta(self->reply_)) {
+        self->Fail(absl::CancelledError("the client went away; the turn was not stored"));
+        return;
+      }
+      self->Commit();
+    });
+    if (!queued.ok()) Fail(std::move(queued));
   }
 
   // Generation, with the template fallback.
@@ -777,8 +793,13 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
     *turn.mutable_create_time() =
         google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
     const absl::Time began = absl::Now();
+    common::v1::SessionRecord record;
+    *record.mutable_state() = state_;
+    if (handoff_.status() != common::v1::HANDOFF_STATUS_UNSPECIFIED) {
+      *record.mutable_handoff() = handoff_;
+    }
     absl::StatusOr<uint64_t> committed = runner_.store_.CommitAndRelease(
-        acquired_.lease, acquired_.session.record.version(), state_, turn);
+        acquired_.lease, acquired_.session.record.version(), record, turn);
     Timed("session_commit", began);
     if (!committed.ok()) {
       if (absl::IsAborted(committed.status())) {
@@ -813,9 +834,9 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
       timing->set_micros(static_cast<uint64_t>(std::llround(seconds * 1e6)));
     }
     *out.mutable_evidence() = evidence_;
-    if (state_.escalate()) {
-      result.handoff_summary = HandoffSummary(state_, history_, text_.normalized_text());
-    }
+    if (HandoffActive(handoff_)) *out.mutable_handoff() = handoff_;
+    // Only a stored handoff can be accepted; a stateless one is the caller's to route.
+    if (handoff_initiated_ && stateful_) CountHandoff(handoff_);
     log::Info("turn done", {{"turn_index", turn_index_},
                             {"intent", state_.active_intent()},
                             {"degraded", out.degraded()},
@@ -879,6 +900,9 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
 
   std::vector<Turn> history_;
   uint32_t turn_index_ = 0;
+  // The session's handoff: as loaded, then as this turn leaves it.
+  common::v1::Handoff handoff_;
+  bool handoff_initiated_ = false;  // This turn initiated handoff_.
   grpc::ClientContext dst_context_;
   dst::v1::TrackRequest dst_request_;
   dst::v1::TrackResponse dst_response_;

@@ -14,6 +14,11 @@
 //   generation down or late   degraded: the domain's template reply; state still committed.
 //   commit refused            ABORTED (the lease was lost or the version moved): not stored.
 //   turn deadline passed      DEADLINE_EXCEEDED; the lease is released, session unchanged.
+//
+// Handoffs (handoff.h): a turn whose state first escalates initiates a handoff, answered by
+// the domain's "escalate" template (no generation) and stored with the turn; while a handoff
+// is INITIATED or ACCEPTED a turn skips dst and generation, stores the customer's line with
+// an empty reply and the state unchanged, and answers with the handoff (finish "handoff").
 #pragma once
 
 #include <atomic>
@@ -72,9 +77,9 @@ struct TurnInput {
 };
 
 struct TurnResult {
+  // The whole answer; `response.handoff` is set while a human owns the session or when this
+  // turn handed it over.
   chat::v1::ConverseResponse response;
-  // A short transcript summary for a human agent (set when state.escalate).
-  std::string handoff_summary;
 };
 
 // Stubs of the four stages (not owned) and how to call them.
@@ -100,6 +105,8 @@ struct TurnOptions {
   // at most `stream_queue` streams wait for a thread.
   uint32_t stream_threads = 16;
   uint32_t stream_queue = 4096;
+  // Lines of the conversation in a handoff's summary (at most what context_turns loads).
+  uint32_t handoff_summary_lines = 6;
 };
 
 // Receives the outcome of an asynchronous turn, exactly once.

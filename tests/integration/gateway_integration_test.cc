@@ -1,7 +1,8 @@
 // The gateway App in-process (gRPC and HTTP on free ports) against a real redis-server and
 // the four real stage binaries: conversations over HTTP and gRPC, bad input that writes
-// nothing, sessions scoped by tenant, and the failure policy of DESIGN §6 (generation down,
-// Redis down, deadline passed).
+// nothing, sessions scoped by tenant, the failure policy of DESIGN §6 (generation down,
+// Redis down, deadline passed), and handoffs to a human (initiate, accept, turns while a
+// human owns the session, release, bad calls, a gateway restart).
 //
 // One set of processes serves the suite; SetUp repairs whatever a previous test stopped.
 #include <signal.h>
@@ -28,6 +29,7 @@
 #include "services/gateway/auth.h"
 #include "tests/testing/process_fixture.h"
 #include "tests/testing/redis_fixture.h"
+#include "tests/testing/shop_domain.h"
 
 namespace helpline::gateway {
 namespace {
@@ -290,6 +292,128 @@ class GatewayIntegrationTest : public ::testing::Test {
     return stub.Converse(&context, request, response);
   }
 
+  // A handoff route of the HTTP API: GET .../handoff, POST .../handoff/accept|release.
+  static HttpResponse HandoffHttp(const std::string& tenant, const std::string& session,
+                                  const std::string& action, const std::string& body = "",
+                                  int port = 0) {
+    std::map<std::string, std::string> headers{{"Content-Type", "application/json"}};
+    if (!tenant.empty()) headers["Authorization"] = Bearer(tenant);
+    const std::string path = absl::StrCat("/v1/sessions/", session, "/handoff",
+                                          action.empty() ? "" : "/", action);
+    auto r = HttpCall(port == 0 ? app_->http_port() : port, action.empty() ? "GET" : "POST",
+                      path, body, headers);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : HttpResponse{};
+  }
+
+  // HandoffService calls; `channel` defaults to the suite's gateway.
+  static grpc::Status AcceptHandoff(const std::string& tenant, const std::string& session,
+                                    const std::string& agent, common::v1::Handoff* handoff,
+                                    std::shared_ptr<grpc::Channel> channel = nullptr) {
+    chat::v1::HandoffService::Stub stub(channel ? channel : *channel_);
+    grpc::ClientContext context;
+    Authorize(context, tenant);
+    chat::v1::AcceptHandoffRequest request;
+    request.set_session_id(session);
+    request.set_agent_id(agent);
+    chat::v1::AcceptHandoffResponse response;
+    grpc::Status status = stub.AcceptHandoff(&context, request, &response);
+    if (handoff != nullptr) *handoff = response.handoff();
+    return status;
+  }
+
+  static grpc::Status ReleaseHandoff(const std::string& tenant, const std::string& session,
+                                     common::v1::Handoff* handoff) {
+    chat::v1::HandoffService::Stub stub(*channel_);
+    grpc::ClientContext context;
+    Authorize(context, tenant);
+    chat::v1::ReleaseHandoffRequest request;
+    request.set_session_id(session);
+    chat::v1::ReleaseHandoffResponse response;
+    grpc::Status status = stub.ReleaseHandoff(&context, request, &response);
+    if (handoff != nullptr) *handoff = response.handoff();
+    return status;
+  }
+
+  static grpc::Status GetHandoff(const std::string& tenant, const std::string& session,
+                                 common::v1::Handoff* handoff,
+                                 std::shared_ptr<grpc::Channel> channel = nullptr) {
+    chat::v1::HandoffService::Stub stub(channel ? channel : *channel_);
+    grpc::ClientContext context;
+    Authorize(context, tenant);
+    chat::v1::GetHandoffRequest request;
+    request.set_session_id(session);
+    chat::v1::GetHandoffResponse response;
+    grpc::Status status = stub.GetHandoff(&context, request, &response);
+    if (handoff != nullptr) *handoff = response.handoff();
+    return status;
+  }
+
+  // ConverseStream: the concatenated deltas, their count and the final message.
+  static grpc::Status ConverseStream(const std::string& tenant, const std::string& session,
+                                     const std::string& text, std::string* streamed, int* deltas,
+                                     chat::v1::ConverseResponse* final_response) {
+    chat::v1::ChatService::Stub stub(*channel_);
+    grpc::ClientContext context;
+    Authorize(context, tenant);
+    chat::v1::ConverseStreamRequest request;
+    request.set_session_id(session);
+    request.set_text(text);
+    auto reader = stub.ConverseStream(&context, request);
+    chat::v1::ConverseStreamResponse message;
+    *deltas = 0;
+    while (reader->Read(&message)) {
+      if (message.has_final()) {
+        *final_response = message.final();
+      } else {
+        *streamed += message.delta();
+        ++*deltas;
+      }
+    }
+    return reader->Finish();
+  }
+
+  // The SSE events of a streamed HTTP turn: the concatenated content and the final chunk.
+  static void ParseStream(const HttpResponse& r, std::string* content, json* final_chunk) {
+    for (absl::string_view line : absl::StrSplit(r.body, '\n')) {
+      if (!absl::StartsWith(line, "data: ") || line == "data: [DONE]") continue;
+      json chunk = json::parse(line.substr(6), nullptr, false);
+      ASSERT_FALSE(chunk.is_discarded()) << line;
+      if (chunk["choices"].empty()) continue;
+      const json& choice = chunk["choices"][0];
+      if (choice["delta"].contains("content")) {
+        *content += choice["delta"]["content"].get<std::string>();
+      }
+      if (!choice["finish_reason"].is_null()) *final_chunk = chunk;
+    }
+  }
+
+  // The variants of the shop domain's "escalate" template in `language`.
+  static std::vector<std::string> EscalateTemplates(const std::string& language) {
+    const auto& shop = testutil::ShopDomain();
+    EXPECT_TRUE(shop.ok()) << shop.status();
+    if (!shop.ok()) return {};
+    const std::vector<std::string>* variants = (*shop)->FindTemplate("escalate", language);
+    EXPECT_NE(variants, nullptr) << language;
+    return variants != nullptr ? *variants : std::vector<std::string>{};
+  }
+
+  static bool IsEscalateTemplate(const std::string& text, const std::string& language) {
+    const std::vector<std::string> variants = EscalateTemplates(language);
+    return std::find(variants.begin(), variants.end(), text) != variants.end();
+  }
+
+  // The value of a handoff counter on /metrics (0 when absent).
+  static double HandoffCount(const std::string& reason, const std::string& status) {
+    auto r = HttpCall(app_->http_port(), "GET", "/metrics");
+    if (!r.ok()) return -1;
+    const std::string needle = absl::StrCat("helpline_gateway_handoffs_total{reason=\"", reason,
+                                            "\",status=\"", status, "\"} ");
+    const size_t at = r->body.find(needle);
+    if (at == std::string::npos) return 0;
+    return std::stod(r->body.substr(at + needle.size()));
+  }
+
   static RedisServer* redis_;
   static std::string* work_dir_;
   static std::string* domain_file_;
@@ -341,12 +465,14 @@ TEST_F(GatewayIntegrationTest, ThreeTurnConversationOverHttpIsStoredInRedis) {
   EXPECT_EQ(three["helpline"]["turn_index"], 2);
   EXPECT_EQ(three["helpline"]["escalate"], true) << three.dump(2);
   EXPECT_EQ(three["helpline"]["handoff"]["status"], "initiated");
-  EXPECT_TRUE(absl::StrContains(three["helpline"]["handoff"]["summary"].get<std::string>(),
+  EXPECT_TRUE(absl::StrContains(three["helpline"]["handoff"]["summary"]["text"].get<std::string>(),
                                 "order_id=12345678"))
       << three["helpline"]["handoff"].dump();
+  // The handover turn is answered by the domain's "escalate" template, not by generation.
   std::vector<std::string> stages;
   for (const json& t : three["helpline"]["timings"]) stages.push_back(t["stage"]);
-  for (const char* stage : {"session_load", "preprocess", "dst", "generation", "session_commit"}) {
+  EXPECT_EQ(std::find(stages.begin(), stages.end(), "generation"), stages.end());
+  for (const char* stage : {"session_load", "preprocess", "dst", "session_commit"}) {
     EXPECT_NE(std::find(stages.begin(), stages.end(), stage), stages.end()) << stage;
   }
 
@@ -829,6 +955,355 @@ TEST_F(GatewayIntegrationTest, TenantRateLimitAnswers429WithRetryAfter) {
   EXPECT_FALSE(refused.headers["retry-after"].empty());
   EXPECT_EQ(Parse(refused)["error"]["type"], "rate_limit_error");
   EXPECT_EQ(call(kTenantB).status, 200);  // Per tenant.
+}
+
+// English over HTTP (non-streamed), then the helpdesk's whole cycle over HTTP: get, accept,
+// a customer turn while a human owns the session (stored, no bot reply), release, and the
+// bot answering again.
+TEST_F(GatewayIntegrationTest, HandoffInEnglishOverHttpAcceptTurnRelease) {
+  const std::string session = NewSession("handoff-en");
+  const double initiated_before = HandoffCount("customer_request", "initiated");
+  const double accepted_before = HandoffCount("customer_request", "accepted");
+  const double released_before = HandoffCount("customer_request", "released");
+  ASSERT_EQ(Say(kTenantA, session, "Where is my order?").status, 200);
+  HttpResponse with_id = Say(kTenantA, session, "It's order 12345678");
+  ASSERT_EQ(with_id.status, 200) << with_id.body;
+  EXPECT_FALSE(Parse(with_id)["helpline"].contains("handoff")) << with_id.body;
+
+  HttpResponse asked = Say(kTenantA, session, "I want to talk to a human");
+  ASSERT_EQ(asked.status, 200) << asked.body;
+  json body = Parse(asked);
+  const std::string content = body["choices"][0]["message"]["content"];
+  EXPECT_TRUE(IsEscalateTemplate(content, "en")) << content;
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "stop");
+  const json& handoff = body["helpline"]["handoff"];
+  EXPECT_EQ(handoff["status"], "initiated") << body.dump(2);
+  EXPECT_EQ(handoff["reason"], "customer_request");
+  EXPECT_EQ(handoff["sequence"], 1);
+  EXPECT_EQ(handoff["initiate_turn"], 2);
+  EXPECT_TRUE(handoff["initiate_time"].is_string());
+  EXPECT_TRUE(handoff["agent_id"].is_null());
+  const json& summary = handoff["summary"];
+  EXPECT_EQ(summary["slots"]["order_id"], "12345678") << summary.dump(2);
+  EXPECT_EQ(summary["intent"], body["helpline"]["state"]["active_intent"]);
+  EXPECT_EQ(summary["reason"], "customer_request");
+  EXPECT_EQ(summary["turn_count"], 3);
+  EXPECT_TRUE(absl::StrContains(summary["text"].get<std::string>(), "order_id=12345678"));
+  ASSERT_GE(summary["recent_lines"].size(), 2u);
+  const json& lines = summary["recent_lines"];
+  EXPECT_EQ(lines[lines.size() - 2]["speaker"], "customer");
+  EXPECT_EQ(lines[lines.size() - 2]["text"], "I want to talk to a human");
+  EXPECT_EQ(lines[lines.size() - 1]["speaker"], "bot");
+  EXPECT_EQ(lines[lines.size() - 1]["text"], content);
+  EXPECT_EQ(HandoffCount("customer_request", "initiated"), initiated_before + 1);
+
+  // The helpdesk reads it (same summary as the turn returned) and accepts.
+  HttpResponse got = HandoffHttp(kTenantA, session, "");
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(Parse(got)["object"], "helpline.handoff");
+  EXPECT_EQ(Parse(got)["handoff"], handoff);
+  HttpResponse accepted = HandoffHttp(kTenantA, session, "accept", R"({"agent_id":"alice"})");
+  ASSERT_EQ(accepted.status, 200) << accepted.body;
+  EXPECT_EQ(Parse(accepted)["handoff"]["status"], "accepted");
+  EXPECT_EQ(Parse(accepted)["handoff"]["agent_id"], "alice");
+  EXPECT_TRUE(Parse(accepted)["handoff"]["accept_time"].is_string());
+  // Accepting again as the same agent is idempotent (not counted again).
+  HttpResponse again = HandoffHttp(kTenantA, session, "accept", R"({"agent_id":"alice"})");
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(Parse(again)["handoff"], Parse(accepted)["handoff"]);
+  EXPECT_EQ(HandoffCount("customer_request", "accepted"), accepted_before + 1);
+
+  // A customer turn while accepted: no bot reply, stored, the response says who owns it.
+  HttpResponse during = Say(kTenantA, session, "Are you there? My order is 12345678");
+  ASSERT_EQ(during.status, 200) << during.body;
+  json during_body = Parse(during);
+  EXPECT_EQ(during_body["choices"][0]["message"]["content"], "");
+  EXPECT_EQ(during_body["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(during_body["helpline"]["finish_reason"], "handoff");
+  EXPECT_EQ(during_body["helpline"]["handoff"]["status"], "accepted");
+  EXPECT_EQ(during_body["helpline"]["handoff"]["agent_id"], "alice");
+  EXPECT_EQ(during_body["helpline"]["turn_index"], 3);
+  std::vector<std::string> stages;
+  for (const json& t : during_body["helpline"]["timings"]) stages.push_back(t["stage"]);
+  for (const char* skipped : {"dst", "generation"}) {
+    EXPECT_EQ(std::find(stages.begin(), stages.end(), skipped), stages.end()) << skipped;
+  }
+  chat::v1::GetSessionResponse stored;
+  ASSERT_TRUE(GetSession(kTenantA, session, &stored).ok());
+  ASSERT_EQ(stored.turns_size(), 4);
+  EXPECT_EQ(stored.turns(3).user_text(), "Are you there? My order is 12345678");
+  EXPECT_EQ(stored.turns(3).reply(), "");
+  EXPECT_EQ(stored.handoff().status(), common::v1::HANDOFF_STATUS_ACCEPTED);
+  EXPECT_TRUE(stored.state().escalate());
+
+  // Release: the bot owns the session again and answers the next turn.
+  HttpResponse released = HandoffHttp(kTenantA, session, "release", R"({"agent_id":"alice"})");
+  ASSERT_EQ(released.status, 200) << released.body;
+  EXPECT_EQ(Parse(released)["handoff"]["status"], "released");
+  EXPECT_EQ(Parse(released)["handoff"]["released_by"], "alice");
+  EXPECT_EQ(HandoffCount("customer_request", "released"), released_before + 1);
+  HttpResponse after = Say(kTenantA, session, "Where is my order 12345678?");
+  ASSERT_EQ(after.status, 200) << after.body;
+  json after_body = Parse(after);
+  EXPECT_FALSE(after_body["helpline"].contains("handoff")) << after.body;
+  EXPECT_EQ(after_body["helpline"]["escalate"], false) << after.body;
+  EXPECT_FALSE(after_body["choices"][0]["message"]["content"].get<std::string>().empty());
+  EXPECT_NE(after_body["helpline"]["finish_reason"], "handoff");
+  ASSERT_TRUE(GetSession(kTenantA, session, &stored).ok());
+  EXPECT_EQ(stored.version(), 5u);
+  EXPECT_EQ(stored.handoff().status(), common::v1::HANDOFF_STATUS_RELEASED);
+}
+
+// Chinese over HTTP streaming: the final chunk carries the handoff, the deltas the Chinese
+// handover message; a turn while the handoff waits for an agent streams no content.
+TEST_F(GatewayIntegrationTest, HandoffInChineseOverHttpStreaming) {
+  const std::string session = NewSession("handoff-zh-sse");
+  ASSERT_EQ(Say(kTenantA, session, "我的订单到哪了？订单号 12345678").status, 200);
+  auto stream = [&](const std::string& text) {
+    return Chat(kTenantA, session,
+                {{"model", "helpline"}, {"stream", true}, {"messages", {UserMessage(text)}}});
+  };
+  HttpResponse asked = stream("转人工");
+  ASSERT_EQ(asked.status, 200) << asked.body;
+  std::string content;
+  json final_chunk;
+  ParseStream(asked, &content, &final_chunk);
+  ASSERT_TRUE(final_chunk.is_object()) << asked.body;
+  EXPECT_TRUE(IsEscalateTemplate(content, "zh")) << content;
+  const json& handoff = final_chunk["helpline"]["handoff"];
+  EXPECT_EQ(handoff["status"], "initiated") << final_chunk.dump(2);
+  EXPECT_EQ(handoff["reason"], "customer_request");
+  EXPECT_EQ(handoff["summary"]["slots"]["order_id"], "12345678") << handoff.dump(2);
+  EXPECT_EQ(handoff["summary"]["language"], "zh");
+  EXPECT_EQ(handoff["summary"]["recent_lines"].back()["text"], content);
+
+  HttpResponse waiting = stream("有人吗");
+  ASSERT_EQ(waiting.status, 200) << waiting.body;
+  std::string waiting_content;
+  json waiting_final;
+  ParseStream(waiting, &waiting_content, &waiting_final);
+  EXPECT_EQ(waiting_content, "");
+  ASSERT_TRUE(waiting_final.is_object()) << waiting.body;
+  EXPECT_EQ(waiting_final["helpline"]["handoff"]["status"], "initiated");
+  EXPECT_EQ(waiting_final["helpline"]["finish_reason"], "handoff");
+  EXPECT_TRUE(absl::StrContains(waiting.body, "data: [DONE]"));
+  chat::v1::GetSessionResponse stored;
+  ASSERT_TRUE(GetSession(kTenantA, session, &stored).ok());
+  ASSERT_EQ(stored.turns_size(), 3);
+  EXPECT_EQ(stored.turns(2).user_text(), "有人吗");
+  EXPECT_EQ(stored.turns(2).reply(), "");
+}
+
+// Chinese over gRPC Converse, English over ConverseStream; the helpdesk over HandoffService.
+TEST_F(GatewayIntegrationTest, HandoffOverGrpcInChineseAndEnglish) {
+  const std::string zh = NewSession("handoff-zh-grpc");
+  chat::v1::ConverseResponse response;
+  ASSERT_TRUE(Converse(kTenantA, zh, "我的订单到哪了？订单号 12345678", &response).ok());
+  EXPECT_FALSE(response.has_handoff());
+  grpc::Status status = Converse(kTenantA, zh, "我要找真人客服", &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(IsEscalateTemplate(response.reply(), "zh")) << response.reply();
+  ASSERT_TRUE(response.has_handoff()) << response.DebugString();
+  EXPECT_EQ(response.handoff().status(), common::v1::HANDOFF_STATUS_INITIATED);
+  EXPECT_EQ(response.handoff().reason(), "customer_request");
+  EXPECT_EQ(response.handoff().summary().slots().at("order_id"), "12345678");
+  EXPECT_EQ(response.handoff().summary().turn_count(), 2u);
+  EXPECT_TRUE(absl::StrContains(response.handoff().summary().text(), "我要找真人客服"));
+
+  // While INITIATED a streamed turn gets no deltas, only the final message.
+  std::string streamed;
+  int deltas = -1;
+  chat::v1::ConverseResponse final_response;
+  status = ConverseStream(kTenantA, zh, "还在吗", &streamed, &deltas, &final_response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(deltas, 0);
+  EXPECT_EQ(final_response.reply(), "");
+  EXPECT_EQ(final_response.finish_reason(), "handoff");
+  EXPECT_EQ(final_response.handoff().status(), common::v1::HANDOFF_STATUS_INITIATED);
+
+  common::v1::Handoff handoff;
+  status = AcceptHandoff(kTenantA, zh, "agent-zh-1", &handoff);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(handoff.status(), common::v1::HANDOFF_STATUS_ACCEPTED);
+  EXPECT_EQ(handoff.agent_id(), "agent-zh-1");
+  ASSERT_TRUE(GetHandoff(kTenantA, zh, &handoff).ok());
+  EXPECT_EQ(handoff.status(), common::v1::HANDOFF_STATUS_ACCEPTED);
+  EXPECT_EQ(handoff.summary().slots().at("order_id"), "12345678");
+  status = Converse(kTenantA, zh, "谢谢", &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.reply(), "");
+  EXPECT_EQ(response.handoff().agent_id(), "agent-zh-1");
+  ASSERT_TRUE(ReleaseHandoff(kTenantA, zh, &handoff).ok());
+  EXPECT_EQ(handoff.status(), common::v1::HANDOFF_STATUS_RELEASED);
+
+  // English over ConverseStream: the handover message streams, the final carries the handoff.
+  const std::string en = NewSession("handoff-en-grpc");
+  ASSERT_TRUE(Converse(kTenantA, en, "Where is my order A-1234567?", &response).ok());
+  streamed.clear();
+  status = ConverseStream(kTenantA, en, "Can I speak to a real person please?", &streamed,
+                          &deltas, &final_response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_GE(deltas, 1);
+  EXPECT_EQ(streamed, final_response.reply());
+  EXPECT_TRUE(IsEscalateTemplate(streamed, "en")) << streamed;
+  EXPECT_EQ(final_response.handoff().status(), common::v1::HANDOFF_STATUS_INITIATED);
+  EXPECT_EQ(final_response.handoff().summary().slots().at("order_id"), "A-1234567")
+      << final_response.handoff().DebugString();
+  chat::v1::GetSessionResponse stored;
+  ASSERT_TRUE(GetSession(kTenantA, en, &stored).ok());
+  EXPECT_EQ(stored.handoff().summary().text(), final_response.handoff().summary().text());
+}
+
+TEST_F(GatewayIntegrationTest, BadHandoffCallsGetClearErrorsAndWriteNothing) {
+  const std::string plain = NewSession("handoff-none");
+  ASSERT_EQ(Say(kTenantA, plain, "Where is my order?").status, 200);
+  const std::string handed = NewSession("handoff-bad");
+  ASSERT_EQ(Say(kTenantA, handed, "I want to talk to a human").status, 200);
+  common::v1::Handoff handoff;
+  ASSERT_TRUE(AcceptHandoff(kTenantA, handed, "alice", &handoff).ok());
+  const auto before = Snapshot();
+
+  // gRPC.
+  struct GrpcCase {
+    std::string name;
+    std::string tenant;
+    std::string session;
+    std::string agent;
+    bool release;
+    grpc::StatusCode code;
+    std::string message;  // A part of the message.
+  };
+  const std::string unknown = NewSession("handoff-unknown");
+  for (const GrpcCase& c : std::vector<GrpcCase>{
+           {"accept unknown session", kTenantA, unknown, "alice", false,
+            grpc::StatusCode::NOT_FOUND, "not found"},
+           {"release unknown session", kTenantA, unknown, "", true, grpc::StatusCode::NOT_FOUND,
+            "not found"},
+           {"accept without handoff", kTenantA, plain, "alice", false,
+            grpc::StatusCode::FAILED_PRECONDITION, "has no handoff to accept"},
+           {"release without handoff", kTenantA, plain, "", true,
+            grpc::StatusCode::FAILED_PRECONDITION, "has no handoff to release"},
+           {"accept by another agent", kTenantA, handed, "bob", false,
+            grpc::StatusCode::FAILED_PRECONDITION, "already accepted by agent 'alice'"},
+           {"another tenant's session", kTenantB, handed, "alice", false,
+            grpc::StatusCode::NOT_FOUND, "not found"},
+           {"no agent id", kTenantA, handed, "", false, grpc::StatusCode::INVALID_ARGUMENT,
+            "agent_id: required"},
+           {"bad agent id", kTenantA, handed, "al ice", false, grpc::StatusCode::INVALID_ARGUMENT,
+            "agent_id: character byte 0x20 at offset 2"},
+           {"bad session id", kTenantA, "bad id", "alice", false,
+            grpc::StatusCode::INVALID_ARGUMENT, "session_id"},
+           {"no key", "", handed, "alice", false, grpc::StatusCode::UNAUTHENTICATED, ""},
+       }) {
+    grpc::Status status = c.release ? ReleaseHandoff(c.tenant, c.session, nullptr)
+                                    : AcceptHandoff(c.tenant, c.session, c.agent, nullptr);
+    EXPECT_EQ(status.error_code(), c.code) << c.name << ": " << status.error_message();
+    EXPECT_TRUE(absl::StrContains(status.error_message(), c.message))
+        << c.name << ": " << status.error_message();
+    EXPECT_EQ(Snapshot(), before) << c.name << " wrote to Redis";
+  }
+  EXPECT_EQ(GetHandoff(kTenantA, plain, nullptr).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(GetHandoff(kTenantB, handed, nullptr).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // HTTP.
+  struct HttpCase {
+    std::string name;
+    std::string tenant;
+    std::string session;
+    std::string action;
+    std::string body;
+    int status;
+    std::string type;
+    std::string param;  // "" for null.
+  };
+  for (const HttpCase& c : std::vector<HttpCase>{
+           {"accept unknown session", kTenantA, unknown, "accept", R"({"agent_id":"a"})", 404,
+            "not_found_error", ""},
+           {"get unknown session", kTenantA, unknown, "", "", 404, "not_found_error", ""},
+           {"accept without handoff", kTenantA, plain, "accept", R"({"agent_id":"a"})", 400,
+            "invalid_request_error", ""},
+           {"accept by another agent", kTenantA, handed, "accept", R"({"agent_id":"bob"})", 400,
+            "invalid_request_error", ""},
+           {"another tenant", kTenantB, handed, "release", "", 404, "not_found_error", ""},
+           {"agent id missing", kTenantA, handed, "accept", "{}", 400, "invalid_request_error",
+            "agent_id"},
+           {"agent id of the wrong type", kTenantA, handed, "accept", R"({"agent_id":1})", 400,
+            "invalid_request_error", "agent_id"},
+           {"malformed JSON", kTenantA, handed, "accept", "{", 400, "invalid_request_error", ""},
+           {"bad session id", kTenantA, "bad%20id", "", "", 400, "invalid_request_error",
+            "session_id"},
+           {"unknown action", kTenantA, handed, "take", "", 404, "not_found_error", ""},
+           {"no key", "", handed, "", "", 401, "authentication_error", ""},
+       }) {
+    HttpResponse r = HandoffHttp(c.tenant, c.session, c.action, c.body);
+    EXPECT_EQ(r.status, c.status) << c.name << ": " << r.body;
+    json error = json::parse(r.body, nullptr, false);
+    ASSERT_FALSE(error.is_discarded()) << c.name << ": " << r.body;
+    EXPECT_EQ(error["error"]["type"], c.type) << c.name << ": " << r.body;
+    if (c.param.empty()) {
+      EXPECT_TRUE(error["error"]["param"].is_null()) << c.name << ": " << r.body;
+    } else {
+      EXPECT_EQ(error["error"]["param"], c.param) << c.name << ": " << r.body;
+    }
+    EXPECT_EQ(Snapshot(), before) << c.name << " wrote to Redis";
+  }
+  auto wrong_method = HttpCall(app_->http_port(), "GET",
+                               absl::StrCat("/v1/sessions/", handed, "/handoff/accept"), "",
+                               {{"Authorization", Bearer(kTenantA)}});
+  ASSERT_TRUE(wrong_method.ok());
+  EXPECT_EQ(wrong_method->status, 400) << wrong_method->body;
+
+  // Releasing twice: the second is refused.
+  ASSERT_TRUE(ReleaseHandoff(kTenantA, handed, nullptr).ok());
+  grpc::Status twice = ReleaseHandoff(kTenantA, handed, nullptr);
+  EXPECT_EQ(twice.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(absl::StrContains(twice.error_message(), "released")) << twice.error_message();
+  EXPECT_EQ(AcceptHandoff(kTenantA, handed, "alice", nullptr).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+// The handoff lives in Redis: a gateway that starts after the handover serves the same
+// summary and the accept, and another gateway instance sees the result.
+TEST_F(GatewayIntegrationTest, HandoffSummarySurvivesAGatewayRestart) {
+  v1::GatewayConfig config = Config();
+  config.mutable_server()->set_grpc_port(0);
+  const std::string session = NewSession("handoff-restart");
+  json handoff;
+  {
+    auto first = App::Create(config);
+    ASSERT_TRUE(first.ok()) << first.status();
+    const int port = (*first)->http_port();
+    for (const char* text : {"Where is my order?", "It's order 12345678",
+                             "I want to talk to a human"}) {
+      auto r = HttpCall(port, "POST", "/v1/chat/completions",
+                        json{{"messages", {UserMessage(text)}}}.dump(),
+                        {{"Authorization", Bearer(kTenantA)}, {"X-Helpline-Session", session}});
+      ASSERT_TRUE(r.ok()) << r.status();
+      ASSERT_EQ(r->status, 200) << r->body;
+      handoff = Parse(*r)["helpline"]["handoff"];
+    }
+    ASSERT_EQ(handoff["status"], "initiated");
+  }  // The first gateway shuts down here.
+
+  auto second = App::Create(config);
+  ASSERT_TRUE(second.ok()) << second.status();
+  (*second)->SetReady(true);
+  HttpResponse got = HandoffHttp(kTenantA, session, "", "", (*second)->http_port());
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(Parse(got)["handoff"], handoff);
+  EXPECT_EQ(Parse(got)["handoff"]["summary"]["slots"]["order_id"], "12345678");
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*second)->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  common::v1::Handoff accepted;
+  grpc::Status status = AcceptHandoff(kTenantA, session, "carol", &accepted, channel);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(accepted.summary().text(), handoff["summary"]["text"].get<std::string>());
+  // The suite's gateway, another instance, sees the accept.
+  common::v1::Handoff seen;
+  ASSERT_TRUE(GetHandoff(kTenantA, session, &seen).ok());
+  EXPECT_EQ(seen.status(), common::v1::HANDOFF_STATUS_ACCEPTED);
+  EXPECT_EQ(seen.agent_id(), "carol");
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// ChatClient against an in-process fake ChatService/SessionService on a free loopback port.
+// ChatClient against an in-process fake ChatService/SessionService/HandoffService on a free
+// loopback port.
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -35,6 +36,17 @@ class FakeChat final : public v1::ChatService::Service {
       return {grpc::StatusCode::UNAUTHENTICATED, "unknown API key"};
     }
     if (request->text() == "break") return {grpc::StatusCode::UNAVAILABLE, "store down"};
+    if (request->text() == "while accepted") {
+      // A human owns the session: no deltas, an empty reply and the handoff.
+      v1::ConverseStreamResponse only;
+      v1::ConverseResponse* final_response = only.mutable_final();
+      final_response->set_turn_index(4);
+      final_response->set_finish_reason("handoff");
+      final_response->mutable_handoff()->set_status(common::v1::HANDOFF_STATUS_ACCEPTED);
+      final_response->mutable_handoff()->set_agent_id("alice");
+      writer->Write(only);
+      return grpc::Status::OK;
+    }
     v1::ConverseStreamResponse message;
     for (const char* piece : {"Your order ", "ships ", "today."}) {
       message.set_delta(piece);
@@ -71,6 +83,33 @@ class FakeSessions final : public v1::SessionService::Service {
   }
 };
 
+class FakeHandoffs final : public v1::HandoffService::Service {
+ public:
+  grpc::Status GetHandoff(grpc::ServerContext*, const v1::GetHandoffRequest* request,
+                          v1::GetHandoffResponse* response) override {
+    if (request->session_id() != "s-1") {
+      return {grpc::StatusCode::FAILED_PRECONDITION, "session 'x' has no handoff"};
+    }
+    response->mutable_handoff()->set_status(common::v1::HANDOFF_STATUS_INITIATED);
+    response->mutable_handoff()->set_sequence(1);
+    response->mutable_handoff()->set_reason("customer_request");
+    response->mutable_handoff()->mutable_summary()->set_text("Known: order_id=1.");
+    return grpc::Status::OK;
+  }
+  grpc::Status AcceptHandoff(grpc::ServerContext*, const v1::AcceptHandoffRequest* request,
+                             v1::AcceptHandoffResponse* response) override {
+    response->mutable_handoff()->set_status(common::v1::HANDOFF_STATUS_ACCEPTED);
+    response->mutable_handoff()->set_agent_id(request->agent_id());
+    response->mutable_handoff()->set_sequence(1);
+    response->mutable_handoff()->set_reason("customer_request");
+    return grpc::Status::OK;
+  }
+  grpc::Status ReleaseHandoff(grpc::ServerContext*, const v1::ReleaseHandoffRequest*,
+                              v1::ReleaseHandoffResponse*) override {
+    return {grpc::StatusCode::FAILED_PRECONDITION, "no handoff to release"};
+  }
+};
+
 class ChatClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -78,6 +117,7 @@ class ChatClientTest : public ::testing::Test {
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(&chat_);
     builder.RegisterService(&sessions_);
+    builder.RegisterService(&handoffs_);
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_GT(port_, 0);
@@ -88,6 +128,7 @@ class ChatClientTest : public ::testing::Test {
 
   FakeChat chat_;
   FakeSessions sessions_;
+  FakeHandoffs handoffs_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -137,6 +178,27 @@ TEST_F(ChatClientTest, ShowState) {
   std::ostringstream missing;
   EXPECT_EQ(client.ShowState("nope", missing).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(missing.str(), "error: NOT_FOUND: no such session\n");
+}
+
+TEST_F(ChatClientTest, TurnWhileAHumanOwnsTheSessionAndHandoffCommands) {
+  ChatClient client(channel_, kKey, 10);
+  std::ostringstream out;
+  ASSERT_TRUE(client.Turn("s-1", "while accepted", out).ok());
+  EXPECT_EQ(out.str(),
+            "  [turn 4] intent=- slots: - missing: - escalate: no finish: handoff\n"
+            "  (no bot reply: agent alice has this conversation; your message is in the "
+            "transcript)\n");
+  std::ostringstream shown;
+  ASSERT_TRUE(client.ShowHandoff("s-1", shown).ok());
+  EXPECT_EQ(shown.str(),
+            "  [handoff #1 initiated (customer_request)]\n  summary: Known: order_id=1.\n");
+  std::ostringstream accepted;
+  ASSERT_TRUE(client.AcceptHandoff("s-1", "bob", accepted).ok());
+  EXPECT_EQ(accepted.str(), "  [handoff #1 accepted by bob (customer_request)]\n");
+  std::ostringstream refused;
+  EXPECT_EQ(client.ReleaseHandoff("s-1", "", refused).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(refused.str(), "error: FAILED_PRECONDITION: no handoff to release\n");
 }
 
 }  // namespace

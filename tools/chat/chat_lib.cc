@@ -85,6 +85,9 @@ Command ParseCommand(absl::string_view line) {
   if (name == "/quit" || name == "/exit") return {Command::Kind::kQuit, ""};
   if (name == "/session") return {Command::Kind::kSession, std::string(arg)};
   if (name == "/state") return {Command::Kind::kState, ""};
+  if (name == "/handoff") return {Command::Kind::kHandoff, ""};
+  if (name == "/accept") return {Command::Kind::kAccept, std::string(arg)};
+  if (name == "/release") return {Command::Kind::kRelease, std::string(arg)};
   if (name == "/help") return {Command::Kind::kHelp, ""};
   return {Command::Kind::kUnknown, std::string(name)};
 }
@@ -131,6 +134,49 @@ std::string FormatTurnInfo(const v1::ConverseResponse& response) {
   return out;
 }
 
+namespace {
+
+const char* HandoffStatusWord(common::v1::HandoffStatus status) {
+  switch (status) {
+    case common::v1::HANDOFF_STATUS_INITIATED: return "initiated";
+    case common::v1::HANDOFF_STATUS_ACCEPTED: return "accepted";
+    case common::v1::HANDOFF_STATUS_RELEASED: return "released";
+    default: return "none";
+  }
+}
+
+}  // namespace
+
+std::string FormatHandoff(const common::v1::Handoff& handoff) {
+  std::string out = absl::StrCat("  [handoff #", handoff.sequence(), " ",
+                                 HandoffStatusWord(handoff.status()));
+  if (handoff.status() == common::v1::HANDOFF_STATUS_ACCEPTED) {
+    absl::StrAppend(&out, " by ", handoff.agent_id());
+  }
+  if (handoff.status() == common::v1::HANDOFF_STATUS_RELEASED &&
+      !handoff.released_by().empty()) {
+    absl::StrAppend(&out, " by ", handoff.released_by());
+  }
+  absl::StrAppend(&out, " (", handoff.reason().empty() ? "no reason" : handoff.reason(), ")]\n");
+  if (!handoff.summary().text().empty()) {
+    absl::StrAppend(&out, "  summary: ", handoff.summary().text(), "\n");
+  }
+  return out;
+}
+
+std::string FormatTurnHandoff(const v1::ConverseResponse& response) {
+  if (!response.has_handoff()) return "";
+  const common::v1::Handoff& handoff = response.handoff();
+  if (response.finish_reason() == "handoff") {
+    if (handoff.status() == common::v1::HANDOFF_STATUS_ACCEPTED) {
+      return absl::StrCat("  (no bot reply: agent ", handoff.agent_id(),
+                          " has this conversation; your message is in the transcript)\n");
+    }
+    return "  (no bot reply: waiting for a human agent to accept the handoff; your message is "
+           "in the transcript)\n";
+  }
+  return FormatHandoff(handoff);
+}
 
 namespace {
 
@@ -145,6 +191,7 @@ ChatClient::ChatClient(std::shared_ptr<grpc::Channel> channel, std::string api_k
                        int timeout_seconds)
     : chat_(v1::ChatService::NewStub(channel)),
       sessions_(v1::SessionService::NewStub(channel)),
+      handoffs_(v1::HandoffService::NewStub(channel)),
       api_key_(std::move(api_key)),
       timeout_seconds_(timeout_seconds) {}
 
@@ -190,9 +237,13 @@ grpc::Status ChatClient::Turn(const std::string& session_id, const std::string& 
     WriteError(missing, out);
     return missing;
   }
-  // A reply that came only in the final message (no deltas) is written whole.
-  if (!started) out << "helpline: " << final_response.reply() << "\n";
-  out << "  " << FormatTurnInfo(final_response) << std::endl;
+  // A reply that came only in the final message (no deltas) is written whole; a turn kept
+  // for a human agent has none.
+  if (!started && !final_response.reply().empty()) {
+    out << "helpline: " << final_response.reply() << "\n";
+  }
+  out << "  " << FormatTurnInfo(final_response) << "\n"
+      << FormatTurnHandoff(final_response) << std::flush;
   return status;
 }
 
@@ -211,6 +262,56 @@ grpc::Status ChatClient::ShowState(const std::string& session_id, std::ostream& 
       << " turns committed, " << response.turns_size() << " stored\n  "
       << FormatState(response.state()) << std::endl;
   return status;
+}
+
+namespace {
+
+// Runs one HandoffService call and writes the handoff it returns.
+template <typename Request, typename Response, typename Method>
+grpc::Status HandoffCall(v1::HandoffService::Stub& stub, Method method,
+                         grpc::ClientContext& context, const Request& request,
+                         std::ostream& out) {
+  Response response;
+  grpc::Status status = (stub.*method)(&context, request, &response);
+  if (!status.ok()) {
+    WriteError(status, out);
+    return status;
+  }
+  out << FormatHandoff(response.handoff()) << std::flush;
+  return status;
+}
+
+}  // namespace
+
+grpc::Status ChatClient::ShowHandoff(const std::string& session_id, std::ostream& out) {
+  grpc::ClientContext context;
+  Prepare(context);
+  v1::GetHandoffRequest request;
+  request.set_session_id(session_id);
+  return HandoffCall<v1::GetHandoffRequest, v1::GetHandoffResponse>(
+      *handoffs_, &v1::HandoffService::Stub::GetHandoff, context, request, out);
+}
+
+grpc::Status ChatClient::AcceptHandoff(const std::string& session_id, const std::string& agent_id,
+                                       std::ostream& out) {
+  grpc::ClientContext context;
+  Prepare(context);
+  v1::AcceptHandoffRequest request;
+  request.set_session_id(session_id);
+  request.set_agent_id(agent_id);
+  return HandoffCall<v1::AcceptHandoffRequest, v1::AcceptHandoffResponse>(
+      *handoffs_, &v1::HandoffService::Stub::AcceptHandoff, context, request, out);
+}
+
+grpc::Status ChatClient::ReleaseHandoff(const std::string& session_id,
+                                        const std::string& agent_id, std::ostream& out) {
+  grpc::ClientContext context;
+  Prepare(context);
+  v1::ReleaseHandoffRequest request;
+  request.set_session_id(session_id);
+  request.set_agent_id(agent_id);
+  return HandoffCall<v1::ReleaseHandoffRequest, v1::ReleaseHandoffResponse>(
+      *handoffs_, &v1::HandoffService::Stub::ReleaseHandoff, context, request, out);
 }
 
 }  // namespace helpline::chat

@@ -27,14 +27,18 @@ std::string FindStackEnv(const std::string& exe_path);
 
 // What a line typed at the prompt asks for.
 struct Command {
-  enum class Kind { kText, kQuit, kSession, kState, kHelp, kEmpty, kUnknown };
+  enum class Kind {
+    kText, kQuit, kSession, kState, kHandoff, kAccept, kRelease, kHelp, kEmpty, kUnknown
+  };
   Kind kind = Kind::kEmpty;
-  // kText: the text; kSession: the new session id (empty: make one); kUnknown: the command.
+  // kText: the text; kSession: the new session id (empty: make one); kAccept / kRelease:
+  // the agent id (kAccept: empty means the default); kUnknown: the command.
   std::string arg;
 };
 
-// "/quit" or "/exit", "/session [ID]", "/state", "/help"; anything else not starting with
-// '/' is text for the next turn. Leading and trailing whitespace is ignored.
+// "/quit" or "/exit", "/session [ID]", "/state", "/handoff", "/accept [AGENT]",
+// "/release [AGENT]", "/help"; anything else not starting with '/' is text for the next turn.
+// Leading and trailing whitespace is ignored.
 Command ParseCommand(absl::string_view line);
 
 // A new random session id, "chat-" followed by 12 hex digits.
@@ -47,11 +51,20 @@ std::string FormatState(const common::v1::DialogueState& state);
 // The state line plus turn index, degraded stages and finish reason of a response.
 std::string FormatTurnInfo(const v1::ConverseResponse& response);
 
+// Lines about a handoff, each starting with two spaces, e.g.
+// "  [handoff #1 accepted by alice (customer_request)]\n  summary: Handed over ...\n".
+std::string FormatHandoff(const common::v1::Handoff& handoff);
+
+// What a turn's response says about the handoff: nothing without one; for a turn that got
+// no bot reply because a human owns the session, a line saying so; for the turn that handed
+// over, the handoff and its summary.
+std::string FormatTurnHandoff(const v1::ConverseResponse& response);
+
 // The name of a gRPC status code, e.g. "UNAUTHENTICATED".
 const char* StatusCodeName(grpc::StatusCode code);
 
-// Calls ChatService.ConverseStream and SessionService.GetSession with the API key in the
-// `authorization` metadata and a deadline on every call; writes what it gets to `out`.
+// Calls ChatService.ConverseStream, SessionService.GetSession and HandoffService with the API
+// key in the `authorization` metadata and a deadline on every call; writes what it gets to `out`.
 class ChatClient {
  public:
   ChatClient(std::shared_ptr<grpc::Channel> channel, std::string api_key, int timeout_seconds);
@@ -64,11 +77,20 @@ class ChatClient {
   // Writes the session's version, stored turns and state, or "error: CODE: message".
   grpc::Status ShowState(const std::string& session_id, std::ostream& out);
 
+  // The helpdesk's side (HandoffService), for demos: writes the handoff after the call, or
+  // "error: CODE: message".
+  grpc::Status ShowHandoff(const std::string& session_id, std::ostream& out);
+  grpc::Status AcceptHandoff(const std::string& session_id, const std::string& agent_id,
+                             std::ostream& out);
+  grpc::Status ReleaseHandoff(const std::string& session_id, const std::string& agent_id,
+                              std::ostream& out);
+
  private:
   void Prepare(grpc::ClientContext& context) const;
 
   std::unique_ptr<v1::ChatService::Stub> chat_;
   std::unique_ptr<v1::SessionService::Stub> sessions_;
+  std::unique_ptr<v1::HandoffService::Stub> handoffs_;
   std::string api_key_;
   int timeout_seconds_;
 };

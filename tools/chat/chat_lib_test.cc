@@ -98,5 +98,40 @@ TEST(FormatTurnInfoTest, DegradedAndFinish) {
             "finish: length");
 }
 
+TEST(ParseCommandTest, HandoffCommands) {
+  EXPECT_EQ(ParseCommand("/handoff").kind, Command::Kind::kHandoff);
+  Command accept = ParseCommand("/accept  alice ");
+  EXPECT_EQ(accept.kind, Command::Kind::kAccept);
+  EXPECT_EQ(accept.arg, "alice");
+  EXPECT_EQ(ParseCommand("/accept").arg, "");
+  EXPECT_EQ(ParseCommand("/release").kind, Command::Kind::kRelease);
+}
+
+TEST(FormatHandoffTest, StatusAgentAndSummary) {
+  common::v1::Handoff handoff;
+  handoff.set_sequence(2);
+  handoff.set_status(common::v1::HANDOFF_STATUS_ACCEPTED);
+  handoff.set_agent_id("alice");
+  handoff.set_reason("customer_request");
+  handoff.mutable_summary()->set_text("Intent: refund.");
+  EXPECT_EQ(FormatHandoff(handoff),
+            "  [handoff #2 accepted by alice (customer_request)]\n  summary: Intent: refund.\n");
+
+  v1::ConverseResponse response;
+  EXPECT_EQ(FormatTurnHandoff(response), "");
+  *response.mutable_handoff() = handoff;
+  response.set_finish_reason("handoff");
+  EXPECT_EQ(FormatTurnHandoff(response),
+            "  (no bot reply: agent alice has this conversation; your message is in the "
+            "transcript)\n");
+  response.mutable_handoff()->set_status(common::v1::HANDOFF_STATUS_INITIATED);
+  EXPECT_NE(FormatTurnHandoff(response).find("waiting for a human agent"), std::string::npos);
+  // The turn that handed over shows the handoff and its summary.
+  response.set_finish_reason("stop");
+  response.mutable_handoff()->set_sequence(1);
+  EXPECT_EQ(FormatTurnHandoff(response),
+            "  [handoff #1 initiated (customer_request)]\n  summary: Intent: refund.\n");
+}
+
 }  // namespace
 }  // namespace helpline::chat

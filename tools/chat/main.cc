@@ -19,6 +19,9 @@ constexpr char kHelp[] =
     "Type a message and press Enter. Commands:\n"
     "  /session [ID]  continue in session ID, or a new session without ID\n"
     "  /state         the session's state and stored turns (SessionService.GetSession)\n"
+    "  /handoff       the session's handoff to a human and its summary\n"
+    "  /accept [ID]   as the helpdesk: agent ID (default \"console\") takes the conversation\n"
+    "  /release [ID]  as the helpdesk: give the conversation back to the bot\n"
     "  /quit          leave (also Ctrl-D)\n";
 
 std::string SelfPath(const char* argv0) {
@@ -97,6 +100,15 @@ int Main(int argc, char** argv) {
         break;
       case Command::Kind::kState:
         client.ShowState(session, std::cout);
+        break;
+      case Command::Kind::kHandoff:
+        client.ShowHandoff(session, std::cout);
+        break;
+      case Command::Kind::kAccept:
+        client.AcceptHandoff(session, command.arg.empty() ? "console" : command.arg, std::cout);
+        break;
+      case Command::Kind::kRelease:
+        client.ReleaseHandoff(session, command.arg, std::cout);
         break;
       case Command::Kind::kUnknown:
         std::cout << "unknown command " << command.arg << " (/help)" << std::endl;
