@@ -478,14 +478,17 @@ std::string MetricsJson(const std::map<std::string, double>& metrics) {
   return j.dump(2) + "\n";
 }
 
-absl::StatusOr<std::map<std::string, double>> EvaluateGeneration(
-    const GenerationEvalOptions& options) {
-  const Clock::time_point start = Clock::now();
-  std::ostream* log = options.progress;
-  if (absl::Status s = CheckModelDir(options.model_dir); !s.ok()) return s;
-  if (options.max_tokens < 1) return absl::InvalidArgumentError("--max-tokens: must be >= 1");
+namespace {
 
-  // 1. The examples and the retrieval pool.
+// The evaluated examples and the retrieval pool.
+struct Inputs {
+  std::vector<train::ExampleRecord> all;   // the split
+  std::vector<train::ExampleRecord> pool;  // the retrieval baseline's training examples
+  std::vector<size_t> picked;              // indices into `all` to evaluate
+};
+
+absl::StatusOr<Inputs> ReadInputs(const GenerationEvalOptions& options) {
+  Inputs in;
   train::TextOptions text;
   text.split = options.split;
   absl::StatusOr<std::vector<train::ExampleRecord>> all =
@@ -495,231 +498,245 @@ absl::StatusOr<std::map<std::string, double>> EvaluateGeneration(
     return absl::InvalidArgumentError(absl::StrCat("--data ", options.data, " (split ",
                                                    options.split, "): no examples"));
   }
+  in.all = *std::move(all);
   absl::StatusOr<std::vector<train::ExampleRecord>> pool = ReadRetrieval(options, text);
   if (!pool.ok()) return pool.status();
   if (pool->empty()) {
     return absl::InvalidArgumentError("the retrieval data (train split) has no examples");
   }
-  {
-    std::unordered_set<std::string> origins;
-    for (const train::ExampleRecord& r : *pool) origins.insert(r.example.origin);
-    for (const train::ExampleRecord& r : *all) {
-      if (origins.count(r.example.origin)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "the retrieval data holds the evaluated example ", r.example.origin,
-            ": pass the training split as --retrieval-data"));
-      }
+  in.pool = *std::move(pool);
+  std::unordered_set<std::string> origins;
+  for (const train::ExampleRecord& r : in.pool) origins.insert(r.example.origin);
+  for (const train::ExampleRecord& r : in.all) {
+    if (origins.count(r.example.origin)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the retrieval data holds the evaluated example ", r.example.origin,
+          ": pass the training split as --retrieval-data"));
     }
   }
-  const std::vector<size_t> picked = Pick(all->size(), options.limit);
-  const double read_seconds = SecondsSince(start);
-  if (log) {
-    *log << absl::StrFormat("data: %s (%s, split %s): %zu examples, evaluating %zu; retrieval pool %zu\n",
-                            options.data, train::TextFormatName(options.format), options.split,
-                            all->size(), picked.size(), pool->size());
-  }
+  in.picked = Pick(in.all.size(), options.limit);
+  return in;
+}
 
-  // 2. The model and the serving pieces.
-  absl::StatusOr<std::unique_ptr<lm::BpeTokenizer>> tokenizer = lm::BpeTokenizer::Load(options.model_dir);
+// What the service would hold: tokenizer, model, filter, template fallback, prompt builders.
+struct Serving {
+  std::unique_ptr<lm::BpeTokenizer> tokenizer;
+  std::unique_ptr<lm::Gpt2Model> model;
+  int32_t eos = 0;
+  size_t n_positions = 0;
+  std::shared_ptr<const domain::Domain> domain;
+  reply::PromptFormat format;
+  std::unique_ptr<const reply::ReplyChooser> chooser;
+  std::unique_ptr<const generation::TemplateGenerator> fallback;
+  // One per system prompt, counting with the model's tokenizer as the service's builder does.
+  std::map<std::string, std::unique_ptr<const reply::PromptBuilder>> builders;
+};
+
+absl::StatusOr<Serving> LoadServing(const GenerationEvalOptions& options, const Inputs& in) {
+  Serving s;
+  absl::StatusOr<std::unique_ptr<lm::BpeTokenizer>> tokenizer =
+      lm::BpeTokenizer::Load(options.model_dir);
   if (!tokenizer.ok()) return DataError("--model", tokenizer.status());
-  const std::optional<int32_t> eos = (*tokenizer)->eos_id();
+  s.tokenizer = *std::move(tokenizer);
+  const std::optional<int32_t> eos = s.tokenizer->eos_id();
   if (!eos.has_value()) {
-    return absl::InvalidArgumentError(absl::StrCat("--model ", options.model_dir,
-                                                   ": the tokenizer has no end-of-text token"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--model ", options.model_dir, ": the tokenizer has no end-of-text token"));
   }
+  s.eos = *eos;
   lm::LoadOptions load;
   load.threads = options.threads;
   absl::StatusOr<std::unique_ptr<lm::Gpt2Model>> model = lm::Gpt2Model::Load(options.model_dir, load);
   if (!model.ok()) return DataError("--model", model.status());
-  const size_t n_positions = static_cast<size_t>((*model)->config().n_positions);
-  if (static_cast<size_t>(options.max_tokens) >= n_positions) {
+  s.model = *std::move(model);
+  s.n_positions = static_cast<size_t>(s.model->config().n_positions);
+  if (static_cast<size_t>(options.max_tokens) >= s.n_positions) {
     return absl::InvalidArgumentError(absl::StrCat("--max-tokens ", options.max_tokens,
-                                                   " leaves no room for a prompt in ", n_positions,
-                                                   " positions"));
-  }
-  if (log) {
-    *log << absl::StrFormat("model: %s (%d layers x %d, %zu positions, vocab %d)\n",
-                            options.model_dir, (*model)->config().n_layer,
-                            (*model)->config().n_embd, n_positions, (*model)->config().vocab_size);
+                                                   " leaves no room for a prompt in ",
+                                                   s.n_positions, " positions"));
   }
 
   std::vector<const train::ExampleRecord*> typed;
-  for (const train::ExampleRecord& r : *all) typed.push_back(&r);
-  for (const train::ExampleRecord& r : *pool) typed.push_back(&r);
+  for (const train::ExampleRecord& r : in.all) typed.push_back(&r);
+  for (const train::ExampleRecord& r : in.pool) typed.push_back(&r);
   absl::StatusOr<std::shared_ptr<const domain::Domain>> domain = EvaluationDomain(typed);
   if (!domain.ok()) return domain.status();
+  s.domain = *std::move(domain);
+  // The service's filter with its defaults and built-in blocklist.
   absl::StatusOr<reply::Blocklist> blocklist =
       reply::Blocklist::Parse(generation::kDefaultBlocklistYaml, "built-in blocklist");
   if (!blocklist.ok()) return blocklist.status();
-  reply::PromptFormat format;
   reply::ChooserOptions chooser_options;
-  chooser_options.role_labels = {format.customer_label, format.agent_label};
+  chooser_options.role_labels = {s.format.customer_label, s.format.agent_label};
   absl::StatusOr<std::unique_ptr<const reply::ReplyChooser>> chooser =
-      reply::ReplyChooser::Create(*domain, *std::move(blocklist), chooser_options);
+      reply::ReplyChooser::Create(s.domain, *std::move(blocklist), chooser_options);
   if (!chooser.ok()) return chooser.status();
-  const generation::TemplateGenerator fallback(*domain, generation::GeneratorOptions{});
+  s.chooser = *std::move(chooser);
+  s.fallback = std::make_unique<const generation::TemplateGenerator>(s.domain,
+                                                                     generation::GeneratorOptions{});
 
-  // One prompt builder per system prompt, counting with the model's tokenizer, as the
-  // service's builder does for its domain.
-  const lm::BpeTokenizer* counter = tokenizer->get();
-  std::map<std::string, std::unique_ptr<const reply::PromptBuilder>> builders;
-  for (size_t i : picked) {
-    const std::string& system = (*all)[i].system_prompt;
-    if (builders.count(system)) continue;
+  const lm::BpeTokenizer* counter = s.tokenizer.get();
+  for (size_t i : in.picked) {
+    const std::string& system = in.all[i].system_prompt;
+    if (s.builders.count(system)) continue;
     absl::StatusOr<std::unique_ptr<const reply::PromptBuilder>> b = reply::PromptBuilder::Create(
-        train::PromptDomain(system), format, reply::PromptOptions{},
+        train::PromptDomain(system), s.format, reply::PromptOptions{},
         [counter](absl::string_view t) { return counter->Encode(t).size(); });
     if (!b.ok()) return b.status();
-    builders[system] = *std::move(b);
+    s.builders[system] = *std::move(b);
   }
+  return s;
+}
 
-  // 3. Prompts: for generation under the serving budget, for perplexity with room for the
-  // whole reference. An example whose turn alone does not fit is skipped (the service would
-  // answer INVALID_ARGUMENT).
-  struct Item {
-    const train::ExampleRecord* record;
-    std::vector<int32_t> prompt;  // generation prompt
-    std::optional<size_t> scoring;  // index into scoring inputs
-  };
+// One evaluated example: its generation prompt and, when the reference fits, its scoring.
+struct Item {
+  const train::ExampleRecord* record = nullptr;
+  std::vector<int32_t> prompt;
+  std::optional<size_t> scoring;  // index into Prepared::scoring
+};
+
+struct Prepared {
   std::vector<Item> items;
   std::vector<ScoringInput> scoring;
-  size_t skipped = 0, prompts_trimmed = 0;
-  for (size_t i : picked) {
-    const train::ExampleRecord& r = (*all)[i];
-    const reply::PromptBuilder& builder = *builders[r.system_prompt];
+  size_t skipped = 0;          // the turn alone does not fit (the service answers INVALID_ARGUMENT)
+  size_t prompts_trimmed = 0;  // history turns dropped to fit
+};
+
+// Prompts for generation under the serving budget (context - max_tokens) and for perplexity
+// with room for the whole reference reply and the end token.
+absl::StatusOr<Prepared> Prepare(const GenerationEvalOptions& options, const Inputs& in,
+                                 const Serving& s) {
+  Prepared p;
+  for (size_t i : in.picked) {
+    const train::ExampleRecord& r = in.all[i];
+    const reply::PromptBuilder& builder = *s.builders.at(r.system_prompt);
     absl::StatusOr<reply::BuiltPrompt> built =
-        builder.Build(r.context, n_positions - static_cast<size_t>(options.max_tokens));
+        builder.Build(r.context, s.n_positions - static_cast<size_t>(options.max_tokens));
     if (!built.ok()) {
-      ++skipped;
+      ++p.skipped;
       continue;
     }
     if (built->history_turns_dropped == 0 && built->text != r.example.prompt) {
-      return absl::InternalError(absl::StrCat(r.example.origin,
-                                              ": the serving prompt differs from the training prompt"));
+      return absl::InternalError(
+          absl::StrCat(r.example.origin, ": the serving prompt differs from the training prompt"));
     }
-    if (built->history_turns_dropped > 0) ++prompts_trimmed;
-    Item item{&r, (*tokenizer)->Encode(built->text), std::nullopt};
-    ScoringInput in;
-    in.target = (*tokenizer)->Encode(r.example.reply);
-    in.target.push_back(*eos);
-    if (in.target.size() < n_positions) {
-      absl::StatusOr<reply::BuiltPrompt> full = builder.Build(r.context, n_positions - in.target.size());
+    if (built->history_turns_dropped > 0) ++p.prompts_trimmed;
+    Item item{&r, s.tokenizer->Encode(built->text), std::nullopt};
+    ScoringInput scoring;
+    scoring.target = s.tokenizer->Encode(r.example.reply);
+    scoring.target.push_back(s.eos);
+    if (scoring.target.size() < s.n_positions) {
+      absl::StatusOr<reply::BuiltPrompt> full =
+          builder.Build(r.context, s.n_positions - scoring.target.size());
       if (full.ok()) {
-        in.prompt = (*tokenizer)->Encode(full->text);
-        item.scoring = scoring.size();
-        scoring.push_back(std::move(in));
+        scoring.prompt = s.tokenizer->Encode(full->text);
+        item.scoring = p.scoring.size();
+        p.scoring.push_back(std::move(scoring));
       }
     }
-    items.push_back(std::move(item));
+    p.items.push_back(std::move(item));
   }
-  if (items.empty()) {
+  if (p.items.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--data ", options.data, ": no example fits the model's context of ", n_positions,
+        "--data ", options.data, ": no example fits the model's context of ", s.n_positions,
         " tokens with --max-tokens ", options.max_tokens));
   }
+  return p;
+}
 
-  // 4. Perplexity (the model on this thread; the engine takes it over afterwards).
-  const Clock::time_point ppl_start = Clock::now();
-  Progress ppl_progress(log, "perplexity", scoring.size());
-  absl::StatusOr<std::vector<double>> logprobs = TargetLogProbs(
-      **model, scoring, 32, 256, [&](size_t done) { ppl_progress.Update(done); });
-  if (!logprobs.ok()) return absl::InternalError(absl::StrCat("perplexity: ", logprobs.status().message()));
-  double nll = 0.0;
-  size_t target_tokens = 0;
-  for (size_t k = 0; k < scoring.size(); ++k) {
-    nll -= (*logprobs)[k];
-    target_tokens += scoring[k].target.size();
-  }
-  const double ppl_seconds = SecondsSince(ppl_start);
-
-  // 5. Generation through the engine, many requests in flight so that it batches.
-  const Clock::time_point gen_start = Clock::now();
-  metrics::Registry registry;
+// The model's greedy candidate through the engine and the filter, for every item; many
+// requests in flight so that the engine batches them. Uses the model from the engine's
+// thread only (the caller must not use it meanwhile).
+absl::StatusOr<std::vector<Outcome>> Generate(const GenerationEvalOptions& options,
+                                              const Serving& s, const std::vector<Item>& items) {
   std::vector<Outcome> outcomes(items.size());
-  {
-    // Declared before the engine: its callbacks use them until the engine is destroyed.
-    std::mutex mu;
-    std::condition_variable cv;
-    size_t in_flight = 0, finished = 0;
-    Progress gen_progress(log, "generation", items.size());
-    const lm::EngineOptions engine_options;  // the service's defaults
-    const size_t max_in_flight = static_cast<size_t>(engine_options.max_running_sequences) * 2;
-    const std::vector<std::string> stops = reply::FormatStopSequences(format);
-    auto finish = [&](size_t k, absl::StatusOr<lm::GenerationResult> result) {
-      const generation::v1::GenerationContext& context = items[k].record->context;
-      Outcome& outcome = outcomes[k];
-      if (!result.ok() || result->candidates.empty()) {
-        outcome.engine_error = true;
-      } else {
-        // As the service's NeuralReplyEngine hands a candidate to the filter.
-        const lm::CandidateResult& c = result->candidates.front();
-        reply::RawCandidate raw;
-        raw.text = c.text;
-        raw.tokens = c.ids.size();
-        raw.logprob_sum = c.logprob_sum;
-        raw.finished_by_length = c.finish_reason == lm::FinishReason::kLength;
-        reply::ReplyChoice choice = (*chooser)->Choose(context, absl::MakeConstSpan(&raw, 1));
-        outcome.candidate = choice.candidates.front().text;
-        outcome.candidate_reasons = choice.candidates.front().rejection_reasons;
-        if (choice.chosen.has_value()) outcome.sent = outcome.candidate;
-      }
-      if (outcome.engine_error || !outcome.candidate_reasons.empty()) {
-        outcome.degraded = true;
-        generation::v1::SamplingParams one;
-        one.set_n(1);
-        absl::StatusOr<generation::v1::GenerateResponse> t = fallback.Generate(context, one);
-        outcome.sent = t.ok() ? t->candidates(static_cast<int>(t->chosen_index())).text() : "";
-      }
-      std::lock_guard lock(mu);
-      --in_flight;
-      ++finished;
-      gen_progress.Update(finished);
-      cv.notify_all();
-    };
-    lm::Engine engine(**model, **tokenizer, engine_options, registry);
-    for (size_t k = 0; k < items.size(); ++k) {
-      {
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return in_flight < max_in_flight; });
-        ++in_flight;
-      }
-      lm::GenerationRequest request;
-      request.prompt = items[k].prompt;
-      request.max_tokens = options.max_tokens;
-      request.n = 1;
-      request.sampling.temperature = 0.0f;  // greedy
-      request.sampling.seed = options.seed;
-      request.stop = stops;
-      request.cache_key = items[k].record->context.cache_key();
-      request.on_done = [&finish, k](absl::StatusOr<lm::GenerationResult> result) {
-        finish(k, std::move(result));
-      };
-      absl::StatusOr<uint64_t> id = engine.Submit(std::move(request));
-      if (!id.ok()) {
-        return absl::InternalError(absl::StrCat(items[k].record->example.origin, ": ",
-                                                id.status().message()));
-      }
+  metrics::Registry registry;
+  // Declared before the engine: its callbacks use them until the engine is destroyed.
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t in_flight = 0, finished = 0;
+  Progress progress(options.progress, "generation", items.size());
+  const lm::EngineOptions engine_options;  // the service's defaults
+  const size_t max_in_flight = static_cast<size_t>(engine_options.max_running_sequences) * 2;
+  const std::vector<std::string> stops = reply::FormatStopSequences(s.format);
+  auto finish = [&](size_t k, absl::StatusOr<lm::GenerationResult> result) {
+    const generation::v1::GenerationContext& context = items[k].record->context;
+    Outcome& outcome = outcomes[k];
+    if (!result.ok() || result->candidates.empty()) {
+      outcome.engine_error = true;
+    } else {
+      // As the service's NeuralReplyEngine hands a candidate to the filter.
+      const lm::CandidateResult& c = result->candidates.front();
+      reply::RawCandidate raw;
+      raw.text = c.text;
+      raw.tokens = c.ids.size();
+      raw.logprob_sum = c.logprob_sum;
+      raw.finished_by_length = c.finish_reason == lm::FinishReason::kLength;
+      reply::ReplyChoice choice = s.chooser->Choose(context, absl::MakeConstSpan(&raw, 1));
+      outcome.candidate = choice.candidates.front().text;
+      outcome.candidate_reasons = choice.candidates.front().rejection_reasons;
+      if (choice.chosen.has_value()) outcome.sent = outcome.candidate;
     }
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return finished == items.size(); });
+    if (outcome.engine_error || !outcome.candidate_reasons.empty()) {
+      outcome.degraded = true;
+      generation::v1::SamplingParams one;
+      one.set_n(1);
+      absl::StatusOr<generation::v1::GenerateResponse> t = s.fallback->Generate(context, one);
+      outcome.sent = t.ok() ? t->candidates(static_cast<int>(t->chosen_index())).text() : "";
+    }
+    std::lock_guard lock(mu);
+    --in_flight;
+    ++finished;
+    progress.Update(finished);
+    cv.notify_all();
+  };
+  lm::Engine engine(*s.model, *s.tokenizer, engine_options, registry);
+  for (size_t k = 0; k < items.size(); ++k) {
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return in_flight < max_in_flight; });
+      ++in_flight;
+    }
+    lm::GenerationRequest request;
+    request.prompt = items[k].prompt;
+    request.max_tokens = options.max_tokens;
+    request.n = 1;
+    request.sampling.temperature = 0.0f;  // greedy
+    request.sampling.seed = options.seed;
+    request.stop = stops;
+    request.cache_key = items[k].record->context.cache_key();
+    request.on_done = [&finish, k](absl::StatusOr<lm::GenerationResult> result) {
+      finish(k, std::move(result));
+    };
+    absl::StatusOr<uint64_t> id = engine.Submit(std::move(request));
+    if (!id.ok()) {
+      return absl::InternalError(
+          absl::StrCat(items[k].record->example.origin, ": ", id.status().message()));
+    }
   }
-  const double gen_seconds = SecondsSince(gen_start);
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return finished == items.size(); });
+  return outcomes;
+}
 
-  // 6. The retrieval baseline.
-  const Clock::time_point retrieval_start = Clock::now();
+// chrF of the retrieval baseline: per item, the reply of the pool example whose context is
+// nearest by TF-IDF.
+double RetrievalChrf(const Inputs& in, const std::vector<Item>& items) {
   std::vector<std::string> contexts;
-  contexts.reserve(pool->size());
-  for (const train::ExampleRecord& r : *pool) contexts.push_back(RetrievalContext(r.context));
+  contexts.reserve(in.pool.size());
+  for (const train::ExampleRecord& r : in.pool) contexts.push_back(RetrievalContext(r.context));
   const TfidfIndex index(contexts);
-  contexts.clear();
-  ChrfAccumulator retrieval_chrf;
+  ChrfAccumulator chrf;
   for (const Item& item : items) {
     const size_t nearest = index.Nearest(RetrievalContext(item.record->context));
-    retrieval_chrf.Add((*pool)[nearest].reference, item.record->reference);
+    chrf.Add(in.pool[nearest].reference, item.record->reference);
   }
-  const double retrieval_seconds = SecondsSince(retrieval_start);
+  return chrf.Score();
+}
 
-  // 7. The figures.
+// The reply metrics over the items' outcomes.
+void AddReplyMetrics(const Serving& s, const std::vector<Item>& items,
+                     const std::vector<Outcome>& outcomes, std::map<std::string, double>& m) {
   ChrfAccumulator chrf, chrf_unfiltered;
   std::map<std::string, size_t> rejected;
   size_t degraded = 0, engine_errors = 0, rejected_any = 0, fidelity = 0, fidelity_unfiltered = 0;
@@ -735,21 +752,11 @@ absl::StatusOr<std::map<std::string, double>> EvaluateGeneration(
     if (!o.engine_error && KeepsSlots(o.candidate_reasons)) ++fidelity_unfiltered;
     // The sent reply checked again by the same filter (already filled: no placeholder left
     // to fill, so the check sees exactly the text the customer would).
-    if (KeepsSlotValues(**chooser, r.context, o.sent)) ++fidelity;
+    if (KeepsSlotValues(*s.chooser, r.context, o.sent)) ++fidelity;
   }
   const double n = static_cast<double>(items.size());
-  std::map<std::string, double> m;
-  m["examples"] = n;
-  m["examples_in_split"] = static_cast<double>(all->size());
-  m["examples_skipped_too_long"] = static_cast<double>(skipped);
-  m["prompts_trimmed"] = static_cast<double>(prompts_trimmed);
-  m["perplexity"] = target_tokens > 0 ? std::exp(nll / static_cast<double>(target_tokens)) : NAN;
-  m["perplexity_examples"] = static_cast<double>(scoring.size());
-  m["perplexity_tokens"] = static_cast<double>(target_tokens);
   m["chrf"] = chrf.Score();
   m["chrf_unfiltered"] = chrf_unfiltered.Score();
-  m["retrieval_chrf"] = retrieval_chrf.Score();
-  m["retrieval_examples"] = static_cast<double>(pool->size());
   m["slot_fidelity"] = static_cast<double>(fidelity) / n;
   m["slot_fidelity_unfiltered"] = static_cast<double>(fidelity_unfiltered) / n;
   for (absl::string_view reason : reply::AllRejectionReasons()) {
@@ -758,9 +765,78 @@ absl::StatusOr<std::map<std::string, double>> EvaluateGeneration(
   m["rejected_any"] = static_cast<double>(rejected_any) / n;
   m["degraded_rate"] = static_cast<double>(degraded) / n;
   m["engine_errors"] = static_cast<double>(engine_errors);
-  m["typed_slots"] = static_cast<double>(std::count_if(
-      (*domain)->slots.begin(), (*domain)->slots.end(),
-      [](const domain::Slot& s) { return s.type != domain::SlotType::kFreeText; }));
+}
+
+}  // namespace
+
+absl::StatusOr<std::map<std::string, double>> EvaluateGeneration(
+    const GenerationEvalOptions& options) {
+  const Clock::time_point start = Clock::now();
+  std::ostream* log = options.progress;
+  if (absl::Status st = CheckModelDir(options.model_dir); !st.ok()) return st;
+  if (options.max_tokens < 1) return absl::InvalidArgumentError("--max-tokens: must be >= 1");
+
+  absl::StatusOr<Inputs> in = ReadInputs(options);
+  if (!in.ok()) return in.status();
+  const double read_seconds = SecondsSince(start);
+  if (log) {
+    *log << absl::StrFormat(
+        "data: %s (%s, split %s): %zu examples, evaluating %zu; retrieval pool %zu\n",
+        options.data, train::TextFormatName(options.format), options.split, in->all.size(),
+        in->picked.size(), in->pool.size());
+  }
+  absl::StatusOr<Serving> serving = LoadServing(options, *in);
+  if (!serving.ok()) return serving.status();
+  const Serving& s = *serving;
+  if (log) {
+    *log << absl::StrFormat("model: %s (%d layers x %d, %zu positions, vocab %d)\n",
+                            options.model_dir, s.model->config().n_layer, s.model->config().n_embd,
+                            s.n_positions, s.model->config().vocab_size);
+  }
+  absl::StatusOr<Prepared> prepared = Prepare(options, *in, s);
+  if (!prepared.ok()) return prepared.status();
+  const std::vector<Item>& items = prepared->items;
+
+  // Perplexity first, on this thread; the engine takes the model over afterwards.
+  const Clock::time_point ppl_start = Clock::now();
+  Progress ppl_progress(log, "perplexity", prepared->scoring.size());
+  absl::StatusOr<std::vector<double>> logprobs =
+      TargetLogProbs(*s.model, prepared->scoring, 32, 256,
+                     [&](size_t done) { ppl_progress.Update(done); });
+  if (!logprobs.ok()) {
+    return absl::InternalError(absl::StrCat("perplexity: ", logprobs.status().message()));
+  }
+  double nll = 0.0;
+  size_t target_tokens = 0;
+  for (size_t k = 0; k < prepared->scoring.size(); ++k) {
+    nll -= (*logprobs)[k];
+    target_tokens += prepared->scoring[k].target.size();
+  }
+  const double ppl_seconds = SecondsSince(ppl_start);
+
+  const Clock::time_point gen_start = Clock::now();
+  absl::StatusOr<std::vector<Outcome>> outcomes = Generate(options, s, items);
+  if (!outcomes.ok()) return outcomes.status();
+  const double gen_seconds = SecondsSince(gen_start);
+
+  const Clock::time_point retrieval_start = Clock::now();
+  const double retrieval_chrf = RetrievalChrf(*in, items);
+  const double retrieval_seconds = SecondsSince(retrieval_start);
+
+  std::map<std::string, double> m;
+  m["examples"] = static_cast<double>(items.size());
+  m["examples_in_split"] = static_cast<double>(in->all.size());
+  m["examples_skipped_too_long"] = static_cast<double>(prepared->skipped);
+  m["prompts_trimmed"] = static_cast<double>(prepared->prompts_trimmed);
+  m["perplexity"] = target_tokens > 0 ? std::exp(nll / static_cast<double>(target_tokens)) : NAN;
+  m["perplexity_examples"] = static_cast<double>(prepared->scoring.size());
+  m["perplexity_tokens"] = static_cast<double>(target_tokens);
+  m["retrieval_chrf"] = retrieval_chrf;
+  m["retrieval_examples"] = static_cast<double>(in->pool.size());
+  AddReplyMetrics(s, items, *outcomes, m);
+  m["typed_slots"] = static_cast<double>(
+      std::count_if(s.domain->slots.begin(), s.domain->slots.end(),
+                    [](const domain::Slot& slot) { return slot.type != domain::SlotType::kFreeText; }));
   m["seconds_read"] = read_seconds;
   m["seconds_perplexity"] = ppl_seconds;
   m["seconds_generation"] = gen_seconds;
