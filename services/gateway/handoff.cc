@@ -249,11 +249,27 @@ absl::StatusOr<Handoff> HandoffDesk::Get(const session::SessionKey& key) {
 
 namespace {
 
-// Leases the session, applies `change` to its record, and writes it back when `change`
-// says it changed something; the lease is released either way.
+// Applies `change` to the session's record and writes it back when `change` says it changed
+// something. A dry run on a plain read comes first, so that a call that fails (unknown
+// session, nothing to accept, ...) or changes nothing writes nothing, not even the lease
+// and its fence counter; then the change is made again under the session's lease (a turn
+// may have moved the record in between) and written by UpdateAndRelease.
 template <typename Change>
 absl::StatusOr<Handoff> ChangeRecord(session::SessionStore& store, const session::SessionKey& key,
                                      absl::Time deadline, Change change) {
+  absl::StatusOr<session::LoadedSession> loaded = store.Load(key, 1);
+  if (!loaded.ok()) {
+    return absl::Status(loaded.status().code(),
+                        absl::StrCat("session store: ", loaded.status().message()));
+  }
+  if (!loaded->exists) {
+    return absl::NotFoundError(
+        absl::StrCat("session_id: session '", key.session_id, "' not found"));
+  }
+  absl::StatusOr<bool> would_change = change(loaded->record);
+  if (!would_change.ok()) return would_change.status();
+  if (!*would_change) return loaded->record.handoff();
+
   absl::StatusOr<session::Acquired> acquired = store.AcquireAndLoad(key, 1, deadline);
   if (!acquired.ok()) {
     if (absl::IsDeadlineExceeded(acquired.status())) {

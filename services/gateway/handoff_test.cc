@@ -229,8 +229,8 @@ TEST_F(HandoffDeskTest, UnknownSessionIsNotFoundEverywhere) {
   EXPECT_EQ(desk_->Get(key_).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(desk_->Accept(key_, "alice", Soon()).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(desk_->Release(key_, "", Soon()).status().code(), absl::StatusCode::kNotFound);
-  // The lease taken to look was given back.
-  EXPECT_EQ(pool_->Command({"EXISTS", store_->KeyFor(key_, "lease")})->integer, 0);
+  // Nothing was written, not even a lease or its fence counter.
+  EXPECT_TRUE(pool_->Command({"KEYS", "*"})->elements.empty());
   // Another tenant's session is as unknown.
   CommitTurn(Handoff());
   EXPECT_EQ(desk_->Get({"other", key_.session_id}).status().code(), absl::StatusCode::kNotFound);
@@ -238,6 +238,7 @@ TEST_F(HandoffDeskTest, UnknownSessionIsNotFoundEverywhere) {
 
 TEST_F(HandoffDeskTest, SessionWithoutHandoffIsAFailedPrecondition) {
   CommitTurn(Handoff());
+  const std::string fence = pool_->Command({"GET", store_->KeyFor(key_, "fence")})->str;
   absl::StatusOr<Handoff> got = desk_->Get(key_);
   EXPECT_EQ(got.status().code(), absl::StatusCode::kFailedPrecondition);
   absl::StatusOr<Handoff> accepted = desk_->Accept(key_, "alice", Soon());
@@ -247,6 +248,8 @@ TEST_F(HandoffDeskTest, SessionWithoutHandoffIsAFailedPrecondition) {
   EXPECT_EQ(desk_->Release(key_, "", Soon()).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(desk_->Accept(key_, "", Soon()).status().code(), absl::StatusCode::kInvalidArgument);
+  // Refused calls take no lease: the fence counter did not move.
+  EXPECT_EQ(pool_->Command({"GET", store_->KeyFor(key_, "fence")})->str, fence);
 }
 
 TEST_F(HandoffDeskTest, AcceptThenReleaseIsStoredAndCounted) {
