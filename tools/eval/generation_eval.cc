@@ -738,7 +738,7 @@ double RetrievalChrf(const Inputs& in, const std::vector<Item>& items) {
 void AddReplyMetrics(const Serving& s, const std::vector<Item>& items,
                      const std::vector<Outcome>& outcomes, std::map<std::string, double>& m) {
   ChrfAccumulator chrf, chrf_unfiltered;
-  std::map<std::string, size_t> rejected;
+  std::map<std::string, size_t> rejected, reference_rejected;
   size_t degraded = 0, engine_errors = 0, rejected_any = 0, fidelity = 0, fidelity_unfiltered = 0;
   for (size_t k = 0; k < items.size(); ++k) {
     const Outcome& o = outcomes[k];
@@ -753,6 +753,14 @@ void AddReplyMetrics(const Serving& s, const std::vector<Item>& items,
     // The sent reply checked again by the same filter (already filled: no placeholder left
     // to fill, so the check sees exactly the text the customer would).
     if (KeepsSlotValues(*s.chooser, r.context, o.sent)) ++fidelity;
+    // The filter on the data's own reply (the target, placeholders filled from the state):
+    // how often it would refuse what a person wrote.
+    reply::RawCandidate reference;
+    reference.text = std::string(absl::StripAsciiWhitespace(r.example.reply));
+    reply::ReplyChoice check = s.chooser->Choose(r.context, absl::MakeConstSpan(&reference, 1));
+    for (const std::string& reason : check.candidates.front().rejection_reasons) {
+      ++reference_rejected[reason];
+    }
   }
   const double n = static_cast<double>(items.size());
   m["chrf"] = chrf.Score();
@@ -761,6 +769,10 @@ void AddReplyMetrics(const Serving& s, const std::vector<Item>& items,
   m["slot_fidelity_unfiltered"] = static_cast<double>(fidelity_unfiltered) / n;
   for (absl::string_view reason : reply::AllRejectionReasons()) {
     m[absl::StrCat("rejected_", reason)] = static_cast<double>(rejected[std::string(reason)]) / n;
+  }
+  for (absl::string_view reason : reply::AllRejectionReasons()) {
+    m[absl::StrCat("reference_rejected_", reason)] =
+        static_cast<double>(reference_rejected[std::string(reason)]) / n;
   }
   m["rejected_any"] = static_cast<double>(rejected_any) / n;
   m["degraded_rate"] = static_cast<double>(degraded) / n;

@@ -18,6 +18,8 @@
 //                              unfilled_placeholder in them (EvaluationDomain types the slots)
 //   slot_fidelity_unfiltered   the same for the model's candidates before the filter
 //   rejected_<reason>          share of candidates the filter rejects for <reason>
+//   reference_rejected_<reason> the same for the data's own replies (the filter's refusals of
+//                              what a person wrote: its false positives on this data)
 //   degraded_rate              share of examples answered with the template reply
 //   ... and counts and times (see GenerationMetrics in the .cc and tools/eval/README.md).
 //

@@ -275,6 +275,8 @@ TEST_F(GenerationEvalTest, PerplexityChrfAndRetrievalOnBitext) {
   EXPECT_EQ(m->at("retrieval_examples"), 5);
   // Every dev example's context and reply are in the training file.
   EXPECT_DOUBLE_EQ(m->at("retrieval_chrf"), 100.0);
+  // One of the four references keeps Bitext's {{order_number}}, which no state fills.
+  EXPECT_DOUBLE_EQ(m->at("reference_rejected_unfilled_placeholder"), 0.25);
 
   // Perplexity by hand: the reference reply tokens and the end token after the prompt.
   train::TextOptions text;
@@ -329,7 +331,8 @@ TEST_F(GenerationEvalTest, ReportHasTheMetricsAndTheFilterKeepsSlotValues) {
        {"perplexity", "chrf", "chrf_unfiltered", "retrieval_chrf", "slot_fidelity",
         "slot_fidelity_unfiltered", "rejected_empty", "rejected_truncated", "rejected_unsafe",
         "rejected_pii_not_from_customer", "rejected_slot_contradiction",
-        "rejected_unfilled_placeholder", "rejected_repetition", "degraded_rate", "examples",
+        "rejected_unfilled_placeholder", "rejected_repetition", "reference_rejected_repetition",
+        "degraded_rate", "examples",
         "seconds_total"}) {
     ASSERT_TRUE(j.contains(key)) << key;
     EXPECT_TRUE(j[key].is_number()) << key;
