@@ -102,6 +102,7 @@ class FakeHandoffs final : public v1::HandoffService::Service {
     response->mutable_handoff()->set_agent_id(request->agent_id());
     response->mutable_handoff()->set_sequence(1);
     response->mutable_handoff()->set_reason("customer_request");
+    response->mutable_handoff()->mutable_summary()->set_text("not shown after an accept");
     return grpc::Status::OK;
   }
   grpc::Status ReleaseHandoff(grpc::ServerContext*, const v1::ReleaseHandoffRequest*,

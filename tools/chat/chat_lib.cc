@@ -147,7 +147,7 @@ const char* HandoffStatusWord(common::v1::HandoffStatus status) {
 
 }  // namespace
 
-std::string FormatHandoff(const common::v1::Handoff& handoff) {
+std::string FormatHandoff(const common::v1::Handoff& handoff, bool with_summary) {
   std::string out = absl::StrCat("  [handoff #", handoff.sequence(), " ",
                                  HandoffStatusWord(handoff.status()));
   if (handoff.status() == common::v1::HANDOFF_STATUS_ACCEPTED) {
@@ -158,7 +158,7 @@ std::string FormatHandoff(const common::v1::Handoff& handoff) {
     absl::StrAppend(&out, " by ", handoff.released_by());
   }
   absl::StrAppend(&out, " (", handoff.reason().empty() ? "no reason" : handoff.reason(), ")]\n");
-  if (!handoff.summary().text().empty()) {
+  if (with_summary && !handoff.summary().text().empty()) {
     absl::StrAppend(&out, "  summary: ", handoff.summary().text(), "\n");
   }
   return out;
@@ -270,14 +270,14 @@ namespace {
 template <typename Request, typename Response, typename Method>
 grpc::Status HandoffCall(v1::HandoffService::Stub& stub, Method method,
                          grpc::ClientContext& context, const Request& request,
-                         std::ostream& out) {
+                         bool with_summary, std::ostream& out) {
   Response response;
   grpc::Status status = (stub.*method)(&context, request, &response);
   if (!status.ok()) {
     WriteError(status, out);
     return status;
   }
-  out << FormatHandoff(response.handoff()) << std::flush;
+  out << FormatHandoff(response.handoff(), with_summary) << std::flush;
   return status;
 }
 
@@ -289,7 +289,7 @@ grpc::Status ChatClient::ShowHandoff(const std::string& session_id, std::ostream
   v1::GetHandoffRequest request;
   request.set_session_id(session_id);
   return HandoffCall<v1::GetHandoffRequest, v1::GetHandoffResponse>(
-      *handoffs_, &v1::HandoffService::Stub::GetHandoff, context, request, out);
+      *handoffs_, &v1::HandoffService::Stub::GetHandoff, context, request, true, out);
 }
 
 grpc::Status ChatClient::AcceptHandoff(const std::string& session_id, const std::string& agent_id,
@@ -300,7 +300,7 @@ grpc::Status ChatClient::AcceptHandoff(const std::string& session_id, const std:
   request.set_session_id(session_id);
   request.set_agent_id(agent_id);
   return HandoffCall<v1::AcceptHandoffRequest, v1::AcceptHandoffResponse>(
-      *handoffs_, &v1::HandoffService::Stub::AcceptHandoff, context, request, out);
+      *handoffs_, &v1::HandoffService::Stub::AcceptHandoff, context, request, false, out);
 }
 
 grpc::Status ChatClient::ReleaseHandoff(const std::string& session_id,
@@ -311,7 +311,7 @@ grpc::Status ChatClient::ReleaseHandoff(const std::string& session_id,
   request.set_session_id(session_id);
   request.set_agent_id(agent_id);
   return HandoffCall<v1::ReleaseHandoffRequest, v1::ReleaseHandoffResponse>(
-      *handoffs_, &v1::HandoffService::Stub::ReleaseHandoff, context, request, out);
+      *handoffs_, &v1::HandoffService::Stub::ReleaseHandoff, context, request, false, out);
 }
 
 }  // namespace helpline::chat

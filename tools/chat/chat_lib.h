@@ -52,8 +52,9 @@ std::string FormatState(const common::v1::DialogueState& state);
 std::string FormatTurnInfo(const v1::ConverseResponse& response);
 
 // Lines about a handoff, each starting with two spaces, e.g.
-// "  [handoff #1 accepted by alice (customer_request)]\n  summary: Handed over ...\n".
-std::string FormatHandoff(const common::v1::Handoff& handoff);
+// "  [handoff #1 accepted by alice (customer_request)]\n  summary: Handed over ...\n"
+// (the summary line only when `with_summary` and the handoff has one).
+std::string FormatHandoff(const common::v1::Handoff& handoff, bool with_summary = true);
 
 // What a turn's response says about the handoff: nothing without one; for a turn that got
 // no bot reply because a human owns the session, a line saying so; for the turn that handed
@@ -77,8 +78,8 @@ class ChatClient {
   // Writes the session's version, stored turns and state, or "error: CODE: message".
   grpc::Status ShowState(const std::string& session_id, std::ostream& out);
 
-  // The helpdesk's side (HandoffService), for demos: writes the handoff after the call, or
-  // "error: CODE: message".
+  // The helpdesk's side (HandoffService), for demos: writes the handoff after the call (with
+  // its summary for ShowHandoff), or "error: CODE: message".
   grpc::Status ShowHandoff(const std::string& session_id, std::ostream& out);
   grpc::Status AcceptHandoff(const std::string& session_id, const std::string& agent_id,
                              std::ostream& out);
