@@ -1263,6 +1263,46 @@ TEST_F(GatewayIntegrationTest, BadHandoffCallsGetClearErrorsAndWriteNothing) {
             grpc::StatusCode::FAILED_PRECONDITION);
 }
 
+// A stateless turn that escalates gets the handoff in its response (nothing to accept later:
+// nothing is stored, and it is not counted).
+TEST_F(GatewayIntegrationTest, StatelessEscalationCarriesAHandoffAndWritesNothing) {
+  const auto before = Snapshot();
+  const double initiated_before = HandoffCount("customer_request", "initiated");
+  HttpResponse r = Chat(kTenantA, "",
+                        {{"model", "helpline"},
+                         {"messages",
+                          {UserMessage("Where is my order 12345678?"),
+                           {{"role", "assistant"}, {"content", "It ships tomorrow."}},
+                           UserMessage("I want to talk to a human")}}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  json body = Parse(r);
+  EXPECT_TRUE(IsEscalateTemplate(body["choices"][0]["message"]["content"], "en")) << r.body;
+  const json& handoff = body["helpline"]["handoff"];
+  EXPECT_EQ(handoff["status"], "initiated") << r.body;
+  EXPECT_EQ(handoff["summary"]["turn_count"], 2);
+  EXPECT_EQ(handoff["summary"]["recent_lines"][1]["text"], "It ships tomorrow.");
+  EXPECT_EQ(Snapshot(), before);
+  EXPECT_EQ(HandoffCount("customer_request", "initiated"), initiated_before);
+}
+
+// While a human owns the session the tracker is not called: a turn goes through with dst
+// stopped.
+TEST_F(GatewayIntegrationTest, TurnWhileHandedOverNeedsNoTracker) {
+  const std::string session = NewSession("handoff-no-dst");
+  ASSERT_EQ(Say(kTenantA, session, "I want to talk to a human").status, 200);
+  ServiceProcess& dst = *(*stages_)["dst"];
+  ASSERT_TRUE(dst.Signal(SIGSTOP).ok());
+  chat::v1::ConverseResponse response;
+  grpc::Status status =
+      Converse(kTenantA, session, "hello?", &response, absl::Milliseconds(3000));
+  ASSERT_TRUE(dst.Signal(SIGCONT).ok());
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.finish_reason(), "handoff");
+  EXPECT_EQ(response.reply(), "");
+  EXPECT_EQ(response.handoff().status(), common::v1::HANDOFF_STATUS_INITIATED);
+  EXPECT_EQ(response.turn_index(), 1u);
+}
+
 // The handoff lives in Redis: a gateway that starts after the handover serves the same
 // summary and the accept, and another gateway instance sees the result.
 TEST_F(GatewayIntegrationTest, HandoffSummarySurvivesAGatewayRestart) {
