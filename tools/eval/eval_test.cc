@@ -1,9 +1,12 @@
+#include <filesystem>
 #include <map>
 #include <memory>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "nlu/dst/dst_model.h"
+#include "nlu/dst/dst_test_data.h"
 #include "tools/eval/evaluate.h"
 #include "tools/eval/model_loader.h"
 #include "tools/eval/rule_predictor.h"
@@ -210,6 +213,54 @@ TEST(RuleDialogueTest, SchemaIntentsRequestedSlotsAndCategoricalValues) {
   EXPECT_DOUBLE_EQ(result->metrics.at("joint_goal_accuracy"), 1.0);
   EXPECT_DOUBLE_EQ(result->metrics.at("active_intent_accuracy"), 1.0);
   EXPECT_DOUBLE_EQ(result->metrics.at("requested_slot_f1"), 1.0);
+}
+
+// A tracker folder trained on the inline shop dialogues, loaded by --model DIR, scored by the
+// loop, and compared with the rule tracker in the same run: the rule tracker cannot take a
+// "yes" to an offered time, the learned one does.
+TEST(DstModelFolderTest, LoadedScoredAndBeatsTheRuleTracker) {
+  nlu::model::SetTorchThreads(1);
+  const data::DialogueDataset train = nlu::dst::testing::ShopDialogues(24);
+  nlu::dst::DstTrainOptions options;
+  options.config.embedding_dim = options.config.hidden_dim = options.config.schema_dim = 24;
+  options.config.mlp_dim = 48;
+  options.config.min_count = 1;
+  options.epochs = 25;
+  options.batch_dialogues = 4;
+  options.learning_rate = 5e-3;
+  auto model = nlu::dst::DstModel::Train(train, options, nullptr);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / "eval_test_dst_model").string();
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE((*model)->Save(dir).ok());
+
+  data::DialogueDataset dev = nlu::dst::testing::ShopDialogues(9, 5);
+  dev.split = "dev";
+  auto learned = LoadDialoguePredictor(dir, &train, dev);
+  ASSERT_TRUE(learned.ok()) << learned.status();
+  EXPECT_THAT((*learned)->Describe(), HasSubstr("dst model"));
+  auto rule = LoadDialoguePredictor("rule", &train, dev);
+  ASSERT_TRUE(rule.ok()) << rule.status();
+  auto learned_result = EvaluateDialogues(**learned, dev, {"Shop_1"}, {});
+  auto rule_result = EvaluateDialogues(**rule, dev, {"Shop_1"}, {});
+  ASSERT_TRUE(learned_result.ok()) << learned_result.status();
+  ASSERT_TRUE(rule_result.ok()) << rule_result.status();
+  const double learned_jga = learned_result->metrics.at("joint_goal_accuracy");
+  EXPECT_GT(learned_jga, 0.8);
+  EXPECT_GT(learned_jga, rule_result->metrics.at("joint_goal_accuracy"));
+  EXPECT_DOUBLE_EQ(learned_result->metrics.at("joint_goal_accuracy_seen"), learned_jga);
+
+  // The folder is refused for utterance data; a broken folder names its file.
+  const data::UtteranceDataset utterances = Utterances({Example("x", "a")});
+  auto wrong_mode = LoadUtterancePredictor(dir, nullptr, utterances);
+  EXPECT_EQ(wrong_mode.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(wrong_mode.status().message(), HasSubstr("helpline-eval dst"));
+  std::filesystem::remove(std::filesystem::path(dir) / nlu::dst::kDstWeightsName);
+  auto broken = LoadDialoguePredictor(dir, &train, dev);
+  EXPECT_EQ(broken.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(broken.status().message(), HasSubstr("model.safetensors"));
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ReportTest, FlatJsonOfTheIssuesNames) {

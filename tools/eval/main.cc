@@ -41,14 +41,14 @@ struct Args {
   bool quiet = false;
 };
 
-// Reads the training split: --train, or for --model rule the train split of a --data folder.
+// Reads the training split: --train, or (--model rule, or dst) the train split of a --data folder.
 template <typename Dataset, typename ReadFn>
 absl::StatusOr<std::unique_ptr<Dataset>> ReadTrain(const Args& args, const Dataset& eval,
                                                    ReadFn read) {
   std::string path = args.train;
   if (path.empty()) {
     std::error_code ec;
-    if (args.model != "rule" || !std::filesystem::is_directory(args.data, ec)) return nullptr;
+    if ((args.model != "rule" && args.mode != "dst") || !std::filesystem::is_directory(args.data, ec)) return nullptr;
     path = args.data;
   }
   absl::StatusOr<Dataset> train = read(path, data::ReadOptions{"train"});

@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/domain/domain.h"
+#include "nlu/dst/dst_model.h"
 #include "nlu/model/nlu_model.h"
 #include "tools/eval/rule_predictor.h"
 
@@ -20,8 +21,8 @@ bool IsDomainFile(const std::string& model) {
 absl::Status NotImplemented(const std::string& model) {
   return absl::UnimplementedError(absl::StrCat(
       "--model ", model,
-      ": only 'rule', domain files (*.yaml) and utterance model folders (nlu_model.json) are "
-      "supported so far"));
+      ": not 'rule', a domain file (*.yaml), an utterance model folder (nlu_model.json) or a "
+      "tracker folder (dst_model.json)"));
 }
 
 bool IsNluModelFolder(const std::string& model) {
@@ -29,6 +30,54 @@ bool IsNluModelFolder(const std::string& model) {
   return std::filesystem::is_regular_file(
       std::filesystem::path(model) / nlu::model::kModelJsonName, ec);
 }
+
+bool IsDstModelFolder(const std::string& model) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(
+      std::filesystem::path(model) / nlu::dst::kDstModelJsonName, ec);
+}
+
+// A trained tracker folder (nlu/dst): one DstSession per dialogue.
+class DstModelSession : public DialogueSession {
+ public:
+  explicit DstModelSession(std::unique_ptr<nlu::dst::DstSession> session)
+      : session_(std::move(session)) {}
+
+  absl::Status SystemTurn(const data::Turn& turn) override { return session_->SystemTurn(turn); }
+
+  absl::StatusOr<metrics::DialogueStatePrediction> UserTurn(absl::string_view utterance) override {
+    return session_->UserTurn(utterance);
+  }
+
+ private:
+  std::unique_ptr<nlu::dst::DstSession> session_;
+};
+
+class DstModelPredictor : public DialoguePredictor {
+ public:
+  DstModelPredictor(std::unique_ptr<nlu::dst::DstModel> model, std::string dir)
+      : model_(std::move(model)), dir_(std::move(dir)) {}
+
+  absl::StatusOr<std::unique_ptr<DialogueSession>> NewSession(
+      const std::vector<const data::ServiceSchema*>& services) override {
+    absl::StatusOr<std::unique_ptr<nlu::dst::DstSession>> session = model_->NewSession(services);
+    if (!session.ok()) return session.status();
+    return std::make_unique<DstModelSession>(*std::move(session));
+  }
+
+  std::string Describe() const override {
+    const nlohmann::json& t = model_->training();
+    return absl::StrFormat("dst model %s (BiGRU %d + context GRU %d; trained on %s, %s)", dir_,
+                           model_->config().hidden_dim, model_->config().model_dim(),
+                           t.value("source", std::string("?")),
+                           t.contains("dialogues") ? absl::StrCat(t["dialogues"].dump(), " dialogues")
+                                                   : std::string("?"));
+  }
+
+ private:
+  std::unique_ptr<nlu::dst::DstModel> model_;
+  std::string dir_;
+};
 
 // A trained utterance model folder (nlu/model). The confidence threshold applies only to data
 // with an out-of-scope label, like the rule adapter's closed-set rule: closed-set data answer
@@ -100,6 +149,11 @@ absl::StatusOr<std::unique_ptr<UtterancePredictor>> LoadUtterancePredictor(
     if (!loaded.ok()) return loaded.status();
     return std::make_unique<NluModelPredictor>(*std::move(loaded), model, !closed_set);
   }
+  if (IsDstModelFolder(model)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--model ", model, ": a dialogue state tracker folder (dst_model.json) scores dialogue "
+        "data sets: use 'helpline-eval dst'"));
+  }
   return NotImplemented(model);
 }
 
@@ -120,6 +174,16 @@ absl::StatusOr<std::unique_ptr<DialoguePredictor>> LoadDialoguePredictor(
     return absl::InvalidArgumentError(
         "--model: a domain file cannot track a dialogue data set (its schema is the data "
         "set's); use --model rule");
+  }
+  if (IsDstModelFolder(model)) {
+    absl::StatusOr<std::unique_ptr<nlu::dst::DstModel>> loaded = nlu::dst::DstModel::Load(model);
+    if (!loaded.ok()) return loaded.status();
+    return std::make_unique<DstModelPredictor>(*std::move(loaded), model);
+  }
+  if (IsNluModelFolder(model)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--model ", model, ": an utterance model folder (nlu_model.json) cannot track dialogues; "
+        "train a tracker with helpline-train nlu --format ", eval.format));
   }
   return NotImplemented(model);
 }

@@ -6,7 +6,9 @@
 //                    for dialogue data (examples and values of seen services).
 //   a *.yaml file    the rule-based tracker with that domain file (utterance data only;
 //                    its intent and slot names must be the data set's labels).
-//   anything else    UNIMPLEMENTED for now (trained model folders come with the trainer).
+//   a folder with nlu_model.json   a trained utterance model (nlu/model; utterance data).
+//   a folder with dst_model.json   a trained dialogue state tracker (nlu/dst; dialogue data).
+//   anything else    UNIMPLEMENTED.
 #pragma once
 
 #include <memory>

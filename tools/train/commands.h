@@ -10,5 +10,6 @@ namespace helpline::train::cli {
 void AddBpeCommand(CLI::App& app);   // bpe_command.cc
 void AddTextCommand(CLI::App& app);  // text_command.cc
 void AddLmCommand(CLI::App& app);    // lm_command.cc
+void AddNluCommand(CLI::App& app);   // nlu_command.cc
 
 }  // namespace helpline::train::cli

@@ -1,5 +1,8 @@
-#include "tools/train_nlu/train_nlu.h"
-
+// helpline-train nlu: the utterance models of nlu/model (intent classifier + slot tagger) from
+// a data set or a domain file's examples, and the dialogue state tracker of nlu/dst from a
+// dialogue data set (sgd, multiwoz21). Progress on stderr, the final report on stdout.
+// Exit codes: 0 done, 1 unreadable data / training or write failure, 2 bad usage.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -7,21 +10,30 @@
 #include <string>
 #include <vector>
 
-#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/domain/domain.h"
 #include "nlohmann/json.hpp"
 #include "nlu/data/readers.h"
+#include "nlu/dst/dst_model.h"
 #include "nlu/model/nlu_model.h"
 #include "services/dst/extractors.h"
+#include "tools/train/commands.h"
 
-namespace helpline::tools {
+namespace helpline::train::cli {
 namespace {
 
 namespace data = nlu::data;
 namespace model = nlu::model;
+
+struct NluFlags {
+  std::string data_path, format_name, domain_path, dev_path, out_dir;
+  model::TrainOptions options;
+  nlu::dst::DstTrainOptions dst;
+  int epochs = 0;  // 0: the default of the kind of model (15 utterance, 3 dialogue)
+  int threads = 1;  // 2 threads were 50x slower on this loaded 2-core machine (OpenMP spinning)
+};
 
 std::string Duration(double seconds) {
   const int s = static_cast<int>(seconds + 0.5);
@@ -31,6 +43,8 @@ std::string Duration(double seconds) {
 // Draws the bar at most 5 times a second, and always at the last step.
 class ProgressBar {
  public:
+  explicit ProgressBar(std::string accuracy_name) : accuracy_name_(std::move(accuracy_name)) {}
+
   void Update(const model::TrainProgress& p) {
     const auto now = std::chrono::steady_clock::now();
     const bool last = p.step == p.steps;
@@ -43,28 +57,64 @@ class ProgressBar {
     const int width = 30;
     const int filled = static_cast<int>(width * p.step / std::max<size_t>(1, p.steps));
     std::fprintf(stderr,
-                 "\r[model %d/%d] epoch %2d/%d [%s%s] %3d%%  loss %.4f  acc %.3f  elapsed %s  "
+                 "\r[model %d/%d] epoch %2d/%d [%s%s] %3d%%  loss %.4f  %s %.3f  elapsed %s  "
                  "ETA %s   ",
                  p.member + 1, p.members, p.epoch, p.epochs, std::string(filled, '#').c_str(),
                  std::string(width - filled, '.').c_str(),
                  static_cast<int>(100 * p.step / std::max<size_t>(1, p.steps)), p.loss,
-                 p.intent_accuracy, Duration(p.elapsed_seconds).c_str(), Duration(eta).c_str());
+                 accuracy_name_.c_str(), p.intent_accuracy, Duration(p.elapsed_seconds).c_str(),
+                 Duration(eta).c_str());
     if (last) std::fprintf(stderr, "\n");
     std::fflush(stderr);
   }
 
  private:
+  std::string accuracy_name_;
   std::chrono::steady_clock::time_point last_draw_{};
 };
 
-// A domain's examples as training data: one example per example utterance (every language),
-// slot spans found by the domain's typed extractors (silver labels; most examples have none).
-std::vector<data::UtteranceExample> ExamplesFromDomain(const domain::Domain& d) {
+// "[AB123456](order_id)" marks a slot value in a domain example: the text keeps "AB123456"
+// and gains the span. Returns false (and leaves `out` alone) when a bracket is not closed
+// the way the markup wants; the example is then used as written.
+bool ParseAnnotated(const std::string& text, data::UtteranceExample& out) {
+  std::string plain;
+  std::vector<data::SlotSpan> spans;
+  size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] != '[') {
+      plain.push_back(text[i++]);
+      continue;
+    }
+    const size_t close = text.find("](", i);
+    const size_t end = close == std::string::npos ? close : text.find(')', close);
+    if (close == std::string::npos || end == std::string::npos) return false;
+    const std::string value = text.substr(i + 1, close - i - 1);
+    const std::string slot = text.substr(close + 2, end - close - 2);
+    if (value.empty() || slot.empty()) return false;
+    spans.push_back({slot, plain.size(), plain.size() + value.size(), value});
+    plain += value;
+    i = end + 1;
+  }
+  out.text = plain;
+  out.spans = spans;
+  return true;
+}
+
+struct DomainExamples {
+  std::vector<data::UtteranceExample> examples;
+  size_t annotated_spans = 0;  // from [value](slot) markup
+  size_t extracted_spans = 0;  // found by the domain's typed extractors
+};
+
+// A domain's examples as training data: one example per example utterance (every language).
+// Slot spans: the example's [value](slot) markup when it has some (gold), else the domain's
+// typed extractors (silver labels; free text excluded).
+absl::StatusOr<DomainExamples> ExamplesFromDomain(const domain::Domain& d) {
   auto shared = std::make_shared<const domain::Domain>(d);
   dst::SlotExtractor extractor(shared);
   dst::ExtractOptions options;
   options.allow_free_text = false;
-  std::vector<data::UtteranceExample> out;
+  DomainExamples out;
   for (const domain::Intent& intent : d.intents) {
     for (const auto& [language, examples] : intent.examples) {
       for (size_t i = 0; i < examples.size(); ++i) {
@@ -73,134 +123,145 @@ std::vector<data::UtteranceExample> ExamplesFromDomain(const domain::Domain& d) 
             absl::StrCat(d.origin, ": intents.", intent.name, ".examples.", language, "[", i, "]");
         e.text = examples[i];
         e.intent = intent.name;
-        for (const dst::SlotCandidate& c : extractor.Extract(e.text, options)) {
-          e.spans.push_back({c.slot, c.begin, c.end, c.value});
+        if (examples[i].find("](") != std::string::npos && ParseAnnotated(examples[i], e)) {
+          for (const data::SlotSpan& span : e.spans) {
+            if (d.FindSlot(span.slot) == nullptr) {
+              return absl::InvalidArgumentError(
+                  absl::StrCat(e.origin, ": unknown slot '", span.slot, "' in the markup"));
+            }
+          }
+          out.annotated_spans += e.spans.size();
+        } else {
+          for (const dst::SlotCandidate& c : extractor.Extract(e.text, options)) {
+            e.spans.push_back({c.slot, c.begin, c.end, c.value});
+          }
+          out.extracted_spans += e.spans.size();
         }
         std::sort(e.spans.begin(), e.spans.end(),
                   [](const auto& a, const auto& b) { return a.begin < b.begin; });
-        out.push_back(std::move(e));
+        out.examples.push_back(std::move(e));
       }
     }
   }
   return out;
 }
 
-}  // namespace
+int Fail(absl::string_view message, int code) {
+  std::fprintf(stderr, "helpline-train nlu: %s\n", std::string(message).c_str());
+  return code;
+}
 
-int RunTrainNlu(int argc, char** argv) {
-  CLI::App app{"Trains the intent classifier + slot tagger (nlu/model) and writes a model folder"};
-  std::string data_path, format_name, domain_path, dev_path, out_dir;
-  model::TrainOptions options;
-  int threads = 1;  // 2 threads were 50x slower on this loaded 2-core machine (OpenMP spinning)
-  app.add_option("--data", data_path,
-                 "data set file or folder (its train split; dev split for "
-                 "calibration when present)");
-  app.add_option("--format", format_name, "banking77 | clinc150 | snips | bitext");
-  app.add_option("--domain", domain_path, "train from a domain file's examples instead");
-  app.add_option("--dev", dev_path,
-                 "calibration data (default: the dev split of --data, else "
-                 "a tenth of the training data held out)");
-  app.add_option("--out", out_dir, "model folder to write")->required();
-  app.add_option("--seed", options.seed, "random seed")->capture_default_str();
-  app.add_option("--epochs", options.epochs, "epochs")->capture_default_str();
-  app.add_option("--batch-size", options.batch_size, "batch size")->capture_default_str();
-  app.add_option("--lr", options.learning_rate, "Adam learning rate (decays linearly to 0)")
-      ->capture_default_str();
-  app.add_option("--threads", threads, "libtorch threads")->capture_default_str();
-  app.add_option("--ensemble", options.config.ensemble, "models averaged")->capture_default_str();
-  app.add_option("--embedding-dim", options.config.embedding_dim)->capture_default_str();
-  app.add_option("--hidden-dim", options.config.hidden_dim, "BiGRU size per direction")
-      ->capture_default_str();
-  app.add_option("--sentence-dim", options.config.sentence_dim)->capture_default_str();
-  app.add_option("--dropout", options.config.dropout)->capture_default_str();
-  app.add_option("--word-dropout", options.config.word_dropout)->capture_default_str();
-  app.add_option("--oos-recall-target", options.oos_recall_target,
-                 "data with an out-of-scope class: threshold = best in-scope dev accuracy with "
-                 "at least this OOS recall")
-      ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+// sgd / multiwoz21: the dialogue state tracker.
+int RunDialogue(NluFlags& f, data::Format format) {
+  if (!f.domain_path.empty()) return Fail("--domain trains utterance models, not a tracker", 2);
+  absl::StatusOr<data::DialogueDataset> train =
+      data::ReadDialogues(f.data_path, format, {.split = "train"});
+  if (!train.ok()) return Fail(train.status().message(), 1);
+  f.dst.epochs = f.epochs > 0 ? f.epochs : 3;
+  f.dst.seed = f.options.seed;
+  f.dst.learning_rate = f.options.learning_rate;
+  model::SetTorchThreads(f.threads);
+  std::fprintf(stderr, "training the tracker on %s (%s, train split): %zu dialogues, %zu services\n",
+               train->origin.c_str(), f.format_name.c_str(), train->dialogues.size(),
+               train->services.size());
+  ProgressBar bar("status acc");
+  f.dst.progress = [&bar](const model::TrainProgress& p) { bar.Update(p); };
+  nlu::dst::DstTrainReport report;
+  auto trained = nlu::dst::DstModel::Train(*train, f.dst, &report);
+  if (!trained.ok()) return Fail(trained.status().message(), 1);
+  (*trained)->mutable_training()["threads"] = f.threads;
+  if (absl::Status s = (*trained)->Save(f.out_dir); !s.ok()) return Fail(s.message(), 1);
+  std::printf("trained the dialogue state tracker on %s (%s, train split)\n", train->origin.c_str(),
+              f.format_name.c_str());
+  std::printf("  dialogues %zu, user turns %zu, slot decisions %zu\n", report.dialogues,
+              report.user_turns, report.slot_instances);
+  std::vector<std::string> counts;
+  for (const auto& [name, n] : report.status_counts) counts.push_back(absl::StrCat(name, " ", n));
+  std::printf("  slot labels: %s\n", absl::StrJoin(counts, ", ").c_str());
+  std::printf("  %d epochs, batch %d dialogues, seed %llu, %d thread(s): %s (preparing %s), "
+              "final loss %.4f\n",
+              f.dst.epochs, f.dst.batch_dialogues, static_cast<unsigned long long>(f.dst.seed),
+              f.threads, Duration(report.seconds).c_str(), Duration(report.prepare_seconds).c_str(),
+              report.final_loss);
+  std::printf("  wrote %s\n", f.out_dir.c_str());
+  return 0;
+}
 
-  if (domain_path.empty() == data_path.empty()) {
-    std::fprintf(stderr, "give either --data PATH --format F or --domain FILE\n");
-    return 2;
-  }
+int RunUtterance(NluFlags& f) {
   std::vector<data::UtteranceExample> train, dev;
   std::string oos_label, source;
   std::vector<std::string> slot_types;
-  std::string slot_metric_name = "slot_f1";
-  if (!domain_path.empty()) {
-    absl::StatusOr<domain::Domain> d = domain::LoadDomainFile(domain_path);
-    if (!d.ok()) {
-      std::fprintf(stderr, "%s\n", std::string(d.status().message()).c_str());
-      return 1;
-    }
-    train = ExamplesFromDomain(*d);
+  std::string domain_note;
+  if (!f.domain_path.empty()) {
+    absl::StatusOr<domain::Domain> d = domain::LoadDomainFile(f.domain_path);
+    if (!d.ok()) return Fail(d.status().message(), 1);
+    absl::StatusOr<DomainExamples> examples = ExamplesFromDomain(*d);
+    if (!examples.ok()) return Fail(examples.status().message(), 1);
+    train = std::move(examples->examples);
     for (const domain::Slot& slot : d->slots) slot_types.push_back(slot.name);
-    source = absl::StrCat("domain ", domain_path);
+    source = absl::StrCat("domain ", f.domain_path);
+    if (examples->annotated_spans + examples->extracted_spans == 0) {
+      domain_note =
+          "no example carries a slot value ([value](slot) markup or a value the extractors "
+          "find): the intent classifier is trained, the slot tagger learns nothing";
+    } else {
+      domain_note = absl::StrFormat(
+          "slot spans: %zu annotated ([value](slot)), %zu found by the typed extractors (silver)",
+          examples->annotated_spans, examples->extracted_spans);
+    }
   } else {
-    absl::StatusOr<data::Format> format = data::ParseFormat(format_name);
-    if (!format.ok() || data::IsDialogueFormat(*format)) {
-      std::fprintf(stderr, "--format: %s\n",
-                   format.ok() ? "a dialogue format; helpline-train-nlu trains utterance models"
-                               : std::string(format.status().message()).c_str());
-      return 2;
-    }
-    auto train_set = data::ReadUtterances(data_path, *format, {.split = "train"});
-    if (!train_set.ok()) {
-      std::fprintf(stderr, "%s\n", std::string(train_set.status().message()).c_str());
-      return 1;
-    }
+    absl::StatusOr<data::Format> format = data::ParseFormat(f.format_name);
+    auto train_set = data::ReadUtterances(f.data_path, *format, {.split = "train"});
+    if (!train_set.ok()) return Fail(train_set.status().message(), 1);
     train = std::move(train_set->examples);
     oos_label = train_set->oos_label;
-    auto dev_set =
-        data::ReadUtterances(dev_path.empty() ? data_path : dev_path, *format, {.split = "dev"});
+    auto dev_set = data::ReadUtterances(f.dev_path.empty() ? f.data_path : f.dev_path, *format,
+                                        {.split = "dev"});
     if (dev_set.ok()) {
       dev = std::move(dev_set->examples);
-      dev_path = dev_set->origin + " (" + dev_set->split + ")";
-    } else if (!dev_path.empty() || dev_set.status().code() != absl::StatusCode::kNotFound) {
-      std::fprintf(stderr, "%s\n", std::string(dev_set.status().message()).c_str());
-      return 1;
+      f.dev_path = dev_set->origin + " (" + dev_set->split + ")";
+    } else if (!f.dev_path.empty() || dev_set.status().code() != absl::StatusCode::kNotFound) {
+      return Fail(dev_set.status().message(), 1);
     }
-    source = absl::StrCat(train_set->origin, " (", format_name, ", train split)");
+    source = absl::StrCat(train_set->origin, " (", f.format_name, ", train split)");
   }
-  model::SetTorchThreads(threads);
+  model::TrainOptions& options = f.options;
+  options.epochs = f.epochs > 0 ? f.epochs : 15;
+  model::SetTorchThreads(f.threads);
   std::fprintf(stderr, "training on %s: %zu examples; calibration on %s\n", source.c_str(),
-               train.size(), dev.empty() ? "a tenth of the training data" : dev_path.c_str());
-  ProgressBar bar;
+               train.size(), dev.empty() ? "a tenth of the training data" : f.dev_path.c_str());
+  if (!domain_note.empty()) std::fprintf(stderr, "%s\n", domain_note.c_str());
+  ProgressBar bar("acc");
   options.progress = [&bar](const model::TrainProgress& p) { bar.Update(p); };
   model::TrainReport report;
   auto trained = model::NluModel::Train(train, dev, oos_label, slot_types, options, &report);
-  if (!trained.ok()) {
-    std::fprintf(stderr, "training failed: %s\n", std::string(trained.status().message()).c_str());
-    return 1;
-  }
+  if (!trained.ok()) return Fail(trained.status().message(), 1);
   model::NluModelInfo& info = (*trained)->mutable_info();
   info.training = {
       {"source", source},
-      {"calibration", dev.empty() ? "held-out tenth of the training data" : dev_path},
+      {"calibration", dev.empty() ? "held-out tenth of the training data" : f.dev_path},
       {"examples", train.size()},
       {"seed", options.seed},
       {"epochs", options.epochs},
       {"batch_size", options.batch_size},
       {"learning_rate", options.learning_rate},
-      {"threads", threads},
+      {"threads", f.threads},
       {"seconds", report.seconds},
       {"dev_metrics", report.dev_metrics},
       {"dev_nll_before_calibration", report.dev_nll_before},
       {"dev_nll_after_calibration", report.dev_nll_after},
   };
-  if (absl::Status s = (*trained)->Save(out_dir); !s.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
-    return 1;
-  }
+  if (!domain_note.empty()) info.training["slots"] = domain_note;
+  if (absl::Status s = (*trained)->Save(f.out_dir); !s.ok()) return Fail(s.message(), 1);
   std::printf("trained on %s\n", source.c_str());
   std::printf("  examples %zu, intents %zu%s, slot types %zu (%s)\n", train.size(),
               info.intents.size(),
               oos_label.empty() ? "" : absl::StrCat(" (incl. '", oos_label, "')").c_str(),
               info.slot_types.size(), absl::StrJoin(info.slot_types, ", ").c_str());
+  if (!domain_note.empty()) std::printf("  %s\n", domain_note.c_str());
   std::printf("  ensemble %d x BiGRU %lld, %d epochs, seed %llu, %d thread(s): %s\n",
               info.config.ensemble, static_cast<long long>(info.config.hidden_dim), options.epochs,
-              static_cast<unsigned long long>(options.seed), threads,
+              static_cast<unsigned long long>(options.seed), f.threads,
               Duration(report.seconds).c_str());
   std::printf(
       "  calibration: temperature %.2f (dev NLL %.4f -> %.4f), out-of-scope threshold %.4f\n",
@@ -208,8 +269,73 @@ int RunTrainNlu(int argc, char** argv) {
   for (const auto& [name, value] : report.dev_metrics) {
     std::printf("  dev %-18s %.2f%%\n", name.c_str(), 100 * value);
   }
-  std::printf("  wrote %s\n", out_dir.c_str());
+  std::printf("  wrote %s\n", f.out_dir.c_str());
   return 0;
 }
 
-}  // namespace helpline::tools
+int RunNlu(NluFlags& f) {
+  if (f.domain_path.empty() == f.data_path.empty()) {
+    return Fail("give either --data PATH --format F or --domain FILE", 2);
+  }
+  if (!f.data_path.empty()) {
+    if (f.format_name.empty()) return Fail("--data needs --format", 2);
+    absl::StatusOr<data::Format> format = data::ParseFormat(f.format_name);
+    if (!format.ok()) return Fail(absl::StrCat("--format: ", format.status().message()), 2);
+    if (data::IsDialogueFormat(*format)) return RunDialogue(f, *format);
+  }
+  return RunUtterance(f);
+}
+
+}  // namespace
+
+void AddNluCommand(CLI::App& app) {
+  auto f = std::make_shared<NluFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "nlu",
+      "intent classifier + slot tagger (banking77, clinc150, snips, bitext, or --domain), or the "
+      "dialogue state tracker (sgd, multiwoz21); writes a model folder");
+  cmd->add_option("--data", f->data_path,
+                  "data set file or folder (its train split; utterance data: the dev split "
+                  "calibrates when present)");
+  cmd->add_option("--format", f->format_name,
+                  "banking77 | clinc150 | snips | bitext | sgd | multiwoz21");
+  cmd->add_option("--domain", f->domain_path,
+                  "train the utterance model from a domain file's examples instead");
+  cmd->add_option("--dev", f->dev_path,
+                  "calibration data of utterance models (default: the dev split of --data, else "
+                  "a tenth of the training data held out)");
+  cmd->add_option("--out", f->out_dir, "model folder to write")->required();
+  cmd->add_option("--seed", f->options.seed, "random seed")->capture_default_str();
+  cmd->add_option("--epochs", f->epochs, "epochs (default 15 utterance models, 3 trackers)");
+  cmd->add_option("--batch-size", f->options.batch_size, "utterances per batch")
+      ->capture_default_str();
+  cmd->add_option("--batch-dialogues", f->dst.batch_dialogues, "tracker: dialogues per batch")
+      ->capture_default_str();
+  cmd->add_option("--lr", f->options.learning_rate, "Adam learning rate (decays linearly to 0)")
+      ->capture_default_str();
+  cmd->add_option("--threads", f->threads, "libtorch threads")->capture_default_str();
+  cmd->add_option("--ensemble", f->options.config.ensemble, "utterance models averaged")
+      ->capture_default_str();
+  cmd->add_option("--embedding-dim", f->options.config.embedding_dim)->capture_default_str();
+  cmd->add_option("--hidden-dim", f->options.config.hidden_dim, "BiGRU size per direction")
+      ->capture_default_str();
+  cmd->add_option("--sentence-dim", f->options.config.sentence_dim)->capture_default_str();
+  cmd->add_option("--dropout", f->options.config.dropout)->capture_default_str();
+  cmd->add_option("--word-dropout", f->options.config.word_dropout)->capture_default_str();
+  cmd->add_option("--oos-recall-target", f->options.oos_recall_target,
+                  "data with an out-of-scope class: threshold = best in-scope dev accuracy with "
+                  "at least this OOS recall")
+      ->capture_default_str();
+  cmd->add_option("--max-dialogues", f->dst.max_dialogues,
+                  "tracker: train on at most N dialogues, spread evenly (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--dst-hidden-dim", f->dst.config.hidden_dim,
+                  "tracker: utterance BiGRU size per direction (model dimension = twice it)")
+      ->capture_default_str();
+  cmd->final_callback([f] {
+    const int code = RunNlu(*f);
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
+}
+
+}  // namespace helpline::train::cli
