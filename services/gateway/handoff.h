@@ -83,9 +83,12 @@ absl::Status ReleaseHandoff(common::v1::Handoff& handoff, common::v1::DialogueSt
 void CountHandoff(const common::v1::Handoff& handoff);
 
 // Reads and changes handoffs in the session store; the gRPC HandoffService and the HTTP
-// routes both call it. Thread-safe; blocks (one or two Redis round trips, and the wait for a
-// turn of the same session holding its lease). Errors: NOT_FOUND for an unknown session,
-// FAILED_PRECONDITION (see above), INVALID_ARGUMENT (agent id), UNAVAILABLE (store),
+// routes both call it. Thread-safe; blocks. Get is one Redis round trip. Accept and Release
+// first try the change on a plain read (a refused or idempotent call writes nothing, not
+// even a lease), then take the session's lease (waiting for a turn of the same session to
+// finish), apply the change to what they loaded and write it with UpdateAndRelease: three
+// round trips. Errors: NOT_FOUND for an unknown session, FAILED_PRECONDITION (see above;
+// Get: never handed over), INVALID_ARGUMENT (agent id), UNAVAILABLE (store),
 // DEADLINE_EXCEEDED (the session stayed busy until `deadline`), ABORTED (the session changed
 // under the call; retry).
 class HandoffDesk {
