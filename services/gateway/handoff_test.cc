@@ -44,6 +44,13 @@ Turn MakeTurn(uint32_t index, const std::string& user, const std::string& reply)
   return turn;
 }
 
+// The shop domain, or null (with a failure naming why) when it cannot be loaded.
+const domain::Domain* Shop() {
+  const auto& shop = testutil::ShopDomain();
+  EXPECT_TRUE(shop.ok()) << shop.status();
+  return shop.ok() ? shop->get() : nullptr;
+}
+
 double CounterValue(const std::string& reason, const std::string& status) {
   const std::string text = metrics::Registry::Default().Serialize();
   const std::string needle = absl::StrCat("helpline_gateway_handoffs_total{reason=\"", reason,
@@ -135,9 +142,8 @@ TEST(HandoffTransitionTest, InitiateAcceptRelease) {
   EXPECT_EQ(other.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(other.status().message()), HasSubstr("accepted by agent 'alice'"));
 
-  ASSERT_TRUE(ReleaseHandoff(handoff, state, "s1", "alice", testutil::ShopDomain()->get(),
-                             absl::FromUnixSeconds(13))
-                  .ok());
+  ASSERT_TRUE(
+      ReleaseHandoff(handoff, state, "s1", "alice", Shop(), absl::FromUnixSeconds(13)).ok());
   EXPECT_EQ(handoff.status(), common::v1::HANDOFF_STATUS_RELEASED);
   EXPECT_EQ(handoff.released_by(), "alice");
   EXPECT_FALSE(HandoffActive(handoff));
@@ -159,8 +165,7 @@ TEST(HandoffTransitionTest, ReleaseKeepsAnOrdinaryIntent) {
   state.set_active_intent("track_order");
   Handoff handoff;
   handoff.set_status(common::v1::HANDOFF_STATUS_INITIATED);
-  ASSERT_TRUE(
-      ReleaseHandoff(handoff, state, "s1", "", testutil::ShopDomain()->get(), absl::Now()).ok());
+  ASSERT_TRUE(ReleaseHandoff(handoff, state, "s1", "", Shop(), absl::Now()).ok());
   EXPECT_EQ(state.active_intent(), "track_order");
   EXPECT_FALSE(state.escalate());
 }
@@ -199,7 +204,7 @@ class HandoffDeskTest : public testutil::RedisTest {
     pool_ = std::make_unique<redis::Pool>(options);
     store_ =
         std::make_unique<session::RedisSessionStore>(*pool_, session::RedisSessionStoreOptions{});
-    desk_ = std::make_unique<HandoffDesk>(*store_, testutil::ShopDomain()->get());
+    desk_ = std::make_unique<HandoffDesk>(*store_, Shop());
   }
 
   // Commits one turn whose record holds `handoff` (unset status: none).
