@@ -106,6 +106,18 @@ std::string FinishReasonName(generation::v1::FinishReason reason) {
   }
 }
 
+// True when the reply is generation's template fallback because the model's candidates were
+// all rejected by the reply filters (not because the engine failed).
+bool AllModelCandidatesFiltered(const generation::v1::GenerateResponse& response) {
+  bool any_model = false;
+  for (const generation::v1::Candidate& c : response.candidates()) {
+    if (c.origin() != "model") continue;
+    if (c.rejection_reasons().empty()) return false;
+    any_model = true;
+  }
+  return any_model;
+}
+
 std::string OutcomeLabel(const absl::Status& status) {
   return absl::AsciiStrToLower(absl::StatusCodeToString(status.code()));
 }
@@ -719,7 +731,12 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
       reply_ = chosen.text();
       finish_reason_ = FinishReasonName(chosen.finish_reason());
       usage_ = response.usage();
-      if (response.degraded()) degraded_.push_back("generation");
+      // When the model ran and every candidate failed the reply filters, the template reply
+      // is the designed safe answer, not a failed stage: not degraded for the turn
+      // (generation counts these in helpline_generation_degraded_total{reason="no_candidate"}).
+      if (response.degraded() && !AllModelCandidatesFiltered(response)) {
+        degraded_.push_back("generation");
+      }
       // A stream whose deltas did not spell the chosen text (should not happen) still ends
       // with what the client saw.
       if (input_->on_delta && streamed_.empty() && !reply_.empty() &&
