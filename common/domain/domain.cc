@@ -167,9 +167,9 @@ class Parser {
       const int line = kv.first.Mark().is_null() ? 0 : kv.first.Mark().line + 1;
       auto [it, inserted] = first_line.emplace(key, line);
       if (!inserted) {
-        return Error(Join(path, key), kv.first,
-                     absl::StrCat("duplicate ", what, " '", key, "' (first at line ", it->second,
-                                  ")"));
+        return Error(
+            Join(path, key), kv.first,
+            absl::StrCat("duplicate ", what, " '", key, "' (first at line ", it->second, ")"));
       }
     }
     return absl::OkStatus();
@@ -375,9 +375,9 @@ absl::Status Parser::ParseSlot(const std::string& name, const YAML::Node& node,
   if (!IsIdentifier(name, false)) {
     return Error(path, node, "slot names must be lower-case letters, digits and '_'");
   }
-  if (auto s = ExpectKeys(node, path,
-                          {"description", "type", "values", "pattern", "normalize", "prompt",
-                           "default_currency"});
+  if (auto s = ExpectKeys(
+          node, path,
+          {"description", "type", "values", "pattern", "normalize", "prompt", "default_currency"});
       !s.ok()) {
     return s;
   }
@@ -390,11 +390,11 @@ absl::Status Parser::ParseSlot(const std::string& name, const YAML::Node& node,
   auto type = String(node["type"], Join(path, "type"));
   if (!type.ok()) return type.status();
   static const std::map<std::string, SlotType> kTypes = {
-      {"categorical", SlotType::kEnum}, {"enum", SlotType::kEnum},
-      {"regex", SlotType::kRegex},      {"number", SlotType::kNumber},
-      {"amount", SlotType::kAmount},    {"date", SlotType::kDate},
-      {"time", SlotType::kTime},        {"datetime", SlotType::kDateTime},
-      {"email", SlotType::kEmail},      {"phone", SlotType::kPhone},
+      {"categorical", SlotType::kEnum},  {"enum", SlotType::kEnum},
+      {"regex", SlotType::kRegex},       {"number", SlotType::kNumber},
+      {"amount", SlotType::kAmount},     {"date", SlotType::kDate},
+      {"time", SlotType::kTime},         {"datetime", SlotType::kDateTime},
+      {"email", SlotType::kEmail},       {"phone", SlotType::kPhone},
       {"free_text", SlotType::kFreeText}};
   auto it = kTypes.find(*type);
   if (it == kTypes.end()) {
@@ -464,7 +464,8 @@ absl::Status Parser::ParseSlot(const std::string& name, const YAML::Node& node,
       return Error(ppath, pattern, "at most one capturing group (the value)");
     }
     if (RE2::FullMatch("", *re)) {
-      return Error(ppath, pattern, "matches the empty string (it would fill the slot from any text)");
+      return Error(ppath, pattern,
+                   "matches the empty string (it would fill the slot from any text)");
     }
     slot.pattern = *p;
     slot.regex = std::move(re);
@@ -536,9 +537,9 @@ absl::Status Parser::ParseIntent(const std::string& name, const YAML::Node& node
     for (size_t i = 0; i < list->size(); ++i) {
       auto [it, inserted] = seen_examples.emplace(NormalizedExample((*list)[i]), i);
       if (!inserted) {
-        return Error(absl::StrCat(lpath, "[", i, "]"), kv.second[i],
-                     absl::StrCat("duplicate example '", (*list)[i], "' (also at [", it->second,
-                                  "])"));
+        return Error(
+            absl::StrCat(lpath, "[", i, "]"), kv.second[i],
+            absl::StrCat("duplicate example '", (*list)[i], "' (also at [", it->second, "])"));
       }
     }
     intent.examples[lang] = *std::move(list);
@@ -567,7 +568,7 @@ absl::Status Parser::ParseIntent(const std::string& name, const YAML::Node& node
   }
 
   for (auto [field, target] : {std::pair<const char*, bool*>{"escalate", &intent.escalate},
-                                {"transactional", &intent.transactional}}) {
+                               {"transactional", &intent.transactional}}) {
     const YAML::Node flag = node[field];
     if (!flag.IsDefined() || flag.IsNull()) continue;
     if (!flag.IsScalar() || !YAML::convert<bool>::decode(flag, *target)) {
@@ -681,7 +682,8 @@ absl::Status Parser::CheckSynonymsAreDistinct(const Slot& slot, const YAML::Node
   std::map<std::string, std::string> owner;  // Lower-cased phrase -> value.
   for (const EnumValue& v : slot.values) {
     std::vector<std::string> phrases = {v.value};
-    for (const auto& [lang, list] : v.synonyms) phrases.insert(phrases.end(), list.begin(), list.end());
+    for (const auto& [lang, list] : v.synonyms)
+      phrases.insert(phrases.end(), list.begin(), list.end());
     std::set<std::string> own;
     for (const std::string& p : phrases) {
       const std::string key = NormalizedExample(p);

@@ -268,8 +268,7 @@ TEST(DomainTest, ValuesOnlyForCategorical) {
 TEST(DomainTest, RegexMatchingEmptyTextOrWithTwoGroups) {
   auto d = ParseWith(R"('\b[0-9]{6,12}\b')", R"('[0-9]*')");
   ASSERT_FALSE(d.ok());
-  EXPECT_THAT(d.status().message(),
-              HasSubstr("slots.order_id.pattern: matches the empty string"));
+  EXPECT_THAT(d.status().message(), HasSubstr("slots.order_id.pattern: matches the empty string"));
   d = ParseWith(R"('\b[0-9]{6,12}\b')", R"('([a-z]+)([0-9]+)')");
   ASSERT_FALSE(d.ok());
   EXPECT_THAT(d.status().message(),
@@ -307,8 +306,7 @@ TEST(DomainTest, TypedSlots) {
   bad = ParseWith("  order_id:\n    type: regex\n    pattern: '\\b[0-9]{6,12}\\b'\n",
                   absl::StrCat(typed, "  x: {type: date, default_currency: EUR}\n"));
   ASSERT_FALSE(bad.ok());
-  EXPECT_THAT(bad.status().message(),
-              HasSubstr("slots.x.default_currency: only for amount slots"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("slots.x.default_currency: only for amount slots"));
   bad = ParseWith("  order_id:\n    type: regex\n    pattern: '\\b[0-9]{6,12}\\b'\n",
                   absl::StrCat(typed, "  x: {type: date, normalize: upper}\n"));
   ASSERT_FALSE(bad.ok());
@@ -348,8 +346,7 @@ TEST(DomainTest, WrongShapes) {
   auto d = ParseWith("escalation_phrases:\n  en: [talk to a human]\n  zh: [转人工]",
                      "escalation_phrases: [talk to a human]");
   ASSERT_FALSE(d.ok());
-  EXPECT_THAT(d.status().message(),
-              HasSubstr("mini.yaml: escalation_phrases: expected a mapping"));
+  EXPECT_THAT(d.status().message(), HasSubstr("mini.yaml: escalation_phrases: expected a mapping"));
   d = ParseWith("languages: [en, zh]", "languages: [en, zh, en]");
   ASSERT_FALSE(d.ok());
   EXPECT_THAT(d.status().message(), HasSubstr("languages[2]: duplicate 'en'"));

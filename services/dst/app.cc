@@ -3,8 +3,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "common/status/status.h"
+#include "services/dst/model_scorer.h"
 
 namespace helpline::dst {
 
@@ -20,9 +22,16 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::DstConfig& config) {
   absl::StatusOr<domain::Domain> domain = domain::LoadDomainFile(config.domain_file());
   if (!domain.ok()) return domain.status();
   app->domain_ = std::make_shared<const domain::Domain>(*std::move(domain));
-  app->tracker_ = std::make_unique<Tracker>(
-      app->domain_, TrackerOptions{.intent_threshold = config.intent_threshold()});
-  app->service_ = std::make_unique<DstService>(*app->tracker_);
+  TrackerOptions tracker_options{.intent_threshold = config.intent_threshold()};
+  if (!config.model_dir().empty()) {
+    HELPLINE_ASSIGN_OR_RETURN(app->model_, LoadModel(config.model_dir(), app->domain_));
+    tracker_options.model = app->model_;
+    app->executor_ = std::make_unique<rpc::Executor>(
+        config.server().worker_threads(), config.server().max_queued_requests(), "dst-worker");
+  }
+  app->tracker_ = std::make_unique<Tracker>(app->domain_, std::move(tracker_options));
+  app->service_ = std::make_unique<DstService>(*app->tracker_, metrics::Registry::Default(),
+                                               app->executor_.get());
   rpc::ServerOptions options;
   options.config = config.server();
   options.name = "helpline-dst";
@@ -32,10 +41,37 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::DstConfig& config) {
                         {"metrics_port", app->server_->metrics_port()},
                         {"domain", app->domain_->name},
                         {"intents", app->domain_->intents.size()},
-                        {"slots", app->domain_->slots.size()}});
+                        {"slots", app->domain_->slots.size()},
+                        {"model_dir", config.model_dir()}});
   return app;
 }
 
-int App::Run() { return server_->Run(); }
+absl::StatusOr<std::shared_ptr<const UtteranceModel>> App::LoadModel(
+    const std::string& dir, std::shared_ptr<const domain::Domain> domain) {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::unique_ptr<ModelUtteranceModel>> model =
+      ModelUtteranceModel::Load(dir, std::move(domain));
+  if (!model.ok()) {
+    return absl::Status(model.status().code(),
+                        absl::StrCat("model_dir: ", model.status().message()));
+  }
+  log::Info("utterance model loaded",
+            {{"model_dir", dir},
+             {"intents", (*model)->info().intents.size()},
+             {"slot_types", (*model)->info().slot_types.size()},
+             {"ensemble", (*model)->info().config.ensemble},
+             {"load_ms", absl::ToDoubleMilliseconds(absl::Now() - start)}});
+  return std::shared_ptr<const UtteranceModel>(*std::move(model));
+}
+
+App::~App() {
+  if (executor_ != nullptr) executor_->Drain();
+}
+
+int App::Run() {
+  const int code = server_->Run();
+  if (executor_ != nullptr) executor_->Drain();
+  return code;
+}
 
 }  // namespace helpline::dst

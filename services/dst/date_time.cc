@@ -39,10 +39,9 @@ constexpr char kCnDigits[] = "[零〇一二两三四五六七八九十百千]";
 // The compiled patterns, built once.
 struct Patterns {
   RE2 iso{R"(\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b)", Quiet()};
-  RE2 relative_en{
-      R"(\b(the day after tomorrow|day after tomorrow|the day before yesterday|)"
-      R"(day before yesterday|today|tonight|tomorrow|tmrw|tmr|yesterday)\b)",
-      Quiet()};
+  RE2 relative_en{R"(\b(the day after tomorrow|day after tomorrow|the day before yesterday|)"
+                  R"(day before yesterday|today|tonight|tomorrow|tmrw|tmr|yesterday)\b)",
+                  Quiet()};
   RE2 in_days_en{
       R"(\bin\s+(\d{1,3}|a|an|one|two|three|four|five|six|seven|eight|nine|ten)\s+(days?|weeks?)\b)",
       Quiet()};
@@ -53,16 +52,18 @@ struct Patterns {
   RE2 day_month_en{std::string(R"(\b(\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?\s+()") + kMonths +
                        R"()\b\.?(?:,?\s+(\d{4})\b)?)",
                    Quiet()};
-  RE2 month_day_en{std::string(R"(\b()") + kMonths +
-                       R"()\.?\s+(\d{1,2})(st|nd|rd|th)?\b(?:,?\s+(\d{4})\b)?)",
-                   Quiet()};
+  RE2 month_day_en{
+      std::string(R"(\b()") + kMonths + R"()\.?\s+(\d{1,2})(st|nd|rd|th)?\b(?:,?\s+(\d{4})\b)?)",
+      Quiet()};
   RE2 relative_zh{"(大后天|后天|明天|明日|今天|今日|昨天|昨日|前天)", Quiet()};
   RE2 in_days_zh{std::string(R"((\d{1,3}|)") + kCnDigits + "{1,3})(?:天|日)(?:以后|之后|后)",
                  Quiet()};
   RE2 weekday_zh{"(下下|下|这|這|本|上)?个?(?:周|星期|礼拜|禮拜)([一二三四五六日天1-7])", Quiet()};
-  RE2 date_zh{std::string(R"((?:(\d{4}|[零〇一二三四五六七八九]{4})年)?(\d{1,2}|[一二三四五六七八九十]{1,3})月)") +
-                  R"((\d{1,2}|[一二三四五六七八九十]{1,3})(?:日|号|號))",
-              Quiet()};
+  RE2 date_zh{
+      std::string(
+          R"((?:(\d{4}|[零〇一二三四五六七八九]{4})年)?(\d{1,2}|[一二三四五六七八九十]{1,3})月)") +
+          R"((\d{1,2}|[一二三四五六七八九十]{1,3})(?:日|号|號))",
+      Quiet()};
 
   RE2 twelve_hour{R"(\b(\d{1,2})(?:[:.]([0-5]\d))?\s?(a\.m\.?|p\.m\.?|am|pm))", Quiet()};
   RE2 clock{R"(\b([01]?\d|2[0-3])[:：]([0-5]\d)\b)", Quiet()};
@@ -255,8 +256,7 @@ void FindDates(absl::string_view s, absl::CivilDay today, std::vector<Part>& out
     const absl::string_view modifier = Str(g[1]);
     const absl::string_view name = Str(g[2]);
     // "一周一次" (once a week) is not Monday: a bare 周 right after a numeral counts weeks.
-    if (modifier.empty() && b >= 3 &&
-        ParseChineseNumber(s.substr(b - 3, 3)).has_value()) {
+    if (modifier.empty() && b >= 3 && ParseChineseNumber(s.substr(b - 3, 3)).has_value()) {
       return;
     }
     int weekday = 6;  // 日, 天, 7
@@ -410,8 +410,7 @@ std::optional<int> ParseChineseNumber(absl::string_view text) {
     }
     if (!known) return std::nullopt;
   }
-  const bool has_unit =
-      std::any_of(digits.begin(), digits.end(), [](int d) { return d < 0; });
+  const bool has_unit = std::any_of(digits.begin(), digits.end(), [](int d) { return d < 0; });
   int value = 0;
   if (!has_unit) {  // 二〇二六: digit by digit.
     if (digits.size() > 4) return std::nullopt;
@@ -427,7 +426,7 @@ std::optional<int> ParseChineseNumber(absl::string_view text) {
       continue;
     }
     const int unit = -d;
-    if (unit >= last_unit) return std::nullopt;  // 十百
+    if (unit >= last_unit) return std::nullopt;   // 十百
     value += (pending < 0 ? 1 : pending) * unit;  // 十二: the leading 一 is implied.
     if (pending == 0) return std::nullopt;
     pending = -1;
@@ -471,7 +470,8 @@ std::vector<DateTimeMatch> FindDateTimes(absl::string_view text, absl::CivilDay 
       const bool complementary = (a.minutes.has_value() != b.minutes.has_value()) &&
                                  !(a.date && a.minutes) && !(b.date && b.minutes);
       const absl::string_view gap = absl::string_view(lowered).substr(a.end, b.begin - a.end);
-      if (complementary && gap.size() <= 12 && RE2::FullMatch(StringPiece(gap.data(), gap.size()), p.filler)) {
+      if (complementary && gap.size() <= 12 &&
+          RE2::FullMatch(StringPiece(gap.data(), gap.size()), p.filler)) {
         const Part& date = a.date ? a : b;
         const Part& time = a.minutes ? a : b;
         m.end = b.end;

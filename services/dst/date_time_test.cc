@@ -88,7 +88,7 @@ TEST(DateTimeTest, DateAndTimeTogether) {
   ASSERT_EQ(m.size(), 1u);
   EXPECT_EQ(m[0].begin, 5u);
   EXPECT_EQ(m[0].end, 20u);
-  EXPECT_EQ(m[0].date_end, 13u);   // "tomorrow"
+  EXPECT_EQ(m[0].date_end, 13u);    // "tomorrow"
   EXPECT_EQ(m[0].time_begin, 17u);  // "5pm"
 }
 

@@ -1,16 +1,23 @@
 // Microbenchmarks of the dialogue state tracker (no gRPC) with domains/shop.yaml: a first
 // turn and a turn with a prior state (the intent known, the order number asked for), in
 // English and Chinese. Run from the source tree or with HELPLINE_SOURCE_DIR set.
+// Also the trained utterance model on a 20-word turn (p50/p99 per call as counters) and a
+// tracker using it: the folder of HELPLINE_DST_MODEL_DIR, else one trained here first.
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "common/domain/domain.h"
 #include "common/metrics/metrics.h"
 #include "services/dst/dst_service.h"
+#include "services/dst/model_scorer.h"
+#include "services/dst/model_testutil.h"
 #include "services/dst/tracker.h"
 #include "tests/testing/shop_domain.h"
 
@@ -85,6 +92,75 @@ void BM_TrackOne(benchmark::State& state, TurnInput input) {
 BENCHMARK_CAPTURE(BM_TrackOne, en_first,
                   FirstTurn("Hi, where is my order A-1234567? It has not arrived yet.", "en"));
 BENCHMARK_CAPTURE(BM_TrackOne, en_answer, AnswerTurn("sure, it is A-1234567", "en"));
+
+// The model folder of HELPLINE_DST_MODEL_DIR, loaded once. Without it, a model of nlu/model's
+// default size is trained on the shop domain's examples first (30 epochs, seconds).
+const ModelUtteranceModel* SharedModel() {
+  static const ModelUtteranceModel* model = []() -> const ModelUtteranceModel* {
+    std::string dir = std::getenv("HELPLINE_DST_MODEL_DIR") != nullptr
+                          ? std::getenv("HELPLINE_DST_MODEL_DIR")
+                          : "";
+    if (dir.empty()) {
+      dir = "/tmp/bench_dst_shop_model";
+      absl::Status trained =
+          model_testing::TrainTinyModel(*testutil::ShopDomain(), dir, 30, /*tiny=*/false);
+      if (!trained.ok()) {
+        std::fprintf(stderr, "training the bench model: %s\n", trained.ToString().c_str());
+        std::exit(1);
+      }
+    }
+    auto loaded = ModelUtteranceModel::Load(dir, *testutil::ShopDomain());
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "%s\n", loaded.status().ToString().c_str());
+      std::exit(1);
+    }
+    return loaded->release();
+  }();
+  return model;
+}
+
+// 20 words.
+constexpr char kTwentyWords[] =
+    "I ordered a pair of running shoes last week and the parcel still has not arrived, where "
+    "is my order?";
+
+// One Analyze call per iteration, timed one by one for the tail: counters p50_ms, p99_ms.
+void BM_ModelAnalyze(benchmark::State& state, const char* text) {
+  const ModelUtteranceModel* model = SharedModel();
+  std::vector<double> ms;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(model->Analyze(text, "en"));
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                           start)
+                     .count());
+  }
+  std::sort(ms.begin(), ms.end());
+  state.counters["p50_ms"] = ms[ms.size() / 2];
+  state.counters["p99_ms"] = ms[std::min(ms.size() - 1, ms.size() * 99 / 100)];
+  state.counters["max_ms"] = ms.back();
+}
+BENCHMARK_CAPTURE(BM_ModelAnalyze, en_20_words, kTwentyWords)
+    ->Iterations(2000)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ModelAnalyze, zh, "你好，我上周买的跑鞋到现在还没到，请帮我查一下订单。")
+    ->Iterations(2000)
+    ->Unit(benchmark::kMicrosecond);
+
+// A whole turn with the model in the tracker's options.
+void BM_TrackWithModel(benchmark::State& state, TurnInput input) {
+  const ModelUtteranceModel* model = SharedModel();
+  TrackerOptions options;
+  options.model = std::shared_ptr<const UtteranceModel>(model, [](const UtteranceModel*) {});
+  Tracker tracker(*testutil::ShopDomain(), options);
+  for (auto _ : state) {
+    auto result = tracker.Track(input);
+    if (!result.ok()) state.SkipWithError("track failed");
+    benchmark::DoNotOptimize(result);
+  }
+}
+BENCHMARK_CAPTURE(BM_TrackWithModel, en_20_words, FirstTurn(kTwentyWords, "en"))
+    ->Unit(benchmark::kMicrosecond);
 
 void BM_Score(benchmark::State& state, const char* text) {
   IntentClassifier classifier(Shared().domain());

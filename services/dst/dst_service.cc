@@ -10,8 +10,9 @@
 
 namespace helpline::dst {
 
-DstService::DstService(const Tracker& tracker, metrics::Registry& registry)
+DstService::DstService(const Tracker& tracker, metrics::Registry& registry, rpc::Executor* executor)
     : tracker_(tracker),
+      executor_(executor),
       intents_(registry.AddCounter("helpline_dst_intents_total",
                                    "Turns tracked, by the active intent after the turn "
                                    "(\"none\" when no intent is known).",
@@ -80,10 +81,24 @@ grpc::ServerUnaryReactor* DstService::Track(grpc::CallbackServerContext* context
                                             const v1::TrackRequest* request,
                                             v1::TrackResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  log::ScopedContext log_context(rpc::RequestIdOf(*context), "");
+  if (executor_ == nullptr) {
+    TrackAndFinish(reactor, rpc::RequestIdOf(*context), *request, *response);
+    return reactor;
+  }
+  absl::Status queued =
+      executor_->TrySchedule([this, reactor, request, response, id = rpc::RequestIdOf(*context)] {
+        TrackAndFinish(reactor, id, *request, *response);
+      });
+  if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));  // Backpressure.
+  return reactor;
+}
+
+void DstService::TrackAndFinish(grpc::ServerUnaryReactor* reactor, const std::string& request_id,
+                                const v1::TrackRequest& request, v1::TrackResponse& response) {
+  log::ScopedContext log_context(request_id, "");
   absl::Status status;
   try {
-    status = TrackOne(*request, *response);
+    status = TrackOne(request, response);
   } catch (const std::exception& e) {  // Our code does not throw; std::bad_alloc might.
     status = absl::InternalError(absl::StrCat("tracking failed: ", e.what()));
   }
@@ -91,7 +106,6 @@ grpc::ServerUnaryReactor* DstService::Track(grpc::CallbackServerContext* context
     log::Error("track failed", {{"status", status.ToString()}});
   }
   reactor->Finish(ToGrpcStatus(status));
-  return reactor;
 }
 
 }  // namespace helpline::dst

@@ -1,12 +1,15 @@
 // gRPC adapter of the tracker: DialogueStateService.Track. Proto in, proto out, status
-// mapping and metrics. Tracking is short non-blocking CPU work (a few microseconds for a
-// typical turn, see bench_dst), so it runs inline on gRPC's callback thread: a hop to a
-// worker pool would cost more than the work.
+// mapping and metrics. Rule-based tracking is short non-blocking CPU work (a few
+// microseconds for a typical turn, see bench_dst), so without a model it runs inline on
+// gRPC's callback thread: a hop to a worker pool would cost more than the work. With a
+// trained utterance model a turn costs about a millisecond of libtorch, so it runs on a
+// bounded executor and a full queue answers RESOURCE_EXHAUSTED.
 #pragma once
 
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "common/grpc/executor.h"
 #include "common/metrics/metrics.h"
 #include "grpcpp/grpcpp.h"
 #include "helpline/dst/v1/dst_service.grpc.pb.h"
@@ -19,9 +22,11 @@ namespace helpline::dst {
 // escalation).
 class DstService final : public v1::DialogueStateService::CallbackService {
  public:
-  // `tracker` is not owned and must outlive the service.
+  // `tracker` and `executor` are not owned and must outlive the service. `executor` null:
+  // Track runs inline on the callback thread.
   explicit DstService(const Tracker& tracker,
-                      metrics::Registry& registry = metrics::Registry::Default());
+                      metrics::Registry& registry = metrics::Registry::Default(),
+                      rpc::Executor* executor = nullptr);
 
   grpc::ServerUnaryReactor* Track(grpc::CallbackServerContext* context,
                                   const v1::TrackRequest* request,
@@ -35,7 +40,12 @@ class DstService final : public v1::DialogueStateService::CallbackService {
   // anything else (a prior state's unknown intent) through the family.
   metrics::Counter& IntentCounter(const std::string& intent);
 
+  // Track on the calling thread, logging with `request_id`, then Finish the reactor.
+  void TrackAndFinish(grpc::ServerUnaryReactor* reactor, const std::string& request_id,
+                      const v1::TrackRequest& request, v1::TrackResponse& response);
+
   const Tracker& tracker_;
+  rpc::Executor* const executor_;
   metrics::Family<metrics::Counter>& intents_;
   metrics::Family<metrics::Counter>& escalations_;
   // Children resolved at construction; immutable afterwards (read by every call thread).

@@ -5,14 +5,19 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "services/dst/app.h"
+#include "services/dst/model_testutil.h"
 #include "tests/testing/shop_domain.h"
 
 namespace helpline::dst {
@@ -160,6 +165,102 @@ TEST(DstAppTest, StartupErrorsNameTheProblem) {
   EXPECT_THAT(app.status().message(), HasSubstr("intent_threshold"));
 }
 
+// A tiny model trained once for this process on the shop domain; "" when training failed.
+const std::string& ShopModelDir() {
+  static const std::string* dir = [] {
+    auto* d = new std::string(::testing::TempDir() + "/dst_service_test_shop_model");
+    std::filesystem::remove_all(*d);
+    const auto& shop = helpline::testutil::ShopDomain();
+    absl::Status s = shop.ok() ? model_testing::TrainTinyModel(*shop, *d) : shop.status();
+    EXPECT_TRUE(s.ok()) << s;
+    if (!s.ok()) d->clear();
+    return d;
+  }();
+  return *dir;
+}
+
+// A copy of the shop model whose nlu_model.json lists an intent the domain does not have.
+std::string MismatchingModelDir() {
+  const std::string dir = ::testing::TempDir() + "/dst_service_test_mismatch";
+  std::filesystem::remove_all(dir);
+  std::filesystem::copy(ShopModelDir(), dir);
+  nlohmann::json json = nlohmann::json::parse(std::ifstream(dir + "/nlu_model.json"));
+  for (auto& intent : json["intents"]) {
+    if (intent == "cancel_order") intent = "cancel_subscription";
+  }
+  std::ofstream(dir + "/nlu_model.json") << json.dump();
+  return dir;
+}
+
+TEST(DstModelAppTest, ServesWithAModelAndIsReadyOnlyAfterLoading) {
+  ASSERT_FALSE(ShopModelDir().empty());
+  v1::DstConfig config = TestConfig(testutil::ShopDomainPath());
+  config.set_model_dir(ShopModelDir());
+  auto app = App::Create(config);
+  ASSERT_TRUE(app.ok()) << app.status();
+  ASSERT_NE((*app)->model(), nullptr);
+  EXPECT_TRUE((*app)->server().ready());  // Create returns only after the model loaded.
+  auto stub = v1::DialogueStateService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*app)->server().grpc_port()),
+                          grpc::InsecureChannelCredentials()));
+  // Several calls at once go through the workers.
+  std::vector<std::thread> callers;
+  std::vector<grpc::Status> statuses(4);
+  std::vector<v1::TrackResponse> responses(4);
+  for (size_t i = 0; i < statuses.size(); ++i) {
+    callers.emplace_back([&, i] {
+      v1::TrackRequest request;
+      request.set_user_text(i % 2 == 0 ? "where is my order AB123456?" : "我要退货");
+      request.set_language(i % 2 == 0 ? "en" : "zh");
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      statuses[i] = stub->Track(&context, request, &responses[i]);
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  for (size_t i = 0; i < statuses.size(); ++i) {
+    ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
+    EXPECT_EQ(responses[i].state().domain(), "shop");
+    EXPECT_EQ(responses[i].state().turn_count(), 1u);
+  }
+  EXPECT_EQ(responses[0].state().active_intent(), "track_order");
+  EXPECT_EQ(responses[0].state().slots().at("order_id").value(), "AB123456");
+  // What the tracker makes of the tiny model's view of "我要退货" is the tracker's policy
+  // (tracker_test); here it is enough that the turn was tracked in Chinese.
+  EXPECT_EQ(responses[1].state().language(), "zh");
+  (*app)->server().Shutdown();
+}
+
+TEST(DstModelAppTest, MismatchingMissingOrBrokenModelStopsTheStart) {
+  ASSERT_FALSE(ShopModelDir().empty());
+  v1::DstConfig config = TestConfig(testutil::ShopDomainPath());
+  config.set_model_dir(MismatchingModelDir());
+  auto app = App::Create(config);
+  ASSERT_FALSE(app.ok());
+  EXPECT_EQ(app.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(app.status().message(), HasSubstr("model_dir: model folder "));
+  EXPECT_THAT(app.status().message(),
+              HasSubstr("intents missing in the model: [cancel_order]; intents only in the "
+                        "model: [cancel_subscription]"));
+
+  config.set_model_dir("/nonexistent/dst-model");
+  app = App::Create(config);
+  ASSERT_FALSE(app.ok());
+  EXPECT_EQ(app.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(app.status().message(),
+              HasSubstr("model_dir: model folder /nonexistent/dst-model does not exist"));
+
+  const std::string broken = ::testing::TempDir() + "/dst_service_test_broken";
+  std::filesystem::remove_all(broken);
+  std::filesystem::copy(ShopModelDir(), broken);
+  std::ofstream(broken + "/nlu_model.json") << "{\"format\": \"helpline-nlu-model/1\"}";
+  config.set_model_dir(broken);
+  app = App::Create(config);
+  ASSERT_FALSE(app.ok());
+  EXPECT_EQ(app.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(app.status().message(), HasSubstr("nlu_model.json"));
+}
+
 // Runs `command` and returns its exit code and combined output.
 std::pair<int, std::string> RunCommand(const std::string& command) {
   std::string output;
@@ -187,6 +288,33 @@ TEST(DstBinaryTest, ExitsOneWithClearErrorWithoutDomain) {
       SourceDir() + "/common/domain/CMakeLists.txt");
   EXPECT_EQ(code, 1) << output;
   EXPECT_THAT(output, HasSubstr("CMakeLists.txt"));
+}
+
+TEST(DstBinaryTest, BrokenDomainOrModelExitsOneNamingTheProblem) {
+  const char* bin = std::getenv("HELPLINE_BINARY_DIR");
+  ASSERT_NE(bin, nullptr) << "HELPLINE_BINARY_DIR is set by ctest";
+  const std::string binary = absl::StrCat(bin, "/bin/helpline-dst");
+  const std::string ports = " --set server.grpc_port=0 --set server.metrics_port=0";
+
+  // The shop domain with its first intent twice.
+  std::ifstream in(testutil::ShopDomainPath());
+  std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t intents = yaml.find("\nintents:\n");
+  ASSERT_NE(intents, std::string::npos);
+  yaml.insert(intents + 10, "  thanks:\n    examples: {en: [ta], zh: [谢]}\n");
+  const std::string broken = ::testing::TempDir() + "/dst_duplicate_intent.yaml";
+  std::ofstream(broken) << yaml;
+  auto [code, output] = RunCommand(binary + ports + " --set domain_file=" + broken);
+  EXPECT_EQ(code, 1) << output;
+  EXPECT_THAT(output, HasSubstr("dst_duplicate_intent.yaml: intents.thanks: duplicate intent "
+                                "'thanks' (first at line "));
+
+  ASSERT_FALSE(ShopModelDir().empty());
+  std::tie(code, output) = RunCommand(binary + ports + " --set domain_file=" +
+                                      testutil::ShopDomainPath() +
+                                      " --set model_dir=" + MismatchingModelDir());
+  EXPECT_EQ(code, 1) << output;
+  EXPECT_THAT(output, HasSubstr("intents only in the model: [cancel_subscription]"));
 }
 
 }  // namespace

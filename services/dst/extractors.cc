@@ -93,8 +93,8 @@ std::string Utf8Prefix(absl::string_view s, size_t max_bytes) {
 
 const RE2& MoneyPrefix() {
   static const RE2* re = new RE2(
-      "(?i)(\\b(?:us|hk|a|c)\\$|[$€£¥￥]|\\b(?:usd|eur|gbp|rmb|cny|hkd|jpy|chf|cad|aud)\\b)\\s?"
-      HELPLINE_AMOUNT_NUMBER,
+      "(?i)(\\b(?:us|hk|a|c)\\$|[$€£¥￥]|\\b(?:usd|eur|gbp|rmb|cny|hkd|jpy|chf|cad|aud)\\b)"
+      "\\s?" HELPLINE_AMOUNT_NUMBER,
       Quiet());
   return *re;
 }
@@ -444,8 +444,8 @@ std::optional<SlotCandidate> SlotExtractor::ExtractSlot(const domain::Slot& slot
   return out.front();
 }
 
-std::optional<SlotCandidate> SlotExtractor::FreeText(const domain::Slot& slot,
-                                                     absl::string_view s, const Claims& taken) {
+std::optional<SlotCandidate> SlotExtractor::FreeText(const domain::Slot& slot, absl::string_view s,
+                                                     const Claims& taken) {
   bool left = false;
   size_t pos = 0;
   while (pos < s.size() && !left) {
