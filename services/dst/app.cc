@@ -14,15 +14,11 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::DstConfig& config) {
   if (config.domain_file().empty()) {
     return absl::InvalidArgumentError("domain_file: required (path of the domain YAML file)");
   }
-  if (!(config.intent_threshold() >= 0 && config.intent_threshold() <= 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("intent_threshold: ", config.intent_threshold(), " is not in [0, 1]"));
-  }
+  HELPLINE_ASSIGN_OR_RETURN(TrackerOptions tracker_options, TrackerOptionsFromConfig(config));
   std::unique_ptr<App> app(new App());
   absl::StatusOr<domain::Domain> domain = domain::LoadDomainFile(config.domain_file());
   if (!domain.ok()) return domain.status();
   app->domain_ = std::make_shared<const domain::Domain>(*std::move(domain));
-  TrackerOptions tracker_options{.intent_threshold = config.intent_threshold()};
   if (!config.model_dir().empty()) {
     HELPLINE_ASSIGN_OR_RETURN(app->model_, LoadModel(config.model_dir(), app->domain_));
     tracker_options.model = app->model_;

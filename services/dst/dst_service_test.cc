@@ -125,12 +125,20 @@ TEST_F(DstServiceTest, ConversationOverGrpc) {
               HasSubstr("helpline_dst_escalations_total{reason=\"intent_policy\"}"));
 }
 
-TEST_F(DstServiceTest, EmptyTurnIsInvalidArgument) {
+// An utterance with nothing left after preprocessing: the state stays, the turn counts.
+TEST_F(DstServiceTest, EmptyTurnKeepsTheState) {
   v1::TrackRequest request;
+  request.set_user_text("where is my order?");
+  v1::TrackResponse first;
+  ASSERT_TRUE(Track(request, &first).ok());
+  request.set_user_text("");
+  *request.mutable_prior_state() = first.state();
   v1::TrackResponse response;
   grpc::Status status = Track(request, &response);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(status.error_message(), HasSubstr("user_text"));
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.state().active_intent(), "track_order");
+  EXPECT_THAT(response.state().requested_slots(), ElementsAre("order_id"));
+  EXPECT_EQ(response.state().turn_count(), first.state().turn_count() + 1);
 }
 
 TEST_F(DstServiceTest, ForeignDomainStateIsInvalidArgument) {

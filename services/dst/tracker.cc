@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/domain/text.h"
+#include "services/dst/dialogue_acts.h"
 #include "services/dst/extractors.h"
 
 namespace helpline::dst {
@@ -53,31 +54,6 @@ bool IsCjkStopChar(absl::string_view ch) {
       "的", "了", "我", "是", "吗", "呢", "吧", "啊", "在", "有", "这", "那",
       "个", "一", "要", "想", "请", "帮", "们", "就", "都", "也", "还"};
   return kChars->contains(ch);
-}
-
-// Whole turns that only confirm or acknowledge; they never change the intent.
-bool IsConfirmation(absl::string_view normalized) {
-  static const auto* kPhrases = new std::unordered_set<std::string>{
-      "yes",        "yeah",       "yep",         "yup",          "no",          "nope",    "ok",
-      "okay",       "k",          "sure",        "right",        "correct",     "alright", "fine",
-      "yes please", "no thanks",  "ok thanks",   "that's right", "thats right", "exactly", "indeed",
-      "got it",     "understood", "sounds good", "go ahead",     "please do",   "好",      "好的",
-      "是",         "是的",       "对",          "对的",         "嗯",          "嗯嗯",    "行",
-      "可以",       "没问题",     "好吧",        "不是",         "不",          "不用",    "没错",
-      "对啊",       "是啊",       "明白",        "知道了",       "收到"};
-  // Strip punctuation and spaces at both ends.
-  std::string s(normalized);
-  auto is_trim = [](char c) {
-    return c == ' ' || c == '.' || c == '!' || c == ',' || c == '?' || c == '\n';
-  };
-  while (!s.empty() && is_trim(s.back())) s.pop_back();
-  size_t b = 0;
-  while (b < s.size() && is_trim(s[b])) ++b;
-  s = s.substr(b);
-  for (const char* tail : {"。", "！", "，", "？", "~"}) {
-    while (absl::EndsWith(s, tail)) s.resize(s.size() - std::strlen(tail));
-  }
-  return kPhrases->count(s) > 0;
 }
 
 float KindWeight(const std::string& feature) {
@@ -322,14 +298,182 @@ std::vector<IntentScore> IntentClassifier::Score(absl::string_view input) const 
   return scores;
 }
 
+absl::StatusOr<TrackerOptions> TrackerOptionsFromConfig(const v1::DstConfig& config) {
+  if (!(config.intent_threshold() >= 0 && config.intent_threshold() <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("intent_threshold: ", config.intent_threshold(), " is not in [0, 1]"));
+  }
+  TrackerOptions options;
+  options.intent_threshold = config.intent_threshold();
+  if (config.max_low_confidence_turns() > 0) {
+    options.max_low_confidence_turns = config.max_low_confidence_turns();
+  }
+  if (config.frustration_threshold() > 0) {
+    options.frustration_threshold = config.frustration_threshold();
+  }
+  return options;
+}
+
+namespace {
+
+using common::v1::DialogueState;
+using common::v1::SlotValue;
+
+constexpr common::v1::ConfirmationStatus kUnconfirmed =
+    common::v1::CONFIRMATION_STATUS_UNSPECIFIED;
+constexpr common::v1::ConfirmationStatus kPending = common::v1::CONFIRMATION_STATUS_PENDING;
+constexpr common::v1::ConfirmationStatus kConfirmed = common::v1::CONFIRMATION_STATUS_CONFIRMED;
+constexpr common::v1::ConfirmationStatus kDeclined = common::v1::CONFIRMATION_STATUS_DECLINED;
+
+// A value the customer confirmed is as sure as one they typed.
+constexpr float kConfirmedConfidence = 0.95f;
+// Request fingerprints kept in the state to notice a repeated question.
+constexpr int kRecentRequests = 3;
+
+bool Contains(const std::vector<std::string>& list, absl::string_view name) {
+  return std::find(list.begin(), list.end(), name) != list.end();
+}
+
+bool HasValue(const DialogueState& state, const std::string& slot) {
+  auto it = state.slots().find(slot);
+  return it != state.slots().end() && !it->second.value().empty();
+}
+
+// Any letter, digit or CJK character: what is left of a turn after preprocessing.
+bool HasContent(absl::string_view s) {
+  size_t pos = 0;
+  while (pos < s.size()) {
+    const char32_t cp = text::NextCodePoint(s, &pos);
+    if (text::IsWordChar(cp) || text::IsCjk(cp)) return true;
+  }
+  return false;
+}
+
+// Words that can carry an intent: a CJK character or a word with a letter and no digit
+// (order numbers and amounts carry none; e-mail addresses are blanked in `prepared`).
+bool HasIntentWords(absl::string_view prepared) {
+  size_t pos = 0;
+  bool letter = false;
+  bool digit = false;
+  while (pos < prepared.size()) {
+    const size_t begin = pos;
+    const unsigned char byte = static_cast<unsigned char>(prepared[pos]);
+    const char32_t cp = byte < 0x80 ? prepared[pos++] : text::NextCodePoint(prepared, &pos);
+    if (byte >= 0x80 && text::IsCjk(cp)) return true;
+    if (byte < 0x80 ? absl::ascii_isalnum(byte) : text::IsWordChar(cp)) {
+      if (cp < 0x80 && absl::ascii_isdigit(static_cast<char>(cp))) {
+        digit = true;
+      } else {
+        letter = true;
+      }
+      continue;
+    }
+    if (cp == '\'' || (cp == '-' && begin > 0)) continue;
+    if (letter && !digit) return true;
+    letter = digit = false;
+  }
+  return letter && !digit;
+}
+
+// Replaces bytes [begin, end) of `s` by spaces, keeping every other offset.
+void Blank(std::string& s, size_t begin, size_t end) {
+  for (size_t i = begin; i < end && i < s.size(); ++i) s[i] = ' ';
+}
+
+// The negation in front of the first occurrence of `mention` (at word boundaries) that has
+// one; kNone when none has.
+NegationKind MentionNegation(absl::string_view lowered, absl::string_view mention) {
+  size_t pos = 0;
+  while ((pos = lowered.find(mention, pos)) != absl::string_view::npos) {
+    const size_t end = pos + mention.size();
+    const bool left = pos == 0 || !absl::ascii_isalnum(lowered[pos - 1]);
+    const bool right = end == lowered.size() || !absl::ascii_isalnum(lowered[end]);
+    if (left && right) {
+      const NegationKind kind = NegationBefore(lowered, pos).kind;
+      if (kind != NegationKind::kNone) return kind;
+    }
+    pos = end;
+  }
+  return NegationKind::kNone;
+}
+
+bool IsUnambiguousType(domain::SlotType type) {
+  return type == domain::SlotType::kRegex || type == domain::SlotType::kEmail ||
+         type == domain::SlotType::kPhone;
+}
+
+// Whether a negation cue of `kind` takes back a value of a slot of `type`: any cue before an
+// enum value ("no express", "cancel the wechat pay", "not damaged"); only "not" before other
+// values ("not 12345678"), since "cancel order 12345678" asks to cancel that order and
+// "order no 12345678" names it.
+bool NegatesValue(NegationKind kind, domain::SlotType type) {
+  if (kind == NegationKind::kNone || type == domain::SlotType::kFreeText) return false;
+  return type == domain::SlotType::kEnum || kind == NegationKind::kNot;
+}
+
+}  // namespace
+
+struct Tracker::Turn {
+  Turn(const TurnInput& in, TrackResult& out)
+      : input(in), result(out), state(out.state), prior(in.prior) {}
+
+  const TurnInput& input;
+  TrackResult& result;
+  DialogueState& state;
+  const DialogueState& prior;
+  uint32_t index = 0;       // Zero-based index of this turn.
+  std::string user_text;    // Typographic apostrophes folded.
+  std::string lowered;      // user_text lower-cased (same byte offsets).
+  std::string prepared;     // lowered, e-mail addresses blanked, spaces collapsed.
+  bool has_text = false;    // Letters, digits or CJK characters in user_text.
+  AnswerCue answer;         // A yes/no at the start of the turn.
+  int correction_body = -1; // Offset of the corrected content (CorrectionBody).
+  bool may_negate = false;  // A negation cue somewhere (FindNegationCues)...
+  bool may_remove = false;  // ...one that can remove a slot by name.
+  bool resume_cue = false;  // "back to my ...".
+  std::vector<std::string> requested;  // The prior's requested slots that the domain has.
+  bool answers_request = false;        // The text has a value for a requested slot...
+  bool answers_with_value = false;     // ...other than free text (which any text is).
+  // Intent scores of the text, highest first; out_of_scope from the model.
+  std::vector<IntentScore> scores;
+  bool out_of_scope = false;
+  std::vector<SlotCandidate> model_slots;
+  bool confident = false;  // The text names an intent (best score over the threshold).
+  bool switched = false;   // The active intent changed (a new one or a resumed one).
+  const domain::Intent* intent = nullptr;  // The active intent after DecideIntent.
+  ExtractOptions options;                  // For the text (and evidence, without free text).
+  std::vector<SlotCandidate> candidates;   // Values from the text, to be set.
+  std::vector<std::pair<std::string, std::string>> negated;  // (slot, value) taken back.
+  std::vector<std::string> removed_by_name;                  // "forget the phone number".
+  std::vector<std::string> typed_now;                        // Slots set from the text.
+  bool answer_used = false;      // The yes/no answered a slot confirmation.
+  bool evidence_changed = false; // An attachment set a slot.
+};
+
 Tracker::Tracker(std::shared_ptr<const domain::Domain> domain, TrackerOptions options)
-    : domain_(std::move(domain)), options_(options), classifier_(*domain_), extractor_(domain_) {
+    : domain_(std::move(domain)),
+      options_(std::move(options)),
+      classifier_(*domain_),
+      extractor_(domain_) {
   for (const auto& [lang, phrases] : domain_->escalation_phrases) {
     for (const auto& phrase : phrases) {
       std::string prepared = CollapseSpaces(Lowered(phrase));
       if (prepared.empty()) continue;
       const bool cjk = text::ContainsCjk(prepared);
       escalation_phrases_.push_back({std::move(prepared), cjk});
+    }
+  }
+  // How customers name a slot: its name in words ("order_id" -> "order id"), "... number"
+  // for an "..._id" slot, "e-mail" for e-mail slots.
+  for (const domain::Slot& slot : domain_->slots) {
+    const std::string words = absl::StrReplaceAll(Lowered(slot.name), {{"_", " "}});
+    slot_mentions_.push_back({slot.name, words});
+    if (absl::EndsWith(words, " id")) {
+      slot_mentions_.push_back({slot.name, absl::StrCat(words.substr(0, words.size() - 3),
+                                                        " number")});
+    }
+    if (slot.type == domain::SlotType::kEmail && words != "e-mail") {
+      slot_mentions_.push_back({slot.name, "e-mail"});
     }
   }
 }
@@ -345,139 +489,600 @@ bool Tracker::AsksForHumanPrepared(absl::string_view s) const {
   return false;
 }
 
+bool Tracker::Relevant(const Turn& t, const domain::Slot& slot) const {
+  return IsUnambiguousType(slot.type) || Contains(t.requested, slot.name) ||
+         (t.intent != nullptr && t.intent->Uses(slot.name));
+}
+
 absl::StatusOr<TrackResult> Tracker::Track(const TurnInput& input) const {
-  const std::string user_text = absl::StrReplaceAll(input.user_text, {{"\xE2\x80\x99", "'"}});
+  TrackResult result;
+  Turn t(input, result);
+  DialogueState& state = result.state;
+  state = input.prior;
+  state.set_domain(domain_->name);
+  t.index = input.prior.turn_count();
+  t.user_text = absl::StrReplaceAll(input.user_text, {{"\xE2\x80\x99", "'"}});
+  t.has_text = HasContent(t.user_text);
   bool has_evidence = false;
   for (const auto& e : input.evidence) has_evidence = has_evidence || !e.text().empty();
-  if (absl::StripAsciiWhitespace(user_text).empty() && !has_evidence) {
-    return absl::InvalidArgumentError("user_text: empty turn (no text and no evidence)");
+  if (!t.has_text && !has_evidence) {
+    // Nothing left after preprocessing (spaces, punctuation, an emoji): the conversation
+    // stays where it was; only the turn is counted.
+    result.empty_turn = true;
+    state.set_turn_count(t.index + 1);
+    return result;
   }
-  const domain::Domain& domain = *domain_;
-  const common::v1::DialogueState& prior = input.prior;
-  TrackResult result;
-  common::v1::DialogueState& state = result.state;
-  state = prior;
-  state.set_domain(domain.name);
-  const uint32_t turn = prior.turn_count();
 
   // Language: the request's when known, else the prior's, else by script.
   if (!input.language.empty() && input.language != "und") {
     state.set_language(input.language);
-  } else if (prior.language().empty()) {
-    state.set_language(text::ContainsCjk(user_text) ? "zh" : domain.languages.front());
+  } else if (input.prior.language().empty()) {
+    state.set_language(text::ContainsCjk(t.user_text) ? "zh" : domain_->languages.front());
   }
 
-  std::vector<std::string> requested;
-  for (const auto& r : prior.requested_slots()) {
-    if (domain.FindSlot(r) != nullptr) requested.push_back(r);
+  t.lowered = Lowered(t.user_text);
+  t.prepared = CollapseSpaces(NormalizeForMatching(t.lowered));
+  if (t.has_text) {
+    t.answer = ReadAnswer(t.lowered);
+    t.correction_body = CorrectionBody(t.lowered);
+    const NegationCues cues = FindNegationCues(t.lowered);
+    t.may_negate = cues.any;
+    t.may_remove = cues.removal;
+    t.resume_cue = !input.prior.intent_stack().empty() && AsksToResume(t.lowered);
   }
-
+  for (const auto& r : input.prior.requested_slots()) {
+    if (domain_->FindSlot(r) != nullptr) t.requested.push_back(r);
+  }
   // Does the turn answer what we asked? (A bare "12345678" after "what's the order number?")
-  bool answers_request = false;
-  if (!requested.empty()) {
+  if (!t.requested.empty() && t.has_text) {
     ExtractOptions probe;
-    probe.requested = requested;
+    probe.requested = t.requested;
     probe.relevant = [](const domain::Slot&) { return false; };
-    for (const SlotCandidate& c : extractor_.Extract(user_text, probe)) {
-      answers_request = answers_request ||
-                        std::find(requested.begin(), requested.end(), c.slot) != requested.end();
+    for (const SlotCandidate& c : extractor_.Extract(t.user_text, probe)) {
+      if (!Contains(t.requested, c.slot)) continue;
+      t.answers_request = true;
+      t.answers_with_value = t.answers_with_value ||
+                             domain_->FindSlot(c.slot)->type != domain::SlotType::kFreeText;
     }
   }
 
-  // Intent.
-  // Lower-cased, e-mail addresses blanked, spaces collapsed: for confirmations and
-  // escalation phrases.
-  const std::string prepared = CollapseSpaces(NormalizeForMatching(user_text));
-  const bool confirmation = IsConfirmation(prepared);
-  const std::vector<IntentScore> scores =
-      confirmation ? std::vector<IntentScore>{} : classifier_.Score(user_text);
-  if (!scores.empty()) result.best = scores.front();
-  const bool confident = result.best.score >= options_.intent_threshold;
-  bool switch_intent = confident && result.best.intent != prior.active_intent();
-  if (switch_intent && answers_request && !prior.active_intent().empty() &&
-      result.best.score < options_.switch_threshold) {
+  ScoreIntents(t);
+  DecideIntent(t);
+  ExtractTypedSlots(t);
+  MergeModelSlots(t);
+  ApplyNegations(t);
+  ApplyCorrectionFallback(t);
+  ApplyTypedSlots(t);
+  ResolveSlotConfirmation(t);
+  MergeEvidence(t);
+  UpdateEscalation(t);
+  FinishState(t);
+  return result;
+}
+
+void Tracker::ScoreIntents(Turn& t) const {
+  // A bare answer or acknowledgement ("yes", "好的", "got it") names no intent; nor does a
+  // turn of values only ("A-1234567", "jane@example.com").
+  if (!t.has_text || t.answer.whole_turn || !HasIntentWords(t.prepared)) return;
+  // The cue of a correction ("no, it's ...", "actually ...") says nothing about the intent:
+  // only what follows is scored.
+  const size_t offset = t.correction_body > 0 ? static_cast<size_t>(t.correction_body) : 0;
+  const absl::string_view scored = absl::string_view(t.user_text).substr(offset);
+  if (offset > 0 && !HasIntentWords(CollapseSpaces(NormalizeForMatching(scored)))) return;
+  if (options_.model != nullptr) {
+    UtteranceAnalysis analysis = options_.model->Analyze(scored, t.state.language());
+    t.scores = std::move(analysis.intents);
+    t.out_of_scope = analysis.out_of_scope;
+    t.model_slots = std::move(analysis.slots);
+    for (SlotCandidate& span : t.model_slots) {
+      if (span.begin < span.end && span.end <= scored.size()) {
+        span.begin += offset;
+        span.end += offset;
+      } else {
+        span.begin = span.end = 0;  // Not a span of the text: its value alone is checked.
+      }
+    }
+  } else {
+    t.scores = classifier_.Score(scored);
+  }
+  if (!t.scores.empty()) t.result.best = t.scores.front();
+  // The model's calibrated out-of-scope decision (its threshold was tuned on dev data) says
+  // whether the turn names an intent; intent_threshold is for the TF-IDF similarities, which
+  // are on another scale.
+  t.confident = !t.out_of_scope && !t.scores.empty() &&
+                domain_->FindIntent(t.result.best.intent) != nullptr &&
+                (options_.model != nullptr || t.result.best.score >= options_.intent_threshold);
+  if (t.out_of_scope) t.result.best = {};
+}
+
+namespace {
+
+// Pushes `intent` (with the values of the slots it uses) onto the state's intent stack,
+// replacing an older frame of the same intent and dropping the oldest beyond `max`.
+void PushFrame(DialogueState& state, const domain::Intent& intent, float confidence,
+               uint32_t turn, uint32_t max) {
+  auto* stack = state.mutable_intent_stack();
+  for (int i = stack->size() - 1; i >= 0; --i) {
+    if (stack->Get(i).intent() == intent.name) stack->DeleteSubrange(i, 1);
+  }
+  common::v1::IntentFrame* frame = stack->Add();
+  frame->set_intent(intent.name);
+  frame->set_intent_confidence(confidence);
+  frame->set_turn(turn);
+  for (const auto& [name, value] : state.slots()) {
+    if (intent.Uses(name) && !value.value().empty()) (*frame->mutable_slots())[name] = value;
+  }
+  while (stack->size() > static_cast<int>(std::max<uint32_t>(max, 1))) {
+    stack->DeleteSubrange(0, 1);
+  }
+}
+
+// Removes the frame of `intent` from the stack (the last one when `intent` is empty) and
+// makes it the active intent with its slots. False when there is no such frame.
+bool ResumeFrame(DialogueState& state, absl::string_view intent) {
+  auto* stack = state.mutable_intent_stack();
+  int found = -1;
+  for (int i = stack->size() - 1; i >= 0 && found < 0; --i) {
+    if (intent.empty() || stack->Get(i).intent() == intent) found = i;
+  }
+  if (found < 0) return false;
+  common::v1::IntentFrame frame = std::move(*stack->Mutable(found));
+  stack->DeleteSubrange(found, 1);
+  state.set_active_intent(frame.intent());
+  state.set_intent_confidence(frame.intent_confidence());
+  for (auto& [name, value] : *frame.mutable_slots()) (*state.mutable_slots())[name] = value;
+  return true;
+}
+
+}  // namespace
+
+bool Tracker::RemovesSlotOf(const Turn& t, const domain::Intent& intent) const {
+  if (!t.may_remove) return false;
+  for (const SlotMention& m : slot_mentions_) {
+    if (!intent.Uses(m.slot)) continue;
+    const NegationKind kind = MentionNegation(t.lowered, m.text);
+    if (kind == NegationKind::kNo || kind == NegationKind::kRemoval) return true;
+  }
+  return false;
+}
+
+void Tracker::DecideIntent(Turn& t) const {
+  DialogueState& state = t.state;
+  const DialogueState& prior = t.prior;
+  const std::string& prior_intent = prior.active_intent();
+  const domain::Intent* prior_def = domain_->FindIntent(prior_intent);
+  // Whether the prior intent was done, from the domain rather than the stored `ready` (which
+  // states written before it existed lack).
+  bool prior_done = prior_def != nullptr &&
+                    (!prior_def->transactional || prior.confirmation() == kConfirmed);
+  for (size_t i = 0; prior_done && prior_def != nullptr && i < prior_def->required_slots.size();
+       ++i) {
+    prior_done = HasValue(prior, prior_def->required_slots[i]);
+  }
+  const IntentScore& best = t.result.best;
+  bool switch_intent = t.confident && best.intent != prior_intent;
+  if (switch_intent && t.answers_request && prior_def != nullptr &&
+      best.score < options_.switch_threshold) {
     switch_intent = false;  // The turn is an answer, not a new request.
   }
-  if (switch_intent) {
-    state.set_active_intent(result.best.intent);
-    state.set_intent_confidence(result.best.score);
-    result.intent_from_text = true;
-  } else if (confident && result.best.intent == prior.active_intent()) {
-    state.set_intent_confidence(std::max(prior.intent_confidence(), result.best.score));
-    result.intent_from_text = true;
+  if (switch_intent && prior_def != nullptr && RemovesSlotOf(t, *prior_def)) {
+    switch_intent = false;  // "cancel the coupon" edits the task at hand; it is no new one.
   }
-  const domain::Intent* intent = domain.FindIntent(state.active_intent());
+  if (switch_intent) {
+    // An unfinished intent waits on the stack; a finished one is done with.
+    if (prior_def != nullptr && !prior_done) {
+      PushFrame(state, *prior_def, prior.intent_confidence(), t.index,
+                options_.max_intent_stack);
+    }
+    // Returning to an interrupted intent brings its slots back.
+    if (ResumeFrame(state, best.intent)) t.result.resumed = true;
+    state.set_active_intent(best.intent);
+    state.set_intent_confidence(best.score);
+    t.result.intent_from_text = true;
+    t.switched = true;
+  } else if (t.confident && best.intent == prior_intent) {
+    state.set_intent_confidence(std::max(prior.intent_confidence(), best.score));
+    t.result.intent_from_text = true;
+  } else if (!t.confident && !state.intent_stack().empty() &&
+             (prior_done || prior_def == nullptr || t.resume_cue)) {
+    // The active intent is done (or the customer goes back): resume the interrupted one.
+    common::v1::IntentFrame top = state.intent_stack(state.intent_stack_size() - 1);
+    state.mutable_intent_stack()->RemoveLast();
+    if (prior_def != nullptr && !prior_done) {
+      PushFrame(state, *prior_def, prior.intent_confidence(), t.index,
+                options_.max_intent_stack);
+    }
+    state.mutable_intent_stack()->Add(std::move(top));
+    ResumeFrame(state, "");
+    t.result.resumed = true;
+    t.switched = true;
+  }
+  t.intent = domain_->FindIntent(state.active_intent());
+}
 
-  // Slots from the customer's text: they overwrite earlier values.
-  ExtractOptions options;
-  // A new request does not answer the old question, unless it clearly does.
-  if (!switch_intent || answers_request) options.requested = requested;
-  options.allow_free_text = !confirmation;  // "ok" is not the name of an item.
-  options.relevant = [intent](const domain::Slot& slot) {
+void Tracker::ExtractTypedSlots(Turn& t) const {
+  // A new request does not answer the old question, unless it has a value for it ("where
+  // is order 12345678?" after "which order?"); the new request is not the item we asked for.
+  if (!t.switched || t.result.resumed) {
+    t.options.requested = t.requested;
+  } else if (t.answers_with_value) {
+    for (const std::string& name : t.requested) {
+      if (domain_->FindSlot(name)->type != domain::SlotType::kFreeText) {
+        t.options.requested.push_back(name);
+      }
+    }
+  }
+  // "ok" is not the name of an item.
+  t.options.allow_free_text = t.has_text && !t.answer.whole_turn;
+  t.options.relevant = [intent = t.intent](const domain::Slot& slot) {
     return intent != nullptr && intent->Uses(slot.name);
   };
-  auto& slots = *state.mutable_slots();
-  std::vector<std::string> typed_now;
-  for (const SlotCandidate& c : extractor_.Extract(user_text, options)) {
-    common::v1::SlotValue& v = slots[c.slot];
+  if (!t.has_text) return;
+  t.candidates = extractor_.Extract(t.user_text, t.options);
+  // A correction or a negation may be about a filled slot the active intent does not use
+  // ("no, I paid with alipay" while tracking an order): look for those in what is left.
+  if (t.correction_body < 0 && !t.may_negate) return;
+  const DialogueState& state = t.state;
+  auto outside = [&t, &state](const domain::Slot& slot) {
+    return !IsUnambiguousType(slot.type) && HasValue(state, slot.name) &&
+           !(t.intent != nullptr && t.intent->Uses(slot.name));
+  };
+  bool any_outside = false;
+  for (const auto& [name, value] : state.slots()) {
+    const domain::Slot* slot = domain_->FindSlot(name);
+    any_outside = any_outside || (slot != nullptr && outside(*slot));
+  }
+  if (!any_outside) return;
+  std::string rest = t.user_text;
+  for (const SlotCandidate& c : t.candidates) Blank(rest, c.begin, c.end);
+  ExtractOptions widened;
+  widened.allow_free_text = false;
+  widened.relevant = outside;
+  for (SlotCandidate& c : extractor_.Extract(rest, widened)) {
+    const bool known = std::any_of(t.candidates.begin(), t.candidates.end(),
+                                   [&](const SlotCandidate& k) { return k.slot == c.slot; });
+    const domain::Slot* slot = domain_->FindSlot(c.slot);
+    if (!known && slot != nullptr && !IsUnambiguousType(slot->type)) {
+      t.candidates.push_back(std::move(c));
+    }
+  }
+}
+
+void Tracker::MergeModelSlots(Turn& t) const {
+  for (const SlotCandidate& span : t.model_slots) {
+    const domain::Slot* slot = domain_->FindSlot(span.slot);
+    if (slot == nullptr || !Relevant(t, *slot)) continue;
+    if (slot->type == domain::SlotType::kFreeText && !t.options.allow_free_text) continue;
+    const bool valid_span = span.begin < span.end && span.end <= t.user_text.size();
+    bool taken = false;
+    for (const SlotCandidate& c : t.candidates) {
+      taken = taken || c.slot == span.slot ||
+              (valid_span && c.begin < span.end && span.begin < c.end);
+    }
+    if (taken) continue;  // The typed extractors' values win.
+    // The slot's own extractor checks and canonicalizes the span: an enum synonym becomes
+    // its value, a number is parsed, a regex value is normalized.
+    const absl::string_view span_text =
+        valid_span ? absl::string_view(t.user_text).substr(span.begin, span.end - span.begin)
+                   : absl::string_view(span.value);
+    ExtractOptions one;
+    one.requested = {slot->name};
+    one.relevant = [](const domain::Slot&) { return false; };
+    one.allow_free_text = true;
+    for (SlotCandidate& c : extractor_.Extract(span_text, one)) {
+      if (c.slot != slot->name) continue;
+      if (span.confidence > 0) c.confidence = std::min(span.confidence, 1.0f);
+      if (valid_span) {
+        c.begin += span.begin;
+        c.end += span.begin;
+      } else {
+        c.begin = c.end = 0;
+      }
+      t.candidates.push_back(std::move(c));
+      break;
+    }
+  }
+}
+
+void Tracker::ApplyNegations(Turn& t) const {
+  if (!t.may_negate) return;
+  std::string rest = t.user_text;
+  std::vector<SlotCandidate> kept;
+  for (SlotCandidate& c : t.candidates) {
+    const domain::Slot* slot = domain_->FindSlot(c.slot);
+    const Negation n = c.end > c.begin ? NegationBefore(t.lowered, c.begin) : Negation{};
+    if (slot != nullptr && NegatesValue(n.kind, slot->type)) {
+      t.negated.emplace_back(c.slot, c.value);
+      Blank(rest, n.cue_begin, c.end);
+    } else {
+      kept.push_back(std::move(c));
+    }
+  }
+  if (!t.negated.empty()) {
+    // "not damaged but broken", "不是微信，是支付宝": the value after the negated one.
+    ExtractOptions again = t.options;
+    again.allow_free_text = false;
+    for (SlotCandidate& c : extractor_.Extract(rest, again)) {
+      const bool known = std::any_of(kept.begin(), kept.end(),
+                                     [&](const SlotCandidate& k) { return k.slot == c.slot; });
+      const bool same_as_negated = std::any_of(
+          t.negated.begin(), t.negated.end(),
+          [&](const auto& n) { return n.first == c.slot && n.second == c.value; });
+      if (!known && !same_as_negated) kept.push_back(std::move(c));
+    }
+  }
+  t.candidates = std::move(kept);
+  // "forget the phone number", "cancel the coupon": a slot named after a removal. Not a slot
+  // the active intent requires ("cancel the order number" still wants the order).
+  if (!t.may_remove) return;
+  for (const SlotMention& m : slot_mentions_) {
+    if (t.intent != nullptr && Contains(t.intent->required_slots, m.slot)) continue;
+    const NegationKind kind = MentionNegation(t.lowered, m.text);
+    if ((kind == NegationKind::kNo || kind == NegationKind::kRemoval) &&
+        !Contains(t.removed_by_name, m.slot)) {
+      t.removed_by_name.push_back(m.slot);
+    }
+  }
+}
+
+void Tracker::ApplyCorrectionFallback(Turn& t) const {
+  if (t.correction_body < 0) return;
+  // Does a value of this turn already correct a filled slot?
+  bool corrects = false;
+  for (const SlotCandidate& c : t.candidates) {
+    const domain::Slot* slot = domain_->FindSlot(c.slot);
+    corrects = corrects || (slot != nullptr && slot->type != domain::SlotType::kFreeText &&
+                            HasValue(t.prior, c.slot));
+  }
+  if (corrects) {
+    // "no, the order number is A-7654321" while we asked for the item: the free text
+    // is not the item.
+    t.candidates.erase(std::remove_if(t.candidates.begin(), t.candidates.end(),
+                                      [&](const SlotCandidate& c) {
+                                        const domain::Slot* s = domain_->FindSlot(c.slot);
+                                        return s != nullptr &&
+                                               s->type == domain::SlotType::kFreeText &&
+                                               !HasValue(t.prior, c.slot);
+                                      }),
+                       t.candidates.end());
+    return;
+  }
+  // A correction that names a new request ("actually, I want to cancel") is not about a value.
+  if (t.confident && t.result.best.intent != t.prior.active_intent()) return;
+  // Otherwise the corrected slot is one set before, the most recent that the corrected
+  // content fits, as if we had just asked for it: "no, it's 59.99" (an amount), "no, the red
+  // ones" (an item). Free text fits anything, so it comes last.
+  std::vector<std::pair<uint32_t, const std::string*>> filled;
+  for (const auto& [name, value] : t.prior.slots()) {
+    if (!value.value().empty() && domain_->FindSlot(name) != nullptr) {
+      filled.emplace_back(value.turn(), &name);
+    }
+  }
+  if (filled.empty()) return;
+  std::sort(filled.begin(), filled.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : *a.second < *b.second;
+  });
+  ExtractOptions recent;
+  for (const auto& [turn, name] : filled) recent.requested.push_back(*name);
+  recent.relevant = [](const domain::Slot&) { return false; };
+  recent.allow_free_text = true;
+  const size_t body = static_cast<size_t>(t.correction_body);
+  const std::vector<SlotCandidate> found =
+      extractor_.Extract(absl::string_view(t.user_text).substr(body), recent);
+  const SlotCandidate* pick = nullptr;
+  for (const bool free_text : {false, true}) {
+    for (const std::string& name : recent.requested) {
+      for (const SlotCandidate& c : found) {
+        const bool is_free = domain_->FindSlot(c.slot)->type == domain::SlotType::kFreeText;
+        if (pick == nullptr && c.slot == name && is_free == free_text) pick = &c;
+      }
+    }
+  }
+  if (pick == nullptr) return;
+  SlotCandidate c = *pick;
+  c.begin += body;
+  c.end += body;
+  t.candidates.erase(std::remove_if(t.candidates.begin(), t.candidates.end(),
+                                    [&](const SlotCandidate& k) {
+                                      return k.slot == c.slot ||
+                                             domain_->FindSlot(k.slot)->type ==
+                                                 domain::SlotType::kFreeText;
+                                    }),
+                     t.candidates.end());
+  t.candidates.push_back(std::move(c));
+}
+
+void Tracker::ApplyTypedSlots(Turn& t) const {
+  auto& slots = *t.state.mutable_slots();
+  auto& proposed = *t.state.mutable_proposed_slots();
+  auto remove = [&](const std::string& name) {
+    const bool had = slots.erase(name) > 0;
+    proposed.erase(name);
+    if (had && !Contains(t.result.removed_slots, name)) t.result.removed_slots.push_back(name);
+  };
+  for (const auto& [name, value] : t.negated) {
+    auto it = slots.find(name);
+    if (it != slots.end() && it->second.value() == value) remove(name);
+    auto p = proposed.find(name);
+    if (p != proposed.end() && p->second.value() == value) proposed.erase(p);
+  }
+  for (const std::string& name : t.removed_by_name) remove(name);
+  for (const SlotCandidate& c : t.candidates) {
+    SlotValue& v = slots[c.slot];
     v.set_value(c.value);
     v.set_confidence(c.confidence);
     v.set_source(common::v1::SLOT_SOURCE_CUSTOMER_TEXT);
-    v.set_turn(turn);
-    typed_now.push_back(c.slot);
+    v.set_turn(t.index);
+    t.typed_now.push_back(c.slot);
   }
+}
 
-  // Slots from attachments: they fill empty slots and replace earlier attachment values,
-  // never a value the customer typed.
-  ExtractOptions evidence_options = options;
-  evidence_options.allow_free_text = false;
-  std::vector<std::string> from_evidence;
-  for (const auto& evidence : input.evidence) {
-    for (const SlotCandidate& c : extractor_.Extract(evidence.text(), evidence_options)) {
-      if (std::find(typed_now.begin(), typed_now.end(), c.slot) != typed_now.end()) continue;
-      if (std::find(from_evidence.begin(), from_evidence.end(), c.slot) != from_evidence.end()) {
-        continue;  // The first attachment that has it wins within a turn.
-      }
-      auto it = slots.find(c.slot);
-      if (it != slots.end() && !it->second.value().empty() &&
-          it->second.source() != common::v1::SLOT_SOURCE_ATTACHMENT) {
+void Tracker::ResolveSlotConfirmation(Turn& t) const {
+  DialogueState& state = t.state;
+  state.clear_confirm_slots();
+  if (t.prior.confirm_slots().empty()) return;
+  const std::string& name = t.prior.confirm_slots(0);
+  auto& proposed = *state.mutable_proposed_slots();
+  auto it = proposed.find(name);
+  if (it == proposed.end()) return;
+  if (Contains(t.typed_now, name)) {
+    proposed.erase(it);  // The customer typed the value themselves.
+    return;
+  }
+  if (t.answer.answer == Answer::kAffirm) {
+    // "Is your order number AB123456?" "Yes": the attachment's value replaces the typed one.
+    SlotValue value = std::move(it->second);
+    value.set_source(common::v1::SLOT_SOURCE_ATTACHMENT_CONFIRMED);
+    value.set_confidence(std::max(value.confidence(), kConfirmedConfidence));
+    value.set_turn(t.index);
+    (*state.mutable_slots())[name] = std::move(value);
+    t.typed_now.push_back(name);
+    t.answer_used = true;
+  } else if (t.answer.answer == Answer::kDeny) {
+    t.answer_used = true;
+  }
+  // Confirmed, refused, or passed over: the question is not asked again.
+  proposed.erase(name);
+}
+
+void Tracker::MergeEvidence(Turn& t) const {
+  if (t.input.evidence.empty()) return;
+  ExtractOptions options = t.options;
+  options.allow_free_text = false;
+  auto& slots = *t.state.mutable_slots();
+  std::vector<std::string> seen;
+  for (const auto& evidence : t.input.evidence) {
+    if (evidence.text().empty()) continue;
+    const float evidence_confidence =
+        std::min(evidence.confidence() > 0 ? evidence.confidence() : 0.5f, 1.0f);
+    for (const SlotCandidate& c : extractor_.Extract(evidence.text(), options)) {
+      // What the customer typed or took back in this turn stands; the first attachment that
+      // has a slot wins within a turn.
+      if (Contains(t.typed_now, c.slot) || Contains(seen, c.slot) ||
+          Contains(t.result.removed_slots, c.slot)) {
         continue;
       }
-      const float evidence_confidence = evidence.confidence() > 0 ? evidence.confidence() : 0.5f;
-      common::v1::SlotValue& v = slots[c.slot];
-      v.set_value(c.value);
-      v.set_confidence(c.confidence * std::min(evidence_confidence, 1.0f));
-      v.set_source(common::v1::SLOT_SOURCE_ATTACHMENT);
-      v.set_turn(turn);
-      from_evidence.push_back(c.slot);
+      seen.push_back(c.slot);
+      SlotValue value;
+      value.set_value(c.value);
+      value.set_confidence(c.confidence * evidence_confidence);
+      value.set_source(common::v1::SLOT_SOURCE_ATTACHMENT);
+      value.set_turn(t.index);
+      auto it = slots.find(c.slot);
+      const bool typed = it != slots.end() && !it->second.value().empty() &&
+                         it->second.source() != common::v1::SLOT_SOURCE_ATTACHMENT;
+      if (typed) {
+        // Never over what the customer typed: propose it, the reply asks.
+        if (it->second.value() != c.value) {
+          (*t.state.mutable_proposed_slots())[c.slot] = std::move(value);
+        }
+        continue;
+      }
+      slots[c.slot] = std::move(value);
+      t.evidence_changed = true;
     }
   }
+}
 
-  // Escalation: sticky once set; an explicit request beats the intent's policy.
-  if (!state.escalate()) {
-    if (AsksForHumanPrepared(prepared)) {
-      state.set_escalate(true);
-      state.set_escalation_reason("customer_request");
-    } else if (intent != nullptr && intent->escalate) {
-      state.set_escalate(true);
-      state.set_escalation_reason("intent_policy");
+void Tracker::UpdateEscalation(Turn& t) const {
+  DialogueState& state = t.state;
+  const bool asks_for_human = t.has_text && AsksForHumanPrepared(t.prepared);
+  if (t.has_text) {
+    const bool understood = t.confident || t.answer.answer != Answer::kNone ||
+                            t.answer.whole_turn || t.answers_request || !t.typed_now.empty() ||
+                            !t.result.removed_slots.empty() || t.evidence_changed ||
+                            asks_for_human;
+    state.set_low_confidence_streak(understood ? 0 : t.prior.low_confidence_streak() + 1);
+
+    uint32_t signals = 0;
+    if (HasNegativeWording(t.lowered)) ++signals;
+    if (IsAllCaps(t.user_text)) ++signals;
+    const uint64_t fingerprint =
+        t.answer.answer == Answer::kNone ? RequestFingerprint(t.lowered) : 0;
+    if (fingerprint != 0) {
+      auto* recent = state.mutable_recent_request_fingerprints();
+      if (std::find(recent->begin(), recent->end(), fingerprint) != recent->end()) ++signals;
+      recent->Add(fingerprint);
+      while (recent->size() > kRecentRequests) recent->erase(recent->begin());
     }
+    state.set_frustration_signals(t.prior.frustration_signals() + signals);
   }
+  // Sticky once set; the first reason that applies, in this order.
+  if (state.escalate()) return;
+  const char* reason = nullptr;
+  if (asks_for_human) {
+    reason = "customer_request";
+  } else if (t.intent != nullptr && t.intent->escalate) {
+    reason = "intent_policy";
+  } else if (state.frustration_signals() >= options_.frustration_threshold) {
+    reason = "frustration";
+  } else if (state.low_confidence_streak() >= options_.max_low_confidence_turns) {
+    reason = "out_of_scope_streak";
+  }
+  if (reason != nullptr) {
+    state.set_escalate(true);
+    state.set_escalation_reason(reason);
+  }
+}
 
-  // Missing and requested slots.
+void Tracker::FinishState(Turn& t) const {
+  DialogueState& state = t.state;
+  const domain::Intent* intent = t.intent;
   state.clear_missing_slots();
   state.clear_requested_slots();
   if (intent != nullptr) {
     for (const std::string& name : intent->required_slots) {
-      auto it = slots.find(name);
-      if (it == slots.end() || it->second.value().empty()) state.add_missing_slots(name);
+      if (!HasValue(state, name)) state.add_missing_slots(name);
     }
   }
-  if (!state.escalate() && state.missing_slots_size() > 0) {
-    state.add_requested_slots(state.missing_slots(0));
+  const bool complete = intent != nullptr && state.missing_slots_size() == 0;
+
+  // Transactional intents are confirmed with their final values before they are ready.
+  common::v1::ConfirmationStatus confirmation = kUnconfirmed;
+  if (complete && intent->transactional) {
+    const bool same_intent = !t.switched && t.prior.active_intent() == state.active_intent();
+    const common::v1::ConfirmationStatus before =
+        same_intent ? t.prior.confirmation() : kUnconfirmed;
+    bool changed = false;
+    for (const std::string& name : intent->required_slots) {
+      auto now = state.slots().find(name);
+      auto then = t.prior.slots().find(name);
+      changed = changed || then == t.prior.slots().end() ||
+                then->second.value() != now->second.value();
+    }
+    for (const std::string& name : intent->optional_slots) {
+      changed = changed || HasValue(state, name) != HasValue(t.prior, name) ||
+                (HasValue(state, name) &&
+                 state.slots().at(name).value() != t.prior.slots().at(name).value());
+    }
+    const Answer answer = t.answer_used ? Answer::kNone : t.answer.answer;
+    const bool asked = before == kPending || before == kDeclined;
+    if (changed) {
+      confirmation = kPending;
+    } else if (answer == Answer::kAffirm && asked) {
+      confirmation = kConfirmed;
+    } else if (answer == Answer::kDeny && before == kPending) {
+      confirmation = kDeclined;
+    } else {
+      confirmation = before == kUnconfirmed ? kPending : before;
+    }
   }
-  state.set_turn_count(turn + 1);
-  return result;
+  state.set_confirmation(confirmation);
+  state.set_ready(complete && (!intent->transactional || confirmation == kConfirmed));
+
+  // One question per reply: confirm an attachment's value, else ask for a missing slot.
+  if (!state.escalate()) {
+    for (const domain::Slot& slot : domain_->slots) {
+      if (state.proposed_slots().contains(slot.name)) {
+        state.add_confirm_slots(slot.name);
+        break;
+      }
+    }
+    if (state.confirm_slots_size() == 0 && state.missing_slots_size() > 0) {
+      state.add_requested_slots(state.missing_slots(0));
+    }
+  }
+  state.set_turn_count(t.index + 1);
 }
 
 }  // namespace helpline::dst

@@ -1,6 +1,9 @@
-// The first dialogue state tracker: intents matched against the domain's examples with
-// TF-IDF cosine similarity, slots filled by typed extractors, merged into the prior state by
-// fixed rules. No gRPC types here; the service adapter (dst_service.h) converts.
+// The dialogue state tracker: intents from a trained utterance model when one is loaded,
+// else matched against the domain's examples with TF-IDF cosine similarity; slots filled by
+// typed extractors (plus the model's spans); merged into the prior state by the update rules
+// of README.md (carry-over, correction, negation, requested slots, an intent stack,
+// confirmation of transactional intents, attachment evidence, escalation). No gRPC types
+// here; the service adapter (dst_service.h) converts.
 //
 // Thread-safe after construction: Track() is const and shares nothing mutable.
 #pragma once
@@ -16,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "common/domain/domain.h"
 #include "helpline/common/v1/types.pb.h"
+#include "helpline/dst/v1/dst_config.pb.h"
 #include "services/dst/extractors.h"
 
 namespace helpline::dst {
@@ -75,15 +79,30 @@ class UtteranceModel {
 };
 
 struct TrackerOptions {
-  // Lowest intent score that sets a new active intent.
+  // Lowest TF-IDF intent score that names an intent (with a model, its own out-of-scope
+  // decision does).
   float intent_threshold = 0.35f;
   // A turn that fills a slot we asked for keeps the prior intent unless another intent
   // scores at least this much.
   float switch_threshold = 0.6f;
   // A trained utterance model; when set it replaces the TF-IDF classifier for intents and
-  // adds its slot spans to the typed extractors' candidates. Null: rules only.
+  // out-of-scope detection and adds its slot spans to the typed extractors' candidates
+  // (a span is kept when the slot's extractor accepts its text, e.g. an enum synonym or a
+  // number; typed candidates win). Null: rules only.
   std::shared_ptr<const UtteranceModel> model;
+  // Customer turns in a row that are out of scope or not understood before escalating
+  // ("out_of_scope_streak").
+  uint32_t max_low_confidence_turns = 3;
+  // Frustration signals in a conversation before escalating ("frustration"): one per turn
+  // and kind (negative wording, a repeated question, text in capitals).
+  uint32_t frustration_threshold = 2;
+  // Interrupted intents kept for resuming; the oldest is dropped beyond this.
+  uint32_t max_intent_stack = 3;
 };
+
+// TrackerOptions from the service's config (0 keeps a default). INVALID_ARGUMENT naming the
+// field when intent_threshold is outside [0, 1].
+absl::StatusOr<TrackerOptions> TrackerOptionsFromConfig(const v1::DstConfig& config);
 
 // One customer turn.
 struct TurnInput {
@@ -99,18 +118,26 @@ struct TurnInput {
 
 struct TrackResult {
   common::v1::DialogueState state;
-  // The best-scoring intent of this turn's text, even when below the threshold.
+  // The best-scoring intent of this turn's text, even when below the threshold; empty
+  // ("none") for an empty turn, a bare answer or a turn the model finds out of scope.
   IntentScore best;
   // True when the turn's intent came from the text (not carried over).
   bool intent_from_text = false;
+  // True when the text had nothing left after preprocessing (no letter, digit or CJK
+  // character) and there was no evidence: the state is the prior one, turn_count + 1.
+  bool empty_turn = false;
+  // True when an interrupted intent was resumed from the intent stack.
+  bool resumed = false;
+  // Slots removed by a negation or a removal ("not damaged", "cancel the coupon").
+  std::vector<std::string> removed_slots;
 };
 
 class Tracker {
  public:
   Tracker(std::shared_ptr<const domain::Domain> domain, TrackerOptions options);
 
-  // Updates input.prior with the turn. INVALID_ARGUMENT when the turn has neither text nor
-  // evidence.
+  // Updates input.prior with the turn. Never fails today (a turn with neither text nor
+  // evidence is an empty turn); StatusOr keeps room for model errors.
   absl::StatusOr<TrackResult> Track(const TurnInput& input) const;
 
   // True when `text` contains one of the domain's escalation phrases.
@@ -126,6 +153,31 @@ class Tracker {
     std::string text;  // Lower-cased, spaces collapsed; never empty.
     bool cjk = false;  // Matched as a substring, not at word boundaries.
   };
+  // A way the customer names a slot ("phone", "order id", "order number"), for removals
+  // such as "forget the phone number".
+  struct SlotMention {
+    std::string slot;
+    std::string text;  // Lower-cased.
+  };
+  // Per-call working data of Track, defined in tracker.cc.
+  struct Turn;
+
+  // Whether the turn takes back a slot of `intent` by naming it ("cancel the coupon").
+  bool RemovesSlotOf(const Turn& t, const domain::Intent& intent) const;
+  void ScoreIntents(Turn& t) const;
+  void DecideIntent(Turn& t) const;
+  void ExtractTypedSlots(Turn& t) const;
+  void MergeModelSlots(Turn& t) const;
+  void ApplyNegations(Turn& t) const;
+  void ApplyCorrectionFallback(Turn& t) const;
+  void ApplyTypedSlots(Turn& t) const;
+  void ResolveSlotConfirmation(Turn& t) const;
+  void MergeEvidence(Turn& t) const;
+  void UpdateEscalation(Turn& t) const;
+  void FinishState(Turn& t) const;
+  // Whether `name` is a slot whose extracted value the turn may set: one the active intent
+  // uses, a requested one, or a type that is unambiguous (regex, e-mail, phone).
+  bool Relevant(const Turn& t, const domain::Slot& slot) const;
 
   std::shared_ptr<const domain::Domain> domain_;
   TrackerOptions options_;
@@ -133,6 +185,7 @@ class Tracker {
   SlotExtractor extractor_;
   // The domain's escalation phrases of every language, prepared once.
   std::vector<EscalationPhrase> escalation_phrases_;
+  std::vector<SlotMention> slot_mentions_;
 };
 
 }  // namespace helpline::dst

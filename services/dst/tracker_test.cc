@@ -2,12 +2,15 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/domain/template.h"
+#include "common/domain/text.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "services/dst/dialogue_acts.h"
 #include "tests/testing/shop_domain.h"
 
 namespace helpline::dst {
@@ -18,6 +21,7 @@ using common::v1::SLOT_SOURCE_ATTACHMENT;
 using common::v1::SLOT_SOURCE_CUSTOMER_TEXT;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+using ::testing::StartsWith;
 
 std::shared_ptr<const domain::Domain> Shop() {
   const auto& shop = testutil::ShopDomain();
@@ -25,9 +29,12 @@ std::shared_ptr<const domain::Domain> Shop() {
   return shop.ok() ? *shop : std::make_shared<const domain::Domain>();
 }
 
-class TrackerTest : public ::testing::Test {
+// A conversation with one tracker: Say() runs a turn on top of the last state.
+class ConversationTest : public ::testing::Test {
  protected:
-  TrackerTest() : tracker_(Shop(), TrackerOptions{}) {}
+  explicit ConversationTest(std::shared_ptr<const domain::Domain> domain,
+                            TrackerOptions options = {})
+      : tracker_(std::make_unique<Tracker>(std::move(domain), std::move(options))) {}
 
   // Runs one turn on top of state_ and keeps the result.
   const DialogueState& Say(const std::string& text, const std::string& language = "en",
@@ -37,7 +44,7 @@ class TrackerTest : public ::testing::Test {
     input.language = language;
     input.evidence = std::move(evidence);
     input.prior = state_;
-    auto result = tracker_.Track(input);
+    auto result = tracker_->Track(input);
     EXPECT_TRUE(result.ok()) << result.status();
     if (result.ok()) {
       last_ = *result;
@@ -51,9 +58,20 @@ class TrackerTest : public ::testing::Test {
     return it == state_.slots().end() ? "" : it->second.value();
   }
 
-  Tracker tracker_;
+  std::vector<std::string> Stack() const {
+    std::vector<std::string> out;
+    for (const auto& frame : state_.intent_stack()) out.push_back(frame.intent());
+    return out;
+  }
+
+  std::unique_ptr<Tracker> tracker_;
   DialogueState state_;
   TrackResult last_;
+};
+
+class TrackerTest : public ConversationTest {
+ protected:
+  TrackerTest() : ConversationTest(Shop()) {}
 };
 
 common::v1::Evidence Ocr(const std::string& text, float confidence = 0.9f) {
@@ -161,13 +179,21 @@ TEST_F(TrackerTest, AttachmentOnlyTurn) {
   EXPECT_EQ(state_.active_intent(), "track_order");
 }
 
-TEST_F(TrackerTest, EmptyTurnIsRejected) {
-  TurnInput input;
-  input.user_text = "   ";
-  auto r = tracker_.Track(input);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("user_text"));
+TEST_F(TrackerTest, EmptyTurnKeepsTheState) {
+  Say("where is my order?");
+  const DialogueState before = state_;
+  for (const char* empty : {"", "   ", "?!", "\xE2\x80\xA6"}) {  // The last is an ellipsis.
+    const uint32_t turns = state_.turn_count();
+    Say(empty, "und");
+    EXPECT_TRUE(last_.empty_turn) << "'" << empty << "'";
+    EXPECT_EQ(last_.best.intent, "") << "'" << empty << "'";
+    EXPECT_EQ(state_.turn_count(), turns + 1);
+    DialogueState same = state_;
+    same.set_turn_count(before.turn_count());
+    EXPECT_EQ(same.SerializeAsString(), before.SerializeAsString()) << "'" << empty << "'";
+  }
+  Say("12345678");  // The question asked before the empty turns is still open.
+  EXPECT_EQ(Slot("order_id"), "12345678");
 }
 
 TEST_F(TrackerTest, PhoneAndCardAreNotOrderIds) {
@@ -192,7 +218,7 @@ TEST_F(TrackerTest, EnumSynonymsAndAmount) {
   Say("I was charged twice, $49.99 on my paypal");
   EXPECT_EQ(state_.active_intent(), "payment_issue");
   EXPECT_EQ(Slot("payment_method"), "paypal");
-  EXPECT_EQ(Slot("amount"), "49.99");
+  EXPECT_THAT(Slot("amount"), StartsWith("49.99"));  // "49.99 USD" once amounts have currencies.
   EXPECT_THAT(state_.missing_slots(), IsEmpty());
 
   state_ = DialogueState();
@@ -263,6 +289,653 @@ TEST_F(TrackerTest, EmailForAccountHelp) {
   EXPECT_EQ(Slot("email"), "jane.doe@example.com");
   EXPECT_EQ(state_.active_intent(), "account_help");
   EXPECT_THAT(state_.missing_slots(), IsEmpty());
+}
+
+// ---- Update rules (README "Update rules") ----
+
+// Corrections overwrite, even a slot the active intent would not extract.
+TEST_F(TrackerTest, CorrectionOverwritesOrderNumber) {
+  Say("where is my order 12345678");
+  EXPECT_EQ(Slot("order_id"), "12345678");
+  Say("no, it's AB123456");
+  EXPECT_EQ(state_.active_intent(), "track_order");
+  EXPECT_EQ(Slot("order_id"), "AB123456");
+  EXPECT_EQ(state_.slots().at("order_id").turn(), 1u);
+  Say("不是，是AB654321", "zh");
+  EXPECT_EQ(state_.active_intent(), "track_order");
+  EXPECT_EQ(Slot("order_id"), "AB654321");
+}
+
+TEST_F(TrackerTest, CorrectionReachesSlotsOutsideTheIntent) {
+  Say("I was charged twice on my paypal");
+  EXPECT_EQ(Slot("payment_method"), "paypal");
+  Say("where is my order A-1234567");
+  EXPECT_EQ(state_.active_intent(), "track_order");
+  Say("alipay");  // Not a correction: track_order does not use payment_method.
+  EXPECT_EQ(Slot("payment_method"), "paypal");
+  Say("no, it was alipay");
+  EXPECT_EQ(Slot("payment_method"), "alipay");
+  EXPECT_EQ(state_.active_intent(), "track_order");
+  Say("actually wechat", "en");
+  EXPECT_EQ(Slot("payment_method"), "wechat_pay");
+}
+
+TEST_F(TrackerTest, CorrectionOfTheLastValueAsIfAsked) {
+  Say("I was charged twice, $49.99 on my paypal");
+  EXPECT_THAT(Slot("amount"), StartsWith("49.99"));  // With its currency when the type has one.
+  Say("sorry, it was 59.99");  // A bare number is only taken when asked for, or corrected.
+  EXPECT_THAT(Slot("amount"), StartsWith("59.99"));
+  EXPECT_EQ(Slot("payment_method"), "paypal");
+
+  state_ = DialogueState();
+  Say("I want to return an item");
+  Say("A-1234567");
+  Say("the blue running shoes");
+  EXPECT_THAT(state_.requested_slots(), ElementsAre("reason"));
+  Say("no, the red sandals");
+  EXPECT_EQ(state_.active_intent(), "return_item");
+  EXPECT_EQ(Slot("item"), "the red sandals");
+  EXPECT_EQ(Slot("order_id"), "A-1234567");
+  EXPECT_THAT(state_.requested_slots(), ElementsAre("reason"));
+}
+
+TEST_F(TrackerTest, NegationRemovesTheValue) {
+  Say("my package was damaged");
+  EXPECT_EQ(state_.active_intent(), "delivery_problem");
+  EXPECT_EQ(Slot("delivery_issue"), "damaged");
+  Say("it's not damaged, it's late");
+  EXPECT_EQ(Slot("delivery_issue"), "late");
+  Say("it is not late");
+  EXPECT_EQ(Slot("delivery_issue"), "");
+  EXPECT_THAT(last_.removed_slots, ElementsAre("delivery_issue"));
+  EXPECT_THAT(state_.missing_slots(), ElementsAre("order_id", "delivery_issue"));
+  Say("not damaged either");  // Negating a value the slot does not hold changes nothing.
+  EXPECT_EQ(Slot("delivery_issue"), "");
+}
+
+TEST_F(TrackerTest, NegationInChinese) {
+  Say("付款失败", "zh");
+  Say("用的微信", "zh");
+  EXPECT_EQ(Slot("payment_method"), "wechat_pay");
+  Say("不是微信，是支付宝", "zh");
+  EXPECT_EQ(Slot("payment_method"), "alipay");
+  Say("不要支付宝", "zh");
+  EXPECT_EQ(Slot("payment_method"), "");
+  EXPECT_THAT(state_.requested_slots(), ElementsAre("payment_method"));
+}
+
+TEST_F(TrackerTest, NegatedOrderNumberIsRemovedButCancelOrderKeepsIt) {
+  Say("where is my order 12345678");
+  Say("it's not 12345678");
+  EXPECT_EQ(Slot("order_id"), "");
+  EXPECT_THAT(state_.requested_slots(), ElementsAre("order_id"));
+
+  state_ = DialogueState();
+  Say("cancel order 12345678");
+  EXPECT_EQ(state_.active_intent(), "cancel_order");
+  EXPECT_EQ(Slot("order_id"), "12345678");
+  Say("my order no 87654321 is late");  // "no" names the number here.
+  EXPECT_EQ(Slot("order_id"), "87654321");
+}
+
+TEST_F(TrackerTest, SlotNamedAfterARemovalIsRemoved) {
+  Say("where is my order A-1234567, call me on 13812345678");
+  EXPECT_EQ(Slot("phone"), "13812345678");
+  Say("forget the phone number");
+  EXPECT_EQ(Slot("phone"), "");
+  EXPECT_EQ(Slot("order_id"), "A-1234567");
+  Say("cancel the order number");  // Required by the intent: not removed by naming it.
+  EXPECT_EQ(Slot("order_id"), "A-1234567");
+}
+
+TEST_F(TrackerTest, InterruptedIntentResumesWithItsSlots) {
+  Say("I want to return an item");
+  Say("11111111");
+  EXPECT_THAT(state_.requested_slots(), ElementsAre("item"));
+  Say("wait, where is my order 22222222?");
+  EXPECT_EQ(state_.active_intent(), "track_order");
+  EXPECT_EQ(Slot("order_id"), "22222222");
+  EXPECT_TRUE(state_.ready());
+  EXPECT_THAT(Stack(), ElementsAre("return_item"));
+  EXPECT_EQ(state_.intent_stack(0).slots().at("order_id").value(), "11111111");
+  Say("ok");
+  EXPECT_TRUE(last_.resumed);
+  EXPECT_EQ(state_.active_intent(), "return_item");
+  EXPECT_EQ(Slot("order_id"), "11111111");  // Its own order, not the one tracked meanwhile.
+  EXPECT_THAT(state_.requested_slots(), ElementsAre("item"));
+  EXPECT_THAT(Stack(), IsEmpty());
+}
+
+TEST_F(TrackerTest, CustomerReturnsToAnInterruptedIntent) {
+  Say("where is my refund");
+  EXPECT_EQ(state_.active_intent(), "refund_status");
+  Say("my package is late");
+  EXPECT_EQ(state_.active_intent(), "delivery_problem");
+  EXPECT_THAT(Stack(), ElementsAre("refund_status"));
+  Say("back to my refund");
+  EXPECT_EQ(state_.active_intent(), "refund_status");
+  EXPECT_TRUE(last_.resumed);
+  EXPECT_THAT(Stack(), ElementsAre("delivery_problem"));
+  Say("A-1234567");
+  EXPECT_TRUE(state_.ready());
+  Say("thanks");
+  EXPECT_EQ(state_.active_intent(), "thanks");
+  Say("ok");  // The refund is done: the delivery problem comes back, with its slot.
+  EXPECT_EQ(state_.active_intent(), "delivery_problem");
+  EXPECT_EQ(Slot("delivery_issue"), "late");
+  EXPECT_THAT(Stack(), IsEmpty());
+}
+
+// A state stored before `ready` existed: whether its intent was done comes from the domain.
+TEST_F(TrackerTest, FinishedIntentIsNotStacked) {
+  state_.set_domain("shop");
+  state_.set_active_intent("greet");
+  Say("where is my order");
+  EXPECT_EQ(state_.active_intent(), "track_order");
+  EXPECT_THAT(Stack(), IsEmpty());
+}
+
+TEST_F(TrackerTest, ResumeCueInChinese) {
+  Say("我要退货", "zh");
+  EXPECT_EQ(state_.active_intent(), "return_item");
+  Say("我的订单到哪了", "zh");
+  EXPECT_EQ(state_.active_intent(), "track_order");
+  EXPECT_THAT(Stack(), ElementsAre("return_item"));
+  Say("回到刚才的问题", "zh");
+  EXPECT_EQ(state_.active_intent(), "return_item");
+  EXPECT_THAT(Stack(), ElementsAre("track_order"));
+}
+
+TEST_F(TrackerTest, AttachmentValueProposedThenConfirmed) {
+  Say("where is my order 12345678");
+  Say("here is the receipt", "en", {Ocr("Order No: AB123456", 0.8f)});
+  EXPECT_EQ(Slot("order_id"), "12345678");  // Never over what the customer typed...
+  EXPECT_EQ(state_.slots().at("order_id").source(), SLOT_SOURCE_CUSTOMER_TEXT);
+  ASSERT_TRUE(state_.proposed_slots().contains("order_id"));
+  const auto& proposed = state_.proposed_slots().at("order_id");
+  EXPECT_EQ(proposed.value(), "AB123456");
+  EXPECT_EQ(proposed.source(), SLOT_SOURCE_ATTACHMENT);
+  EXPECT_LE(proposed.confidence(), 0.8f);
+  EXPECT_EQ(proposed.turn(), 1u);
+  EXPECT_THAT(state_.confirm_slots(), ElementsAre("order_id"));  // ...the reply asks.
+  EXPECT_THAT(state_.requested_slots(), IsEmpty());
+  Say("yes");  // ...unless the customer confirms.
+  EXPECT_EQ(Slot("order_id"), "AB123456");
+  const auto& value = state_.slots().at("order_id");
+  EXPECT_EQ(value.source(), common::v1::SLOT_SOURCE_ATTACHMENT_CONFIRMED);
+  EXPECT_GE(value.confidence(), 0.95f);
+  EXPECT_EQ(value.turn(), 2u);
+  EXPECT_THAT(state_.proposed_slots(), IsEmpty());
+  EXPECT_THAT(state_.confirm_slots(), IsEmpty());
+  EXPECT_EQ(state_.active_intent(), "track_order");
+}
+
+TEST_F(TrackerTest, AttachmentValueRefused) {
+  Say("我的订单12345678到哪了", "zh");
+  Say("", "und", {Ocr("订单号：AB123456")});
+  EXPECT_THAT(state_.confirm_slots(), ElementsAre("order_id"));
+  Say("不是", "zh");
+  EXPECT_EQ(Slot("order_id"), "12345678");
+  EXPECT_EQ(state_.slots().at("order_id").source(), SLOT_SOURCE_CUSTOMER_TEXT);
+  EXPECT_THAT(state_.proposed_slots(), IsEmpty());
+  EXPECT_THAT(state_.confirm_slots(), IsEmpty());
+}
+
+TEST_F(TrackerTest, EverySlotValueHasConfidenceSourceAndTurn) {
+  Say("I was charged twice, $49.99 on my paypal, mail me at jane@example.com");
+  Say("where is my order?", "en", {Ocr("Order No: AB123456")});
+  Say("I want to return an item");
+  Say("the green jacket");
+  ASSERT_GE(state_.slots_size(), 5);
+  for (const auto& [name, value] : state_.slots()) {
+    EXPECT_FALSE(value.value().empty()) << name;
+    EXPECT_GT(value.confidence(), 0.0f) << name;
+    EXPECT_LE(value.confidence(), 1.0f) << name;
+    EXPECT_NE(value.source(), common::v1::SLOT_SOURCE_UNSPECIFIED) << name;
+    EXPECT_LT(value.turn(), state_.turn_count()) << name;
+  }
+  EXPECT_EQ(state_.slots().at("item").turn(), 3u);
+  EXPECT_EQ(state_.slots().at("order_id").source(), SLOT_SOURCE_ATTACHMENT);
+}
+
+TEST_F(TrackerTest, OutOfScopeStreakEscalates) {
+  Say("what is the capital of france");
+  EXPECT_EQ(state_.low_confidence_streak(), 1u);
+  Say("where is my order?");  // Understood: the streak starts over.
+  EXPECT_EQ(state_.low_confidence_streak(), 0u);
+  Say("do you sell bicycles to mars");
+  Say("tell me about penguins");
+  EXPECT_EQ(state_.low_confidence_streak(), 2u);
+  EXPECT_FALSE(state_.escalate());
+  Say("how tall is mount everest");
+  EXPECT_TRUE(state_.escalate());
+  EXPECT_EQ(state_.escalation_reason(), "out_of_scope_streak");
+  EXPECT_THAT(state_.requested_slots(), IsEmpty());
+}
+
+TEST(TrackerOptionsTest, StreakLengthIsConfigurable) {
+  TrackerOptions options;
+  options.max_low_confidence_turns = 2;
+  Tracker tracker(Shop(), options);
+  TurnInput input;
+  input.user_text = "今天天气好热";
+  input.language = "zh";
+  auto first = tracker.Track(input);
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(first->state.escalate());
+  input.user_text = "讲个笑话";
+  input.prior = first->state;
+  auto second = tracker.Track(input);
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->state.escalate());
+  EXPECT_EQ(second->state.escalation_reason(), "out_of_scope_streak");
+}
+
+TEST_F(TrackerTest, RepeatedQuestionIsFrustration) {
+  Say("where is my order?");
+  EXPECT_EQ(state_.frustration_signals(), 0u);
+  Say("Where is my order!!");
+  EXPECT_EQ(state_.frustration_signals(), 1u);
+  EXPECT_FALSE(state_.escalate());
+  Say("where   is my ORDER?");
+  EXPECT_TRUE(state_.escalate());
+  EXPECT_EQ(state_.escalation_reason(), "frustration");
+}
+
+TEST_F(TrackerTest, NegativeWordingAndCapitalsAreFrustration) {
+  Say("WHERE IS MY PARCEL");
+  EXPECT_EQ(state_.frustration_signals(), 1u);
+  EXPECT_FALSE(state_.escalate());
+  Say("this is ridiculous, it was due on monday");
+  EXPECT_TRUE(state_.escalate());
+  EXPECT_EQ(state_.escalation_reason(), "frustration");
+
+  state_ = DialogueState();
+  Say("我的订单到哪了，气死我了", "zh");
+  EXPECT_EQ(state_.frustration_signals(), 1u);
+  Say("你们的服务太差了", "zh");
+  EXPECT_EQ(state_.escalation_reason(), "frustration");
+
+  state_ = DialogueState();
+  Say("my order AB123456 from UPS is late");  // Values and acronyms are not shouting.
+  EXPECT_EQ(state_.frustration_signals(), 0u);
+}
+
+TEST_F(TrackerTest, ExplicitRequestBeatsOtherReasons) {
+  Say("THIS IS USELESS, GET ME A HUMAN AGENT");
+  EXPECT_TRUE(state_.escalate());
+  EXPECT_EQ(state_.escalation_reason(), "customer_request");
+}
+
+// A domain with transactional intents and slots the shop does not have.
+constexpr char kDesk[] = R"yaml(
+name: desk
+languages: [en, zh]
+system_prompt: {en: "Be nice.", zh: "友好。"}
+slots:
+  order_id:
+    type: regex
+    pattern: '(?i)\b((?:[a-z]{1,3}-?)?[0-9]{6,12})\b'
+    normalize: upper
+  shipping:
+    type: enum
+    values:
+      express: {synonyms: {en: [express, next day], zh: [加急]}}
+      standard: {synonyms: {en: [standard shipping, normal shipping], zh: [普通快递]}}
+  coupon:
+    type: regex
+    pattern: '(?i)\b(save[0-9]{2})\b'
+    normalize: upper
+intents:
+  cancel_order:
+    transactional: true
+    required_slots: [order_id]
+    examples:
+      en: [cancel my order, I want to cancel the order, please cancel it]
+      zh: [取消订单, 我要取消订单]
+  change_shipping:
+    transactional: true
+    required_slots: [order_id, shipping]
+    optional_slots: [coupon]
+    examples:
+      en: [change the shipping of my order, I want different shipping, upgrade the delivery]
+      zh: [修改配送方式, 换个快递方式]
+  track_order:
+    required_slots: [order_id]
+    examples:
+      en: [where is my order, track my order]
+      zh: [我的订单到哪了]
+  human:
+    escalate: true
+    examples: {en: [human please], zh: [转人工]}
+templates:
+  escalate: {en: "A human is coming.", zh: "正在转人工。"}
+  fallback: {en: "Sorry?", zh: "抱歉？"}
+  ask.order_id: {en: "Order number?", zh: "订单号？"}
+  ask.shipping: {en: "Which shipping?", zh: "哪种配送？"}
+  cancel_order.done: {en: "Cancelled {{order_id}}.", zh: "已取消 {{order_id}}。"}
+  change_shipping.done: {en: "Changed to {{shipping}}.", zh: "已改为 {{shipping}}。"}
+  track_order.done: {en: "Order {{order_id}} found.", zh: "订单 {{order_id}} 已找到。"}
+escalation_phrases:
+  en: [talk to a human]
+  zh: [转人工]
+)yaml";
+
+std::shared_ptr<const domain::Domain> Desk() {
+  auto desk = domain::ParseDomain(kDesk, "desk.yaml");
+  EXPECT_TRUE(desk.ok()) << desk.status();
+  return desk.ok() ? std::make_shared<const domain::Domain>(*std::move(desk))
+                   : std::make_shared<const domain::Domain>();
+}
+
+class DeskTest : public ConversationTest {
+ protected:
+  DeskTest() : ConversationTest(Desk()) {}
+};
+
+TEST_F(DeskTest, TransactionalIntentIsReadyOnlyAfterConfirmation) {
+  Say("I want to cancel the order");
+  EXPECT_EQ(state_.active_intent(), "cancel_order");
+  EXPECT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_UNSPECIFIED);
+  Say("yes");  // Nothing to confirm yet.
+  EXPECT_FALSE(state_.ready());
+  EXPECT_THAT(state_.requested_slots(), ElementsAre("order_id"));
+  Say("12345678");
+  EXPECT_THAT(state_.missing_slots(), IsEmpty());
+  EXPECT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_PENDING);
+  EXPECT_FALSE(state_.ready());
+  EXPECT_THAT(state_.requested_slots(), IsEmpty());
+  Say("yes, please go ahead");
+  EXPECT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_CONFIRMED);
+  EXPECT_TRUE(state_.ready());
+  EXPECT_EQ(state_.active_intent(), "cancel_order");
+}
+
+TEST_F(DeskTest, DeclinedConfirmationAsksWhatToChange) {
+  Say("cancel my order 12345678");
+  EXPECT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_PENDING);
+  Say("no");
+  EXPECT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_DECLINED);
+  EXPECT_FALSE(state_.ready());
+  EXPECT_EQ(Slot("order_id"), "12345678");  // "no" alone changes no value.
+  Say("it's 87654321");
+  EXPECT_EQ(Slot("order_id"), "87654321");
+  EXPECT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_PENDING);
+  Say("confirm");
+  EXPECT_TRUE(state_.ready());
+  Say("no wait, it's 11223344");  // A change after confirming asks again.
+  EXPECT_EQ(Slot("order_id"), "11223344");
+  EXPECT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_PENDING);
+  EXPECT_FALSE(state_.ready());
+}
+
+TEST_F(DeskTest, ConfirmationInChinese) {
+  Say("我要取消订单AB123456", "zh");
+  EXPECT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_PENDING);
+  Say("好的", "zh");
+  EXPECT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_CONFIRMED);
+  EXPECT_TRUE(state_.ready());
+
+  state_ = DialogueState();
+  Say("取消订单AB123456", "zh");
+  Say("不要取消", "zh");
+  EXPECT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_DECLINED);
+  Say("确认", "zh");
+  EXPECT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_CONFIRMED);
+}
+
+TEST_F(DeskTest, NonTransactionalIntentIsReadyWhenComplete) {
+  Say("where is my order 12345678");
+  EXPECT_TRUE(state_.ready());
+  EXPECT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_UNSPECIFIED);
+}
+
+TEST_F(DeskTest, RemovalOfEnumValueAndNamedSlot) {
+  Say("I want different shipping for order 12345678, express please, coupon SAVE10");
+  EXPECT_EQ(state_.active_intent(), "change_shipping");
+  EXPECT_EQ(Slot("shipping"), "express");
+  EXPECT_EQ(Slot("coupon"), "SAVE10");
+  Say("cancel the coupon");
+  EXPECT_EQ(Slot("coupon"), "");
+  EXPECT_EQ(state_.active_intent(), "change_shipping");
+  Say("I don't want express shipping");
+  EXPECT_EQ(Slot("shipping"), "");
+  EXPECT_THAT(state_.requested_slots(), ElementsAre("shipping"));
+  EXPECT_FALSE(state_.ready());
+  Say("加急", "zh");
+  EXPECT_EQ(Slot("shipping"), "express");
+  Say("不要加急，普通快递就行", "zh");
+  EXPECT_EQ(Slot("shipping"), "standard");
+}
+
+TEST_F(DeskTest, AttachmentConfirmationComesBeforeTheIntentsConfirmation) {
+  Say("cancel my order 12345678");
+  Say("this one", "en", {Ocr("Order: 87654321")});
+  EXPECT_THAT(state_.confirm_slots(), ElementsAre("order_id"));
+  Say("yes");  // Confirms the attachment's number, not the cancellation.
+  EXPECT_EQ(Slot("order_id"), "87654321");
+  EXPECT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_PENDING);
+  EXPECT_FALSE(state_.ready());
+  Say("yes");
+  EXPECT_TRUE(state_.ready());
+}
+
+TEST_F(DeskTest, InterruptedTransactionAsksAgainWhenResumed) {
+  Say("cancel my order 12345678");
+  EXPECT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_PENDING);
+  Say("where is my order 55555555");
+  EXPECT_EQ(state_.active_intent(), "track_order");
+  EXPECT_THAT(Stack(), ElementsAre("cancel_order"));
+  Say("ok");
+  EXPECT_EQ(state_.active_intent(), "cancel_order");
+  EXPECT_EQ(Slot("order_id"), "12345678");
+  EXPECT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_PENDING);
+  EXPECT_FALSE(state_.ready());
+}
+
+// A stand-in for a trained model (a seam, not a mock of a real part): fixed analyses by text.
+class FakeModel : public UtteranceModel {
+ public:
+  std::map<std::string, UtteranceAnalysis> analyses;
+  mutable std::vector<std::string> languages;
+
+  UtteranceAnalysis Analyze(absl::string_view text, absl::string_view language) const override {
+    languages.emplace_back(language);
+    auto it = analyses.find(std::string(text));
+    return it != analyses.end() ? it->second : UtteranceAnalysis{{}, true, {}};
+  }
+};
+
+SlotCandidate Span(const std::string& text, const std::string& slot, const std::string& part,
+                   float confidence = 0.8f) {
+  const size_t begin = text.find(part);
+  EXPECT_NE(begin, std::string::npos) << part;
+  return {slot, part, confidence, begin, begin + part.size()};
+}
+
+class ModelTrackerTest : public ConversationTest {
+ protected:
+  ModelTrackerTest() : ConversationTest(Shop(), Options()) {}
+
+  static TrackerOptions Options() {
+    TrackerOptions options;
+    auto model = std::make_shared<FakeModel>();
+    const std::string send_back = "I'd like to send back the green jacket, it arrived smashed";
+    model->analyses[send_back] = {{{"return_item", 0.92f}, {"delivery_problem", 0.05f}},
+                                  false,
+                                  {Span(send_back, "item", "the green jacket"),
+                                   Span(send_back, "reason", "smashed"),
+                                   Span(send_back, "order_id", "jacket")}};
+    model->analyses["gimme status"] = {{{"track_order", 0.81f}}, false, {}};
+    // In scope by the model's own threshold, though below the TF-IDF intent_threshold.
+    model->analyses["我要退货"] = {{{"return_item", 0.29f}}, false, {}};
+    const std::string charged = "they took 45 from me A-1234567";
+    model->analyses[charged] = {{{"payment_issue", 0.7f}},
+                                false,
+                                {Span(charged, "amount", "45", 0.6f),
+                                 Span(charged, "order_id", "A-123")}};
+    // "where is my order" is in the domain's examples, but the model decides.
+    model->analyses["where is my order"] = {{{"track_order", 0.3f}}, true, {}};
+    model_ = model;
+    options.model = std::move(model);
+    return options;
+  }
+
+  static inline std::shared_ptr<FakeModel> model_;
+};
+
+TEST_F(ModelTrackerTest, IntentsAndOutOfScopeComeFromTheModel) {
+  Say("gimme status");
+  EXPECT_EQ(state_.active_intent(), "track_order");
+  EXPECT_FLOAT_EQ(state_.intent_confidence(), 0.81f);
+  EXPECT_EQ(model_->languages.back(), "en");
+
+  state_ = DialogueState();
+  Say("我要退货", "zh");
+  EXPECT_EQ(state_.active_intent(), "return_item");
+  EXPECT_EQ(model_->languages.back(), "zh");
+
+  state_ = DialogueState();
+  Say("where is my order");
+  EXPECT_EQ(state_.active_intent(), "");
+  EXPECT_EQ(last_.best.intent, "");
+  EXPECT_EQ(state_.low_confidence_streak(), 1u);
+}
+
+TEST_F(ModelTrackerTest, ModelSpansMergeWithTypedCandidates) {
+  Say("I'd like to send back the green jacket, it arrived smashed");
+  EXPECT_EQ(state_.active_intent(), "return_item");
+  EXPECT_EQ(Slot("item"), "the green jacket");  // Free text the rules take only when asked.
+  EXPECT_FLOAT_EQ(state_.slots().at("item").confidence(), 0.8f);
+  EXPECT_EQ(Slot("reason"), "damaged");          // The span canonicalized by its extractor.
+  EXPECT_EQ(Slot("order_id"), "");               // "jacket" is no order number.
+  EXPECT_THAT(state_.requested_slots(), ElementsAre("order_id"));
+
+  state_ = DialogueState();
+  Say("they took 45 from me A-1234567");
+  EXPECT_EQ(state_.active_intent(), "payment_issue");
+  EXPECT_THAT(Slot("amount"), StartsWith("45"));  // A bare number from the model's span.
+  EXPECT_EQ(Slot("order_id"), "A-1234567");       // The typed extractor's value wins.
+  EXPECT_EQ(state_.slots().at("order_id").source(), SLOT_SOURCE_CUSTOMER_TEXT);
+}
+
+TEST_F(ModelTrackerTest, BareValuesAndAnswersSkipTheModel) {
+  Say("gimme status");
+  const size_t calls = model_->languages.size();
+  Say("A-1234567");
+  Say("ok");
+  EXPECT_EQ(model_->languages.size(), calls);
+  EXPECT_EQ(Slot("order_id"), "A-1234567");
+  EXPECT_EQ(state_.active_intent(), "track_order");
+}
+
+TEST(DialogueActsTest, Answers) {
+  for (const char* yes : {"yes", "Yes.", "yes please, go ahead", "ok", "confirm", "that's right",
+                          "好的", "好", "是的。", "确认", "确认取消", "可以"}) {
+    const AnswerCue cue = ReadAnswer(domain::text::AsciiLower(yes));
+    EXPECT_EQ(cue.answer, Answer::kAffirm) << yes;
+  }
+  EXPECT_EQ(ReadAnswer("no problem").answer, Answer::kAffirm);
+  EXPECT_EQ(CorrectionBody("no problem, go ahead"), -1);
+  for (const char* no : {"no", "No!", "nope, wrong one", "no thanks", "不是", "不对", "不要取消",
+                         "不"}) {
+    EXPECT_EQ(ReadAnswer(domain::text::AsciiLower(no)).answer, Answer::kDeny) << no;
+  }
+  for (const char* neither : {"nothing", "knock knock", "yesterday", "好像不对", "可以取消吗？",
+                              "is it ok?", "notice", "不过", "where is my order"}) {
+    EXPECT_EQ(ReadAnswer(domain::text::AsciiLower(neither)).answer, Answer::kNone) << neither;
+  }
+  EXPECT_TRUE(ReadAnswer("yes!").whole_turn);
+  EXPECT_TRUE(ReadAnswer("got it").whole_turn);
+  EXPECT_FALSE(ReadAnswer("yes, it's 12345678").whole_turn);
+}
+
+TEST(DialogueActsTest, Corrections) {
+  auto body = [](absl::string_view s) {
+    const int b = CorrectionBody(s);
+    return b < 0 ? std::string("-") : std::string(s.substr(b));
+  };
+  EXPECT_EQ(body("no, it's ab123"), "ab123");
+  EXPECT_EQ(body("actually the red ones"), "the red ones");
+  EXPECT_EQ(body("sorry, i meant 12345678"), "i meant 12345678");
+  EXPECT_EQ(body("不是，是ab123"), "ab123");
+  EXPECT_EQ(body("说错了，应该是支付宝"), "支付宝");
+  EXPECT_EQ(body("no"), "-");
+  EXPECT_EQ(body("nothing arrived"), "-");
+  EXPECT_EQ(body("where is my order"), "-");
+}
+
+TEST(DialogueActsTest, Negations) {
+  auto kind = [](absl::string_view s, absl::string_view value) {
+    return NegationBefore(s, s.find(value)).kind;
+  };
+  EXPECT_EQ(kind("it's not damaged", "damaged"), NegationKind::kNot);
+  EXPECT_EQ(kind("not really damaged", "damaged"), NegationKind::kNot);
+  EXPECT_EQ(kind("i don't want express shipping", "express"), NegationKind::kRemoval);
+  EXPECT_EQ(kind("no express", "express"), NegationKind::kNo);
+  EXPECT_EQ(kind("cancel the coupon", "coupon"), NegationKind::kRemoval);
+  EXPECT_EQ(kind("the box is damaged", "damaged"), NegationKind::kNone);
+  EXPECT_EQ(kind("not late, damaged", "damaged"), NegationKind::kNone);
+  EXPECT_EQ(kind("not the box but it is damaged", "damaged"), NegationKind::kNone);
+  EXPECT_EQ(kind("i did not say that, it was damaged", "damaged"), NegationKind::kNone);
+  EXPECT_EQ(kind("不是损坏", "损坏"), NegationKind::kNot);
+  EXPECT_EQ(kind("不要用微信", "微信"), NegationKind::kRemoval);
+  EXPECT_EQ(kind("不是这个，微信", "微信"), NegationKind::kNone);
+  EXPECT_EQ(kind("用微信", "微信"), NegationKind::kNone);
+  EXPECT_TRUE(FindNegationCues("i don't want it").removal);
+  EXPECT_TRUE(FindNegationCues("cancel the coupon").removal);
+  EXPECT_TRUE(FindNegationCues("不要加急").removal);
+  const NegationCues not_only = FindNegationCues("it's not damaged");
+  EXPECT_TRUE(not_only.any);
+  EXPECT_FALSE(not_only.removal);
+  EXPECT_TRUE(FindNegationCues("不是微信").any);
+  EXPECT_FALSE(FindNegationCues("不是微信").removal);
+  EXPECT_FALSE(FindNegationCues("where is my order nowhere").any);
+}
+
+TEST(DialogueActsTest, FrustrationSignals) {
+  EXPECT_TRUE(IsAllCaps("WHERE IS MY ORDER"));
+  EXPECT_TRUE(IsAllCaps("I WANT A REFUND NOW!!!"));
+  EXPECT_FALSE(IsAllCaps("OK THANKS"));
+  EXPECT_FALSE(IsAllCaps("order AB123456 via UPS and DHL"));
+  EXPECT_FALSE(IsAllCaps("我的订单到哪了"));
+  EXPECT_TRUE(HasNegativeWording("this is ridiculous"));
+  EXPECT_TRUE(HasNegativeWording("i'm fed up with this"));
+  EXPECT_TRUE(HasNegativeWording("垃圾服务"));
+  EXPECT_FALSE(HasNegativeWording("my package is late"));
+  EXPECT_FALSE(HasNegativeWording("jokes aside, where is it"));
+}
+
+TEST(DialogueActsTest, RequestFingerprintIgnoresCaseAndPunctuation) {
+  const uint64_t a = RequestFingerprint("where is my order?");
+  EXPECT_NE(a, 0u);
+  EXPECT_EQ(RequestFingerprint("where   is my order!!"), a);
+  EXPECT_NE(RequestFingerprint("where is my refund?"), a);
+  EXPECT_EQ(RequestFingerprint("ok thanks"), 0u);   // Too short to be a question.
+  EXPECT_EQ(RequestFingerprint("12345678"), 0u);
+  EXPECT_NE(RequestFingerprint("我的订单到哪了"), 0u);
+  EXPECT_EQ(RequestFingerprint("谢谢"), 0u);
+}
+
+TEST(TrackerOptionsTest, FromConfig) {
+  v1::DstConfig config;
+  config.set_intent_threshold(0.4f);
+  auto options = TrackerOptionsFromConfig(config);
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_FLOAT_EQ(options->intent_threshold, 0.4f);
+  EXPECT_EQ(options->max_low_confidence_turns, 3u);
+  EXPECT_EQ(options->frustration_threshold, 2u);
+  config.set_max_low_confidence_turns(5);
+  config.set_frustration_threshold(4);
+  options = TrackerOptionsFromConfig(config);
+  ASSERT_TRUE(options.ok());
+  EXPECT_EQ(options->max_low_confidence_turns, 5u);
+  EXPECT_EQ(options->frustration_threshold, 4u);
+  config.set_intent_threshold(-0.1f);
+  options = TrackerOptionsFromConfig(config);
+  ASSERT_FALSE(options.ok());
+  EXPECT_EQ(options.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(options.status().message()), ::testing::HasSubstr("intent_threshold"));
 }
 
 // Held-out phrasings (not in shop.yaml): the classifier must generalize a little.
