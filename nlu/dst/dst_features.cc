@@ -252,6 +252,16 @@ TurnInputs BuildTurnInputs(const DialogueContext& context, absl::string_view utt
       }
       f[12] = multi;
       f[13] = service_active;
+      // A categorical slot one of whose values is said: the status head cannot see the value
+      // scores, and without this MultiWOZ's model never left `none`.
+      if (slot.categorical) {
+        for (const std::string& value : schema.possible_values) {
+          if (ContainsValue(turn.match_form, value)) {
+            f[14] = 1;
+            break;
+          }
+        }
+      }
       turn.slots.push_back(std::move(slot));
     }
   }

@@ -44,7 +44,7 @@ enum SlotStatus : int {
   kRefer = 5,
 };
 inline constexpr int kNumStatuses = 6;
-inline constexpr int kSlotFeatures = 14;
+inline constexpr int kSlotFeatures = 15;
 inline constexpr int kValueFeatures = 5;
 inline constexpr int kReferFeatures = 4;
 inline constexpr int64_t kHashBuckets = 1 << 16;

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -833,6 +835,14 @@ class TorchDstSession : public DstSession {
         if (!Decide(net, heads, turn, utterance, j, choice, value)) continue;
         if (choice != kNone) updates.push_back({slot.service, {slot.slot, value}});
         break;
+      }
+    }
+    if (std::getenv("HELPLINE_DST_DEBUG") != nullptr) {
+      std::fprintf(stderr, "[dst] %s\n", std::string(utterance).c_str());
+      for (const auto& [service, change] : updates) {
+        std::fprintf(stderr, "[dst]   %s.%s = %s\n", context_.services[service]->name.c_str(),
+                     context_.services[service]->slots[change.first].name.c_str(),
+                     change.second.c_str());
       }
     }
     for (const auto& [service, change] : updates) {
