@@ -987,14 +987,18 @@ void Tracker::MergeEvidence(Turn& t) const {
 void Tracker::UpdateEscalation(Turn& t) const {
   DialogueState& state = t.state;
   const bool asks_for_human = t.has_text && AsksForHumanPrepared(t.prepared);
+  // Frustration and the streak escalate on a turn that adds to them, so that a conversation
+  // a human handed back (escalate cleared, counters kept) is not handed over again at once.
+  uint32_t signals = 0;
+  bool not_understood = false;
   if (t.has_text) {
     const bool understood = t.confident || t.answer.answer != Answer::kNone ||
                             t.answer.whole_turn || t.answers_request || !t.typed_now.empty() ||
                             !t.result.removed_slots.empty() || t.evidence_changed ||
                             asks_for_human;
+    not_understood = !understood;
     state.set_low_confidence_streak(understood ? 0 : t.prior.low_confidence_streak() + 1);
 
-    uint32_t signals = 0;
     if (HasNegativeWording(t.lowered)) ++signals;
     if (IsAllCaps(t.user_text)) ++signals;
     const uint64_t fingerprint =
@@ -1014,9 +1018,10 @@ void Tracker::UpdateEscalation(Turn& t) const {
     reason = "customer_request";
   } else if (t.intent != nullptr && t.intent->escalate) {
     reason = "intent_policy";
-  } else if (state.frustration_signals() >= options_.frustration_threshold) {
+  } else if (signals > 0 && state.frustration_signals() >= options_.frustration_threshold) {
     reason = "frustration";
-  } else if (state.low_confidence_streak() >= options_.max_low_confidence_turns) {
+  } else if (not_understood &&
+             state.low_confidence_streak() >= options_.max_low_confidence_turns) {
     reason = "out_of_scope_streak";
   }
   if (reason != nullptr) {

@@ -561,6 +561,21 @@ TEST_F(TrackerTest, NegativeWordingAndCapitalsAreFrustration) {
   EXPECT_EQ(state_.frustration_signals(), 0u);
 }
 
+// A human handed the conversation back (the gateway clears escalate, the counters stay):
+// only a new signal hands it over again.
+TEST_F(TrackerTest, HandedBackConversationNeedsANewSignal) {
+  Say("WHERE IS MY PARCEL");
+  Say("this is ridiculous");
+  ASSERT_EQ(state_.escalation_reason(), "frustration");
+  state_.set_escalate(false);
+  state_.clear_escalation_reason();
+  Say("ok, the order is A-1234567");
+  EXPECT_FALSE(state_.escalate());
+  Say("still nothing, this is ridiculous");
+  EXPECT_TRUE(state_.escalate());
+  EXPECT_EQ(state_.escalation_reason(), "frustration");
+}
+
 TEST_F(TrackerTest, ExplicitRequestBeatsOtherReasons) {
   Say("THIS IS USELESS, GET ME A HUMAN AGENT");
   EXPECT_TRUE(state_.escalate());
