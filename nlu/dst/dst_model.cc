@@ -18,6 +18,7 @@
 #include "nlu/data/readers.h"
 #include "nlu/dst/dst_features.h"
 #include "nlu/model/featurizer.h"
+#include "nlu/model/torch_safetensors.h"
 
 namespace helpline::nlu::dst {
 namespace {
@@ -492,38 +493,6 @@ PreparedDialogue PrepareDialogue(const data::DialogueDataset& set, const data::D
     ++context.user_turn;
   }
   return out;
-}
-
-// ---- Safetensors ----
-
-absl::Status WriteSafetensors(const std::string& path,
-                              const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
-  nlohmann::json header = nlohmann::json::object();
-  size_t offset = 0;
-  std::vector<torch::Tensor> data;
-  for (const auto& [name, tensor] : tensors) {
-    torch::Tensor t = tensor.detach().to(torch::kFloat32).contiguous();
-    const size_t bytes = static_cast<size_t>(t.numel()) * sizeof(float);
-    header[name] = {
-        {"dtype", "F32"}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
-    data.push_back(t);
-  }
-  header["__metadata__"] = {{"format", "pt"}};
-  std::string text = header.dump();
-  while (text.size() % 8 != 0) text.push_back(' ');
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
-  const uint64_t n = text.size();
-  out.write(reinterpret_cast<const char*>(&n), sizeof(n));  // little-endian host (x86-64)
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  for (const torch::Tensor& t : data) {
-    out.write(reinterpret_cast<const char*>(t.data_ptr<float>()),
-              static_cast<std::streamsize>(t.numel() * sizeof(float)));
-  }
-  out.close();
-  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
 }
 
 nlohmann::json ConfigToJson(const DstModelConfig& c) {
@@ -1104,7 +1073,7 @@ absl::Status DstModel::Save(const std::string& dir) const {
   for (const auto& item : impl_->net->named_parameters()) {
     tensors.emplace_back(item.key(), item.value());
   }
-  return WriteSafetensors((std::filesystem::path(dir) / kDstWeightsName).string(), tensors);
+  return model::WriteSafetensors((std::filesystem::path(dir) / kDstWeightsName).string(), tensors);
 }
 
 absl::StatusOr<std::unique_ptr<DstModel>> DstModel::Load(const std::string& dir) {

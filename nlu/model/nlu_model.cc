@@ -19,6 +19,7 @@
 #include "nlu/data/readers.h"
 #include "nlu/metrics/utterance_metrics.h"
 #include "nlu/model/featurizer.h"
+#include "nlu/model/torch_safetensors.h"
 
 namespace helpline::nlu::model {
 namespace {
@@ -269,6 +270,9 @@ double Nll(const std::vector<torch::Tensor>& logits, const torch::Tensor& gold, 
   return -p.gather(1, gold.unsqueeze(1)).clamp_min(1e-12).log().mean().item<double>();
 }
 
+
+}  // namespace
+
 absl::Status WriteSafetensors(const std::string& path,
                               const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
   nlohmann::json header = nlohmann::json::object();
@@ -298,8 +302,6 @@ absl::Status WriteSafetensors(const std::string& path,
   if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
   return absl::OkStatus();
 }
-
-}  // namespace
 
 void SetTorchThreads(int threads) { torch::set_num_threads(std::max(1, threads)); }
 
