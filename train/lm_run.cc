@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
@@ -84,6 +85,7 @@ absl::Status WriteReport(const LmRunOptions& o, const LmTrainer& trainer, const 
        {{"lr", o.train.lr}, {"warmup", o.train.warmup}, {"min_lr_ratio", o.train.min_lr_ratio},
         {"weight_decay", o.train.weight_decay}, {"clip", o.train.clip}, {"seed", o.train.seed},
         {"batch_tokens", o.train.batch_tokens}, {"threads", o.train.threads}, {"f16", o.f16},
+        {"context_weight", o.train.context_weight}, {"init_from", o.init_dir},
         {"train_file", o.train_file}, {"dev_file", o.dev_file}}},
       {"evals", h.evals},
       {"log", h.log}};
@@ -100,6 +102,11 @@ absl::Status WriteReport(const LmRunOptions& o, const LmTrainer& trainer, const 
       s.n_layer, s.n_embd, s.n_head, s.n_positions, s.vocab_size, trainer.parameter_count(),
       trainer.step(), tokens_per_step, trainer.step() * tokens_per_step, Duration(seconds),
       seconds > 0 ? trainer.step() * tokens_per_step / seconds : 0.0);
+  absl::StrAppend(&txt, o.train.context_weight == 1.0
+                            ? "\n  dev loss over all tokens\n"
+                            : absl::StrCat("\n  dev loss weighted as trained (reply tokens 1, the rest ",
+                                           o.train.context_weight, ")\n"));
+  if (!o.init_dir.empty()) absl::StrAppend(&txt, "  started from the weights of ", o.init_dir, "\n");
   absl::StrAppend(&txt, "\n  step  dev loss  dev ppl\n");
   for (const json& e : h.evals) {
     absl::StrAppend(&txt, absl::StrFormat("%6d  %8.4f  %7.2f\n", e.at("step").get<int64_t>(),
@@ -134,22 +141,33 @@ absl::Status WriteReport(const LmRunOptions& o, const LmTrainer& trainer, const 
 
 }  // namespace
 
-absl::StatusOr<std::vector<int32_t>> TokenizeTrainingText(const std::string& path,
-                                                          const lm::BpeTokenizer& tokenizer) {
+absl::StatusOr<TokenStream> TokenizeTrainingText(const std::string& path, const lm::BpeTokenizer& tokenizer) {
   absl::StatusOr<std::string> text = ReadWholeFile(path);
   if (!text.ok()) return text.status();
   const std::optional<int32_t> eos = tokenizer.TokenId(kEndOfText);
   if (!eos) return absl::InvalidArgumentError("the tokenizer has no <|endoftext|> token");
-  std::vector<int32_t> ids;
+  TokenStream out;
   absl::string_view rest(*text);
   int64_t examples = 0;
+  const std::string line_cue = absl::StrCat("\n", kReplyCue);
   while (!rest.empty()) {
     const size_t end = rest.find(kEndOfText);
     absl::string_view example = rest.substr(0, end);
     if (!example.empty() && !std::all_of(example.begin(), example.end(),
                                          [](char c) { return c == '\n' || c == ' '; })) {
-      tokenizer.EncodeTo(example, ids);
-      ids.push_back(*eos);
+      // The prompt ends after the last reply cue at a line start; the rest is the reply.
+      size_t prompt_end = 0;
+      if (const size_t cue = example.rfind(line_cue); cue != absl::string_view::npos) {
+        prompt_end = cue + line_cue.size();
+      } else if (absl::StartsWith(example, kReplyCue)) {
+        prompt_end = kReplyCue.size();
+      }
+      tokenizer.EncodeTo(example.substr(0, prompt_end), out.ids);
+      out.reply.resize(out.ids.size(), 0);
+      tokenizer.EncodeTo(example.substr(prompt_end), out.ids);
+      out.ids.push_back(*eos);
+      // Without a cue nothing of the example is a reply.
+      out.reply.resize(out.ids.size(), prompt_end > 0 ? 1 : 0);
       ++examples;
     }
     if (end == absl::string_view::npos) break;
@@ -157,12 +175,16 @@ absl::StatusOr<std::vector<int32_t>> TokenizeTrainingText(const std::string& pat
     if (!rest.empty() && rest.front() == '\n') rest.remove_prefix(1);
   }
   if (examples == 0) return absl::InvalidArgumentError(absl::StrCat(path, ": empty (no example)"));
-  return ids;
+  return out;
 }
 
 absl::Status RunLmTraining(const LmRunOptions& options) {
   LmRunOptions o = options;
   if (o.out_dir.empty()) return absl::InvalidArgumentError("--out: missing");
+  if (!o.init_dir.empty() && !o.resume_dir.empty()) {
+    return absl::InvalidArgumentError("--init-from and --resume: give one (--resume continues a run, "
+                                      "--init-from starts a new one from another run's weights)");
+  }
   absl::StatusOr<std::unique_ptr<lm::BpeTokenizer>> tokenizer = lm::BpeTokenizer::Load(o.tokenizer_dir);
   if (!tokenizer.ok()) return tokenizer.status();
   const std::optional<int32_t> eos = (*tokenizer)->TokenId(kEndOfText);
@@ -208,9 +230,19 @@ absl::Status RunLmTraining(const LmRunOptions& options) {
       }
     }
   }
-  absl::StatusOr<std::vector<int32_t>> train_ids = TokenizeTrainingText(o.train_file, **tokenizer);
+  if (!o.init_dir.empty()) {
+    absl::StatusOr<LmTrainOptions> saved = ReadCheckpointOptions(o.init_dir);
+    if (!saved.ok()) return saved.status();
+    if (!(saved->shape == o.train.shape)) {
+      const LmShape& a = saved->shape;
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--init-from %s: the checkpoint is a %d x %d model (%d heads, %d positions, vocab %d), not the "
+          "shape of this run", o.init_dir, a.n_layer, a.n_embd, a.n_head, a.n_positions, a.vocab_size));
+    }
+  }
+  absl::StatusOr<TokenStream> train_ids = TokenizeTrainingText(o.train_file, **tokenizer);
   if (!train_ids.ok()) return train_ids.status();
-  absl::StatusOr<std::vector<int32_t>> dev_ids = TokenizeTrainingText(o.dev_file, **tokenizer);
+  absl::StatusOr<TokenStream> dev_ids = TokenizeTrainingText(o.dev_file, **tokenizer);
   if (!dev_ids.ok()) return dev_ids.status();
   if (static_cast<int64_t>(dev_ids->size()) < o.train.shape.n_positions + 1) {
     return absl::InvalidArgumentError(absl::StrCat(o.dev_file, ": ", dev_ids->size(),
@@ -224,6 +256,9 @@ absl::Status RunLmTraining(const LmRunOptions& options) {
   LmTrainer& trainer = **created;
   if (!o.resume_dir.empty()) {
     if (absl::Status st = trainer.LoadCheckpoint(o.resume_dir); !st.ok()) return st;
+  }
+  if (!o.init_dir.empty()) {
+    if (absl::Status st = trainer.InitFromCheckpoint(o.init_dir); !st.ok()) return st;
   }
   std::error_code ec;
   fs::create_directories(o.out_dir, ec);
@@ -240,6 +275,10 @@ absl::Status RunLmTraining(const LmRunOptions& options) {
                static_cast<double>(tokens_per_step) * o.train.steps / train_tokens,
                static_cast<long long>(o.train.steps),
                o.resume_dir.empty() ? "" : absl::StrCat("; resumed at step ", trainer.step()).c_str());
+  if (o.train.context_weight != 1.0 || !o.init_dir.empty()) {
+    std::fprintf(stderr, "  loss weight of reply tokens 1, of the rest %g%s\n", o.train.context_weight,
+                 o.init_dir.empty() ? "" : absl::StrCat("; started from the weights of ", o.init_dir).c_str());
+  }
 
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();

@@ -25,6 +25,9 @@ struct LmRunOptions {
   std::string out_dir;
   // A folder with checkpoint.pt (usually out_dir of the interrupted run); "" = fresh start.
   std::string resume_dir;
+  // A folder with checkpoint.pt of another run whose parameters this run starts from, with a
+  // fresh optimizer and schedule (fine-tuning); "" = random initialisation. Not with resume_dir.
+  std::string init_dir;
   int64_t eval_every = 200;       // 0: only at the end
   int64_t eval_tokens = 262144;   // dev tokens per evaluation (0: all)
   int64_t checkpoint_every = 200; // 0: none
@@ -32,11 +35,16 @@ struct LmRunOptions {
   bool f16 = false;  // model.safetensors in F16
 };
 
+// The line cue before an agent's reply in the training text (train/dialogue_text.h).
+inline constexpr absl::string_view kReplyCue = "Agent:";
+
 // Text of a training file to ids: examples are separated by "<|endoftext|>" (one "\n"
-// after it is dropped); each example is encoded and followed by the eos id.
-// INVALID_ARGUMENT naming the file when it holds no example; NOT_FOUND when unreadable.
-absl::StatusOr<std::vector<int32_t>> TokenizeTrainingText(const std::string& path,
-                                                          const lm::BpeTokenizer& tokenizer);
+// after it is dropped); each example is encoded and followed by the eos id. The text after
+// the example's last line that starts with kReplyCue, and the eos, are marked as reply
+// tokens; the part up to and including the cue is encoded on its own, as the service
+// encodes a prompt. INVALID_ARGUMENT naming the file when it holds no example; NOT_FOUND
+// when unreadable.
+absl::StatusOr<TokenStream> TokenizeTrainingText(const std::string& path, const lm::BpeTokenizer& tokenizer);
 
 // Runs the training. Every input problem (missing or empty file, a tokenizer without
 // <|endoftext|>, a bad shape, a --resume checkpoint of another shape or seed) is reported

@@ -43,7 +43,7 @@ std::string ShapeText(const LmShape& s) {
 
 class TorchTrainer : public LmTrainer {
  public:
-  TorchTrainer(const LmTrainOptions& o, std::vector<int32_t> train, std::vector<int32_t> dev)
+  TorchTrainer(const LmTrainOptions& o, TokenStream train, TokenStream dev)
       : o_(o), train_(std::move(train)), dev_(std::move(dev)) {
     if (o_.threads > 0) torch::set_num_threads(o_.threads);
     // Keep freed activation buffers in the heap instead of returning them to the kernel:
@@ -94,6 +94,7 @@ class TorchTrainer : public LmTrainer {
 
     mask_ = torch::triu(torch::ones({s.n_positions, s.n_positions}, torch::kBool), 1);
     windows_ = (static_cast<int64_t>(train_.size()) - 1) / s.n_positions;
+    weighted_ = o_.context_weight != 1.0 && (!train_.reply.empty() || !dev_.reply.empty());
     rows_per_step_ = std::max<int64_t>(1, o_.batch_tokens / s.n_positions);
   }
 
@@ -106,13 +107,28 @@ class TorchTrainer : public LmTrainer {
     optimizer_->zero_grad();
     double loss_sum = 0;
     const int64_t micro = std::max<int64_t>(1, std::min(o_.micro_rows, rows_per_step_));
+    std::vector<Batch> batches;
+    double weight_total = 0;
     for (int64_t r0 = 0; r0 < rows_per_step_; r0 += micro) {
       const int64_t rows = std::min(micro, rows_per_step_ - r0);
-      auto [input, target] = TrainBatch(step_ * rows_per_step_ + r0, rows);
-      torch::Tensor logits = Forward(input);
-      torch::Tensor loss = torch::nn::functional::cross_entropy(logits.view({-1, s.vocab_size}),
-                                                                target.reshape({-1}));
-      loss = loss * (static_cast<double>(rows) / rows_per_step_);
+      batches.push_back(TrainBatch(step_ * rows_per_step_ + r0, rows));
+      weight_total += batches.back().weight_sum;
+    }
+    for (const Batch& b : batches) {
+      torch::Tensor logits = Forward(b.input).view({-1, s.vocab_size});
+      torch::Tensor loss;
+      if (weighted_) {
+        if (weight_total <= 0) break;  // a step with nothing to learn from (no reply token)
+        loss = (torch::nn::functional::cross_entropy(
+                    logits, b.target.reshape({-1}),
+                    torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone)) *
+                b.weight.reshape({-1}))
+                   .sum() /
+               weight_total;
+      } else {
+        loss = torch::nn::functional::cross_entropy(logits, b.target.reshape({-1}));
+        loss = loss * (static_cast<double>(b.input.size(0)) / rows_per_step_);
+      }
       loss.backward();
       loss_sum += loss.item<double>();
     }
@@ -136,23 +152,22 @@ class TorchTrainer : public LmTrainer {
     const int64_t n = (static_cast<int64_t>(dev_.size()) - 1) / T;
     int64_t windows = n;
     if (max_tokens > 0) windows = std::min(n, std::max<int64_t>(1, max_tokens / T));
-    double total = 0;
-    int64_t count = 0;
+    double total = 0, count = 0;
     for (int64_t w0 = 0; w0 < windows; w0 += 16) {
       const int64_t rows = std::min<int64_t>(16, windows - w0);
-      torch::Tensor buf = torch::empty({rows, T + 1}, torch::kLong);
-      auto acc = buf.accessor<int64_t, 2>();
-      for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t t = 0; t <= T; ++t) acc[r][t] = dev_[(w0 + r) * T + t];
+      Batch b = Rows(dev_, rows, [&](int64_t r) { return (w0 + r) * T; });
+      torch::Tensor ce = torch::nn::functional::cross_entropy(
+          Forward(b.input).view({-1, o_.shape.vocab_size}), b.target.reshape({-1}),
+          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+      if (weighted_) {
+        total += (ce * b.weight.reshape({-1})).sum().item<double>();
+        count += b.weight_sum;
+      } else {
+        total += ce.sum().item<double>();
+        count += static_cast<double>(rows * T);
       }
-      torch::Tensor logits = Forward(buf.narrow(1, 0, T));
-      total += torch::nn::functional::cross_entropy(
-                   logits.view({-1, o_.shape.vocab_size}), buf.narrow(1, 1, T).reshape({-1}),
-                   torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                   .item<double>();
-      count += rows * T;
     }
-    return count == 0 ? 0.0 : total / count;
+    return count <= 0 ? 0.0 : total / count;
   }
 
   absl::Status SaveCheckpoint(const std::string& dir) override {
@@ -212,6 +227,32 @@ class TorchTrainer : public LmTrainer {
       archive.read("optimizer", opt);
       optimizer_->load(opt);
       step_ = meta.at("step").get<int64_t>();
+    } catch (const std::exception& e) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": cannot read the checkpoint: ", e.what()));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status InitFromCheckpoint(const std::string& dir) override {
+    absl::StatusOr<LmTrainOptions> saved = ReadCheckpointOptions(dir);
+    if (!saved.ok()) return saved.status();
+    if (!(saved->shape == o_.shape)) {
+      return absl::InvalidArgumentError(absl::StrCat(dir, "/checkpoint.pt: written for ", ShapeText(saved->shape),
+                                                     ", not ", ShapeText(o_.shape)));
+    }
+    const std::string path = (std::filesystem::path(dir) / "checkpoint.pt").string();
+    try {
+      torch::serialize::InputArchive archive;
+      archive.load_from(path);
+      std::vector<torch::Tensor> loaded(params_.size());
+      for (size_t i = 0; i < params_.size(); ++i) {
+        archive.read(absl::StrCat("p", i), loaded[i]);
+        if (!loaded[i].sizes().equals(params_[i].sizes())) {
+          return absl::InvalidArgumentError(absl::StrCat(path, ": parameter ", names_[i], " has another shape"));
+        }
+      }
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < params_.size(); ++i) params_[i].copy_(loaded[i]);
     } catch (const std::exception& e) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": cannot read the checkpoint: ", e.what()));
     }
@@ -310,11 +351,42 @@ class TorchTrainer : public LmTrainer {
   }
   const torch::Tensor& P(size_t i) const { return params_[i]; }
 
-  // Rows [first, first + rows) of the training order as (input, target) [rows, T].
-  std::pair<torch::Tensor, torch::Tensor> TrainBatch(int64_t first, int64_t rows) {
+  // Model input, targets and their loss weights [rows, T].
+  struct Batch {
+    torch::Tensor input, target, weight;
+    double weight_sum = 0;
+  };
+
+  // Rows of `stream` starting at start(r), as a Batch. The weight of a target is 1 for a
+  // reply token (or any token when none is marked), context_weight otherwise.
+  template <typename Start>
+  Batch Rows(const TokenStream& stream, int64_t rows, Start start) const {
     const int64_t T = o_.shape.n_positions;
     torch::Tensor buf = torch::empty({rows, T + 1}, torch::kLong);
     auto acc = buf.accessor<int64_t, 2>();
+    Batch b;
+    if (weighted_) b.weight = torch::empty({rows, T}, torch::kFloat32);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t first = start(r);
+      for (int64_t t = 0; t <= T; ++t) acc[r][t] = stream.ids[first + t];
+      if (!weighted_) continue;
+      auto w = b.weight.accessor<float, 2>();
+      for (int64_t t = 0; t < T; ++t) {
+        const bool reply = stream.reply.empty() || stream.reply[first + t + 1] != 0;
+        w[r][t] = reply ? 1.0f : static_cast<float>(o_.context_weight);
+        b.weight_sum += w[r][t];
+      }
+    }
+    if (!weighted_) b.weight_sum = static_cast<double>(rows * T);
+    b.input = buf.narrow(1, 0, T);
+    b.target = buf.narrow(1, 1, T);
+    return b;
+  }
+
+  // Rows [first, first + rows) of the training order.
+  Batch TrainBatch(int64_t first, int64_t rows) {
+    const int64_t T = o_.shape.n_positions;
+    std::vector<int64_t> starts(rows);
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t global = first + r;
       const int64_t epoch = global / windows_;
@@ -322,10 +394,9 @@ class TorchTrainer : public LmTrainer {
         perm_ = Permutation(windows_, o_.seed * 1000003ULL + static_cast<uint64_t>(epoch));
         perm_epoch_ = epoch;
       }
-      const int64_t start = perm_[global % windows_] * T;
-      for (int64_t t = 0; t <= T; ++t) acc[r][t] = train_[start + t];
+      starts[r] = perm_[global % windows_] * T;
     }
-    return {buf.narrow(1, 0, T), buf.narrow(1, 1, T)};
+    return Rows(train_, rows, [&](int64_t r) { return starts[r]; });
   }
 
   // Logits [B, T, V] of input ids [B, T].
@@ -355,7 +426,8 @@ class TorchTrainer : public LmTrainer {
   }
 
   LmTrainOptions o_;
-  std::vector<int32_t> train_, dev_;
+  TokenStream train_, dev_;
+  bool weighted_ = false;  // context_weight applies: some tokens are marked as replies
   std::vector<std::string> names_;
   std::vector<torch::Tensor> params_;
   std::vector<bool> decays_;
@@ -371,8 +443,8 @@ class TorchTrainer : public LmTrainer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LmTrainer>> LmTrainer::Create(const LmTrainOptions& options,
-                                                             std::vector<int32_t> train_tokens,
-                                                             std::vector<int32_t> dev_tokens) {
+                                                             TokenStream train_tokens,
+                                                             TokenStream dev_tokens) {
   const LmShape& s = options.shape;
   if (s.vocab_size <= 0 || s.n_positions <= 0 || s.n_embd <= 0 || s.n_layer <= 0 || s.n_head <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("model shape: every size must be positive (", ShapeText(s), ")"));
@@ -383,8 +455,16 @@ absl::StatusOr<std::unique_ptr<LmTrainer>> LmTrainer::Create(const LmTrainOption
   }
   if (options.steps <= 0) return absl::InvalidArgumentError("--steps must be positive");
   if (options.lr <= 0) return absl::InvalidArgumentError("--lr must be positive");
-  for (const auto* tokens : {&train_tokens, &dev_tokens}) {
-    for (int32_t id : *tokens) {
+  if (options.context_weight < 0 || options.context_weight > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--context-weight ", options.context_weight, " is outside [0, 1]"));
+  }
+  for (const TokenStream* tokens : {&train_tokens, &dev_tokens}) {
+    if (!tokens->reply.empty() && tokens->reply.size() != tokens->ids.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("the reply marks cover ", tokens->reply.size(),
+                                                     " tokens of ", tokens->ids.size()));
+    }
+    for (int32_t id : tokens->ids) {
       if (id < 0 || id >= s.vocab_size) {
         return absl::InvalidArgumentError(
             absl::StrCat("token id ", id, " is outside the model's vocabulary of ", s.vocab_size));

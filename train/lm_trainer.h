@@ -12,6 +12,11 @@
 // given seed and thread count: the data order depends only on (seed, position), the
 // initialisation only on the seed.
 //
+// Loss weights: a stream may mark its reply tokens (the agent's reply that ends an example,
+// and the <|endoftext|> after it). Every other token is predicted with weight
+// context_weight: 1 trains on all text alike; 0 trains on the replies only, so the model's
+// capacity goes to what it is asked to write, not to the prompts it is given.
+//
 // This header is free of libtorch; lm_trainer.cc is the one translation unit that uses it.
 // A trainer is used by one thread; the math uses the intra-op pool (options.threads).
 #pragma once
@@ -20,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -55,6 +61,21 @@ struct LmTrainOptions {
   uint64_t seed = 1;
   int threads = 2;    // intra-op threads; 0 keeps libtorch's default
   int eos_id = -1;    // bos/eos of config.json
+  // Loss weight of the tokens a stream does not mark as reply tokens (0..1).
+  double context_weight = 1.0;
+};
+
+// Token ids, and which of them are reply tokens (empty: none marked; every token then has
+// weight 1 whatever context_weight says).
+struct TokenStream {
+  std::vector<int32_t> ids;
+  std::vector<uint8_t> reply;  // empty, or one 0/1 per id
+
+  TokenStream() = default;
+  TokenStream(std::vector<int32_t> ids_in) : ids(std::move(ids_in)) {}  // NOLINT: implicit
+  TokenStream(std::vector<int32_t> ids_in, std::vector<uint8_t> reply_in)
+      : ids(std::move(ids_in)), reply(std::move(reply_in)) {}
+  size_t size() const { return ids.size(); }
 };
 
 // Learning rate of step `step` (0-based): linear warmup over `warmup` steps to lr, then
@@ -80,14 +101,15 @@ class LmTrainer {
   // Checks the options (shape divisible, vocab covers every token, enough tokens for one
   // window) and initialises the model from options.seed. INVALID_ARGUMENT otherwise.
   static absl::StatusOr<std::unique_ptr<LmTrainer>> Create(const LmTrainOptions& options,
-                                                           std::vector<int32_t> train_tokens,
-                                                           std::vector<int32_t> dev_tokens);
+                                                           TokenStream train_tokens,
+                                                           TokenStream dev_tokens);
   virtual ~LmTrainer() = default;
 
   // One optimizer step on the next batch.
   virtual StepStats Step() = 0;
   // Mean cross-entropy (nats/token) on the dev stream's windows, at most max_tokens
-  // predicted tokens (0: all). Evaluation does not change the training state.
+  // predicted tokens (0: all), weighted as in training (with context_weight 0: the reply
+  // tokens' loss). Evaluation does not change the training state.
   virtual double EvalLoss(int64_t max_tokens) = 0;
 
   // Writes DIR/checkpoint.pt atomically (a temporary file renamed over the old one): the
@@ -97,6 +119,10 @@ class LmTrainer {
   // Restores DIR/checkpoint.pt. INVALID_ARGUMENT (nothing changed) when it was written for
   // another shape or seed; NOT_FOUND when missing.
   virtual absl::Status LoadCheckpoint(const std::string& dir) = 0;
+  // Starts from the parameters of DIR/checkpoint.pt (another run's, any seed), keeping this
+  // run's fresh optimizer, step 0 and schedule: fine-tuning. INVALID_ARGUMENT (nothing
+  // changed) for another shape; NOT_FOUND when missing.
+  virtual absl::Status InitFromCheckpoint(const std::string& dir) = 0;
   // Writes DIR/config.json and DIR/model.safetensors (tensor names "transformer.<hf name>").
   virtual absl::Status ExportHf(const std::string& dir, bool f16) const = 0;
 

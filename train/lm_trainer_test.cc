@@ -140,8 +140,101 @@ TEST(LmTrainerTest, BadShapesAndData) {
   o.shape.n_head = 5;
   EXPECT_EQ(LmTrainer::Create(o, Stream(500, 0), {}).status().code(), absl::StatusCode::kInvalidArgument);
   o = TinyOptions();
-  EXPECT_EQ(LmTrainer::Create(o, {1, 2, 99}, {}).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(LmTrainer::Create(o, {1, 2, 3}, {}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LmTrainer::Create(o, std::vector<int32_t>{1, 2, 99}, {}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LmTrainer::Create(o, std::vector<int32_t>{1, 2, 3}, {}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// With context_weight 0 the loss is the mean cross-entropy of the reply targets only,
+// computed here position by position from the trainer's own logits.
+TEST(LmTrainerTest, ContextWeightZeroScoresTheReplyTokensOnly) {
+  LmTrainOptions o = TinyOptions();
+  o.context_weight = 0;
+  const std::vector<int32_t> ids = Stream(17, 3);  // one dev window of 16 targets
+  std::vector<uint8_t> reply(ids.size(), 0);
+  for (size_t i : {5, 6, 7, 12, 16}) reply[i] = 1;
+  auto trainer = LmTrainer::Create(o, Stream(500, 0), TokenStream(ids, reply));
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  double expected = 0;
+  int n = 0;
+  for (size_t t = 1; t < ids.size(); ++t) {
+    if (!reply[t]) continue;
+    const std::vector<float> logits =
+        (*trainer)->LastLogits(absl::MakeConstSpan(ids.data(), t));
+    double max = logits[0], sum = 0;
+    for (float l : logits) max = std::max<double>(max, l);
+    for (float l : logits) sum += std::exp(l - max);
+    expected += -(logits[ids[t]] - max - std::log(sum));
+    ++n;
+  }
+  EXPECT_NEAR((*trainer)->EvalLoss(0), expected / n, 1e-4);
+
+  // Marks every token as a reply: the plain mean over all targets again.
+  auto all = LmTrainer::Create(o, Stream(500, 0), TokenStream(ids, std::vector<uint8_t>(ids.size(), 1)));
+  LmTrainOptions plain_options = TinyOptions();
+  auto plain = LmTrainer::Create(plain_options, Stream(500, 0), ids);
+  EXPECT_NEAR((*all)->EvalLoss(0), (*plain)->EvalLoss(0), 1e-5);
+
+  // Training on the reply tokens only changes the weights and lowers the reply loss.
+  std::vector<uint8_t> train_reply(500, 0);
+  for (size_t i = 0; i < 500; i += 3) train_reply[i] = 1;
+  auto masked = LmTrainer::Create(o, TokenStream(Stream(500, 0), train_reply), TokenStream(ids, reply));
+  const double before = (*masked)->EvalLoss(0);
+  for (int i = 0; i < 8; ++i) (*masked)->Step();
+  EXPECT_LT((*masked)->EvalLoss(0), before);
+
+  LmTrainOptions bad = o;
+  bad.context_weight = 1.5;
+  EXPECT_EQ(LmTrainer::Create(bad, Stream(500, 0), {}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LmTrainer::Create(o, TokenStream(Stream(500, 0), {1, 0}), {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(LmTrainerTest, InitFromCheckpointTakesTheWeightsAndStartsAFreshSchedule) {
+  const LmTrainOptions o = TinyOptions();
+  const std::string dir = TempDir("init");
+  auto first = LmTrainer::Create(o, Stream(500, 0), Stream(100, 1));
+  for (int i = 0; i < 3; ++i) (*first)->Step();
+  ASSERT_TRUE((*first)->SaveCheckpoint(dir).ok());
+
+  LmTrainOptions other_seed = o;
+  other_seed.seed = 99;  // another data order is fine for fine-tuning
+  auto second = LmTrainer::Create(other_seed, Stream(500, 0), Stream(100, 1));
+  ASSERT_NE((*second)->ParameterValues(), (*first)->ParameterValues());
+  ASSERT_TRUE((*second)->InitFromCheckpoint(dir).ok());
+  EXPECT_EQ((*second)->ParameterValues(), (*first)->ParameterValues());
+  EXPECT_EQ((*second)->step(), 0);
+
+  LmTrainOptions wide = o;
+  wide.shape.n_embd = 64;
+  auto other = LmTrainer::Create(wide, Stream(500, 0), Stream(100, 1));
+  const auto before = (*other)->ParameterValues();
+  absl::Status st = (*other)->InitFromCheckpoint(dir);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*other)->ParameterValues(), before);
+  EXPECT_EQ((*other)->InitFromCheckpoint(dir + "/none").code(), absl::StatusCode::kNotFound);
+  fs::remove_all(dir);
+}
+
+TEST(LmRunTest, TokenizeMarksTheTextAfterTheLastAgentCue) {
+  const std::string dir = TempDir("marks");
+  std::ofstream(dir + "/t.txt") << "Customer: hi\nAgent: hello\nCustomer: where is it?\nAgent: It ships today."
+                                   "<|endoftext|>\nno cue at all<|endoftext|>\n";
+  BpeTrainOptions bpe;
+  bpe.vocab_size = 300;
+  auto model = TrainBpe({dir + "/t.txt"}, bpe);
+  ASSERT_TRUE(model.ok());
+  ASSERT_TRUE(WriteBpeModel(*model, dir + "/tok").ok());
+  auto tokenizer = lm::BpeTokenizer::Load(dir + "/tok");
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  absl::StatusOr<TokenStream> stream = TokenizeTrainingText(dir + "/t.txt", **tokenizer);
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  ASSERT_EQ(stream->reply.size(), stream->ids.size());
+  std::vector<int32_t> marked, unmarked;
+  for (size_t i = 0; i < stream->ids.size(); ++i) (stream->reply[i] ? marked : unmarked).push_back(stream->ids[i]);
+  EXPECT_EQ((*tokenizer)->Decode(marked), " It ships today.<|endoftext|>");
+  EXPECT_EQ((*tokenizer)->Decode(unmarked),
+            "Customer: hi\nAgent: hello\nCustomer: where is it?\nAgent:no cue at all<|endoftext|>");
+  fs::remove_all(dir);
 }
 
 // The whole run on files: BPE, text, training, export, report, resume and its errors.
@@ -184,6 +277,19 @@ TEST(LmRunTest, TrainsFromFilesAndRefusesBadInputsBeforeWork) {
   more.train.steps = 8;
   more.resume_dir = run.out_dir;
   EXPECT_TRUE(RunLmTraining(more).ok());
+
+  // Fine-tune on the replies only, from the run's weights, into another folder.
+  LmRunOptions fine = run;
+  fine.init_dir = run.out_dir;
+  fine.out_dir = dir + "/fine";
+  fine.train.seed = 3;
+  fine.train.context_weight = 0;
+  EXPECT_TRUE(RunLmTraining(fine).ok());
+  EXPECT_TRUE(lm::Gpt2Model::Load(fine.out_dir).ok());
+  fine.resume_dir = run.out_dir;
+  absl::Status both = RunLmTraining(fine);
+  EXPECT_EQ(both.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(both.message().find("--init-from and --resume"), std::string::npos) << both;
 
   LmRunOptions bad = run;
   bad.train.shape.n_layer = 3;

@@ -36,6 +36,11 @@ void AddLmCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--log-every", o->log_every, "steps between progress lines")->capture_default_str();
   cmd->add_option("--resume", o->resume_dir, "folder with checkpoint.pt to continue from");
+  cmd->add_option("--init-from", o->init_dir,
+                  "folder with another run's checkpoint.pt: start from its weights with a new schedule");
+  cmd->add_option("--context-weight", t.context_weight,
+                  "loss weight of the tokens before each example's reply (1: all text alike, 0: replies only)")
+      ->capture_default_str();
   cmd->add_flag("--f16", o->f16, "write model.safetensors in F16");
   cmd->final_callback([o] {
     if (absl::Status s = RunLmTraining(*o); !s.ok()) {
