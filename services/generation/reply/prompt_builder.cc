@@ -34,6 +34,20 @@ absl::Status CheckLabel(absl::string_view field, absl::string_view label) {
   return absl::OkStatus();
 }
 
+// The Confirmation: line's value; empty when there is nothing to confirm.
+absl::string_view ConfirmationName(common::v1::ConfirmationStatus status) {
+  switch (status) {
+    case common::v1::CONFIRMATION_STATUS_PENDING:
+      return "pending";
+    case common::v1::CONFIRMATION_STATUS_CONFIRMED:
+      return "confirmed";
+    case common::v1::CONFIRMATION_STATUS_DECLINED:
+      return "declined";
+    default:
+      return "";
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> FormatStopSequences(const PromptFormat& /*format*/) {
@@ -51,7 +65,8 @@ absl::StatusOr<std::unique_ptr<const PromptBuilder>> PromptBuilder::Create(
       {"customer_label", &format.customer_label}, {"agent_label", &format.agent_label},
       {"intent_label", &format.intent_label},     {"known_label", &format.known_label},
       {"missing_label", &format.missing_label},   {"escalate_label", &format.escalate_label},
-      {"evidence_label", &format.evidence_label}, {"none_value", &format.none_value}};
+      {"evidence_label", &format.evidence_label}, {"none_value", &format.none_value},
+      {"confirmation_label", &format.confirmation_label}};
   for (const auto& [field, label] : labels) {
     if (absl::Status s = CheckLabel(field, *label); !s.ok()) return s;
   }
@@ -150,6 +165,9 @@ std::string PromptBuilder::StatePart(
   absl::StrAppend(&out, Line(format_.missing_label,
                              missing.empty() ? format_.none_value
                                              : absl::StrJoin(missing, format_.list_separator)));
+  if (const absl::string_view status = ConfirmationName(state.confirmation()); !status.empty()) {
+    absl::StrAppend(&out, Line(format_.confirmation_label, status));
+  }
   if (state.escalate() || (intent != nullptr && intent->escalate)) {
     absl::StrAppend(&out, Line(format_.escalate_label, "yes"));
   }

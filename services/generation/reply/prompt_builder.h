@@ -11,6 +11,9 @@
 //   Intent: <active intent or "none">\n                             this turn
 //   Known: <slot>=<value>, ... (domain slot order) or "none"\n
 //   Missing: <required slots of the intent still empty> or "none"\n
+//   Confirmation: pending|confirmed|declined\n                      only for a transactional
+//                                                                   intent the tracker
+//                                                                   confirms (state.confirmation)
 //   Handover: yes\n                                                 only when escalating
 //   Evidence: (<source>) <text>\n                                   one per attachment
 //   Customer: <user_text>\n
@@ -61,6 +64,10 @@ struct PromptFormat {
   std::string known_label = "Known:";
   std::string missing_label = "Missing:";
   std::string escalate_label = "Handover:";
+  // Where a transactional intent stands with the customer's yes (state.confirmation): the
+  // reply asks to confirm (pending), says it is done (confirmed) or that nothing was done
+  // (declined). Absent when unset, so prompts of training data without it do not change.
+  std::string confirmation_label = "Confirmation:";
   std::string evidence_label = "Evidence:";
   // Written where there is no intent, no filled slot or nothing missing.
   std::string none_value = "none";

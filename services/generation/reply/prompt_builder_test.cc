@@ -105,6 +105,43 @@ TEST(PromptBuilderTest, LayoutWithHistoryStateEvidenceAndHandover) {
             absl::StrCat(builder->SystemPart("en"), builder->HistoryPart(context.history(0))));
 }
 
+// A transactional intent's confirmation is a line of its own, only when the tracker set it
+// (training dialogues never have it, so their prompts are unchanged).
+TEST(PromptBuilderTest, ConfirmationStatusLine) {
+  auto builder = Builder();
+  v1::GenerationContext context;
+  context.set_user_text("cancel order A-1234567");
+  common::v1::DialogueState& state = *context.mutable_state();
+  state.set_active_intent("cancel_order");
+  state.set_language("en");
+  SetSlot(state, "order_id", "A-1234567");
+  const std::string before = "Known: order_id=A-1234567\nMissing: none\n";
+  absl::StatusOr<BuiltPrompt> p = builder->Build(context, 1000);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_THAT(p->text, HasSubstr(absl::StrCat(before, "Customer:")));
+  for (const auto& [status, name] :
+       {std::pair{common::v1::CONFIRMATION_STATUS_PENDING, "pending"},
+        {common::v1::CONFIRMATION_STATUS_CONFIRMED, "confirmed"},
+        {common::v1::CONFIRMATION_STATUS_DECLINED, "declined"}}) {
+    state.set_confirmation(status);
+    p = builder->Build(context, 1000);
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_THAT(p->text, HasSubstr(absl::StrCat(before, "Confirmation: ", name, "\nCustomer:")));
+  }
+  // Before the handover line, and in past turns as they were prompted.
+  state.set_escalate(true);
+  common::v1::Turn past = MakeTurn(0, "cancel it", "Shall I cancel order A-1234567?");
+  *past.mutable_state() = state;
+  *context.add_history() = past;
+  p = builder->Build(context, 1000);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_THAT(p->text, HasSubstr("Confirmation: declined\nHandover: yes\nCustomer: cancel it\n"));
+  PromptFormat bad;
+  bad.confirmation_label = " Confirmation:";
+  EXPECT_THAT(PromptBuilder::Create(Shop(), bad, {}, CountUnits).status().message(),
+              HasSubstr("format.confirmation_label"));
+}
+
 TEST(PromptBuilderTest, ChineseSystemPromptAndEnumLabels) {
   PromptFormat format;
   format.enum_labels = true;

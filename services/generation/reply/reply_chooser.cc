@@ -219,6 +219,13 @@ ScoredCandidate ReplyChooser::Evaluate(const TurnFacts& facts, const RawCandidat
       reject(kRejectTruncated, "no complete sentence before the length limit");
     }
   }
+  // A model that says its piece and then says it again: keep the sentences before the loop.
+  if (!FindRepetition(s, options_.repetition).empty()) {
+    if (std::optional<std::string> cut = CutBeforeRepetition(s, options_.repetition); cut.has_value()) {
+      out.pruned = true;
+      s = *std::move(cut);
+    }
+  }
 
   // 2. Fill.
   const domain::Rendered rendered =

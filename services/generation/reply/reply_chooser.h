@@ -9,7 +9,9 @@
 //   1. prune   cut at the first "\n<role label>" (a model writing the next turn); when the
 //              candidate finished by length, cut to the last complete sentence
 //              (CutToLastSentence) — no complete sentence: rejected `truncated`
-//              (options.reject_truncated; else the raw text is kept);
+//              (options.reject_truncated; else the raw text is kept); when the text
+//              repeats itself, cut to the whole sentences before the repetition
+//              (CutBeforeRepetition; none left: the `repetition` filter rejects it);
 //   2. fill    {{slot}} -> the state's value (enum label in the reply language), as the
 //              templates do (domain::RenderTemplate);
 //   3. filter  every applicable reason below is recorded (not only the first), on the

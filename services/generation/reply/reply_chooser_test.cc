@@ -243,12 +243,27 @@ TEST(ReplyChooserTest, Repetition) {
   EXPECT_THAT(
       ReasonsOf(*chooser, context, Raw(" Thank you thank you thank you for order A-1234567.")),
       ElementsAre("repetition"));
-  EXPECT_THAT(
-      ReasonsOf(*chooser, context,
-                Raw(" I will check order A-1234567 now. I will check order A-1234567 now.")),
-      ElementsAre("repetition"));
   EXPECT_THAT(ReasonsOf(*chooser, context, Raw("好的好的好的，马上为您查询。")),
               ElementsAre("repetition"));
+  // Repetition inside the first sentence leaves nothing to keep.
+  EXPECT_THAT(ReasonsOf(*chooser, context,
+                        Raw(" I will check order A-1234567 now I will check order A-1234567 now.")),
+              ElementsAre("repetition"));
+}
+
+TEST(ReplyChooserTest, ARepeatedSentenceIsCutOff) {
+  auto chooser = Chooser();
+  const v1::GenerationContext context = TrackOrder();
+  ReplyChoice choice = chooser->Choose(
+      context, {Raw(" I will check order A-1234567 now. Is there anything else I can do? Is there "
+                    "anything else I can do?")});
+  EXPECT_THAT(choice.candidates[0].rejection_reasons, IsEmpty());
+  EXPECT_EQ(choice.candidates[0].text, "I will check order A-1234567 now. Is there anything else I can do?");
+  EXPECT_TRUE(choice.candidates[0].pruned);
+  choice = chooser->Choose(
+      context, {Raw(" I will check order A-1234567 now. I will check order A-1234567 now.")});
+  EXPECT_THAT(choice.candidates[0].rejection_reasons, IsEmpty());
+  EXPECT_EQ(choice.candidates[0].text, "I will check order A-1234567 now.");
 }
 
 TEST(ReplyChooserTest, Empty) {
@@ -314,7 +329,7 @@ TEST(ReplyChooserTest, NothingSurvivesMeansTheTemplateReply) {
   const v1::GenerationContext context = TrackOrder();
   ReplyChoice choice = chooser->Choose(
       context,
-      {Raw(" "), Raw(" Shut up, order B-7654321 is late. Shut up, order B-7654321 is late."),
+      {Raw(" "), Raw(" Shut up, order B-7654321 is late late late."),
        Raw(" Your order {{item}} is", -1, 8, true)});
   EXPECT_FALSE(choice.chosen.has_value());
   EXPECT_THAT(choice.candidates[0].rejection_reasons, ElementsAre("empty"));

@@ -61,9 +61,8 @@ std::string CollapseWhitespace(absl::string_view s) {
   return out;
 }
 
-std::optional<std::string> CutToLastSentence(absl::string_view s) {
-  size_t best_end = 0;
-  bool found = false;
+std::vector<size_t> SentenceEnds(absl::string_view s) {
+  std::vector<size_t> ends;
   size_t pos = 0;
   while (pos < s.size()) {
     char32_t cp = text::NextCodePoint(s, &pos);
@@ -92,15 +91,25 @@ std::optional<std::string> CutToLastSentence(absl::string_view s) {
         complete = text::IsSpace(text::NextCodePoint(s, &next)) || s[end] == '\n';
       }
     }
-    if (complete) {
-      best_end = end;
-      found = true;
-    }
+    if (complete) ends.push_back(end);
     pos = end;
   }
-  if (!found) return std::nullopt;
-  std::string out(absl::StripTrailingAsciiWhitespace(s.substr(0, best_end)));
-  return out;
+  return ends;
+}
+
+std::optional<std::string> CutToLastSentence(absl::string_view s) {
+  const std::vector<size_t> ends = SentenceEnds(s);
+  if (ends.empty()) return std::nullopt;
+  return std::string(absl::StripTrailingAsciiWhitespace(s.substr(0, ends.back())));
+}
+
+std::optional<std::string> CutBeforeRepetition(absl::string_view s, const RepetitionOptions& options) {
+  const std::vector<size_t> ends = SentenceEnds(s);
+  for (auto it = ends.rbegin(); it != ends.rend(); ++it) {
+    const absl::string_view prefix = absl::StripTrailingAsciiWhitespace(s.substr(0, *it));
+    if (!IsBlank(prefix) && FindRepetition(prefix, options).empty()) return std::string(prefix);
+  }
+  return std::nullopt;
 }
 
 bool IsBlank(absl::string_view s) {

@@ -52,4 +52,13 @@ struct RepetitionOptions {
 // "distinct units 5/40"), or empty when there is none.
 std::string FindRepetition(absl::string_view text, const RepetitionOptions& options);
 
+// Byte offsets just past each complete sentence of `s` (the ends CutToLastSentence chooses
+// from), in order.
+std::vector<size_t> SentenceEnds(absl::string_view s);
+
+// The longest prefix of whole sentences of `s` that is not blank and has no degenerate
+// repetition ("Is there anything else? Is there anything else?" -> "Is there anything
+// else?"), or nullopt when even the first sentence repeats itself.
+std::optional<std::string> CutBeforeRepetition(absl::string_view s, const RepetitionOptions& options);
+
 }  // namespace helpline::generation::reply

@@ -116,3 +116,23 @@ TEST(FindRepetitionTest, LowDistinctRatio) {
 
 }  // namespace
 }  // namespace helpline::generation::reply
+
+namespace helpline::generation::reply {
+namespace {
+
+TEST(SentenceEndsTest, EveryCompleteSentence) {
+  EXPECT_THAT(SentenceEnds("Hi. Order 3.5 is here! Then"), ElementsAre(3, 22));
+  EXPECT_THAT(SentenceEnds("好的。马上"), ElementsAre(9));
+  EXPECT_THAT(SentenceEnds("no end"), ::testing::IsEmpty());
+}
+
+TEST(CutBeforeRepetitionTest, KeepsTheSentencesBeforeTheLoop) {
+  const RepetitionOptions options;
+  EXPECT_EQ(CutBeforeRepetition("Sure. Is there anything else? Is there anything else?", options),
+            "Sure. Is there anything else?");
+  EXPECT_EQ(CutBeforeRepetition("Yes yes yes yes. Fine.", options), std::nullopt);
+  EXPECT_EQ(CutBeforeRepetition("All good here.", options), "All good here.");
+}
+
+}  // namespace
+}  // namespace helpline::generation::reply
