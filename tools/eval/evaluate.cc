@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -54,6 +55,39 @@ class Progress {
 metrics::SlotMetric SlotMetricOf(const data::UtteranceDataset& data) {
   if (!data.has_slots) return metrics::SlotMetric::kNone;
   return data.format == "bitext" ? metrics::SlotMetric::kEntities : metrics::SlotMetric::kSlots;
+}
+
+// HELPLINE_DST_DEBUG: every scored user turn's wrong slots on stderr, one line each
+// ("[eval-error] dialogue turn service-slot gold=... hyp=..."), for error analysis.
+bool DebugErrors() { return std::getenv("HELPLINE_DST_DEBUG") != nullptr; }
+
+void PrintSlotErrors(const data::Dialogue& dialogue, size_t turn,
+                     const std::vector<data::Frame>& gold_frames,
+                     const metrics::DialogueStatePrediction& predicted) {
+  std::map<std::string, std::string> gold, hyp;
+  for (const data::Frame& frame : gold_frames) {
+    if (!frame.has_state) continue;
+    for (const auto& [slot, forms] : frame.state.slot_values) {
+      if (!forms.empty()) gold[absl::StrCat(frame.service, "-", slot)] = forms.front();
+    }
+    auto it = predicted.find(frame.service);
+    if (it == predicted.end()) continue;
+    for (const auto& [slot, forms] : it->second.slot_values) {
+      if (!forms.empty()) hyp[absl::StrCat(frame.service, "-", slot)] = forms.front();
+    }
+  }
+  std::set<std::string> keys;
+  for (const auto& [k, v] : gold) keys.insert(k);
+  for (const auto& [k, v] : hyp) keys.insert(k);
+  for (const std::string& key : keys) {
+    auto g = gold.find(key);
+    auto h = hyp.find(key);
+    const std::string gv = g != gold.end() ? g->second : "";
+    const std::string hv = h != hyp.end() ? h->second : "";
+    if (gv == hv) continue;
+    std::fprintf(stderr, "[eval-error] %s %zu %s gold=%s hyp=%s\n", dialogue.id.c_str(), turn,
+                 key.c_str(), gv.c_str(), hv.c_str());
+  }
 }
 
 }  // namespace
@@ -120,6 +154,7 @@ absl::StatusOr<EvalResult> EvaluateDialogues(DialoguePredictor& predictor,
       for (const data::Frame& frame : turn.frames) has_state = has_state || frame.has_state;
       if (!has_state) continue;  // Nothing to score (e.g. a last user turn without reply).
       ++result.items;
+      if (DebugErrors()) PrintSlotErrors(dialogue, t, turn.frames, *state);
       if (sgd) {
         sgd_scorer.AddTurn(turn.frames, *state, data);
       } else {

@@ -721,7 +721,7 @@ absl::StatusOr<std::vector<Outcome>> Generate(const GenerationEvalOptions& optio
 
 // chrF of the retrieval baseline: per item, the reply of the pool example whose context is
 // nearest by TF-IDF.
-double RetrievalChrf(const Inputs& in, const std::vector<Item>& items) {
+double RetrievalChrf(const Inputs& in, const std::vector<Item>& items, std::vector<size_t>& nearest_out) {
   std::vector<std::string> contexts;
   contexts.reserve(in.pool.size());
   for (const train::ExampleRecord& r : in.pool) contexts.push_back(RetrievalContext(r.context));
@@ -729,6 +729,7 @@ double RetrievalChrf(const Inputs& in, const std::vector<Item>& items) {
   ChrfAccumulator chrf;
   for (const Item& item : items) {
     const size_t nearest = index.Nearest(RetrievalContext(item.record->context));
+    nearest_out.push_back(nearest);
     chrf.Add(in.pool[nearest].reference, item.record->reference);
   }
   return chrf.Score();
@@ -779,6 +780,28 @@ void AddReplyMetrics(const Serving& s, const std::vector<Item>& items,
   m["engine_errors"] = static_cast<double>(engine_errors);
 }
 
+absl::Status WriteSamples(const std::string& path, const Inputs& in, const std::vector<Item>& items,
+                          const std::vector<Outcome>& outcomes, const std::vector<size_t>& nearest) {
+  std::ofstream out(path, std::ios::trunc);
+  if (!out) return absl::InvalidArgumentError(absl::StrCat("--samples ", path, ": cannot write"));
+  for (size_t k = 0; k < items.size(); ++k) {
+    const train::ExampleRecord& r = *items[k].record;
+    const Outcome& o = outcomes[k];
+    const nlohmann::json line = {
+        {"origin", r.example.origin},
+        {"customer", r.context.user_text()},
+        {"reference", r.reference},
+        {"candidate", o.candidate},
+        {"rejected", o.candidate_reasons},
+        {"sent", o.sent},
+        {"degraded", o.degraded},
+        {"retrieval", k < nearest.size() ? in.pool[nearest[k]].reference : ""}};
+    out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  }
+  if (!out) return absl::InternalError(absl::StrCat("--samples ", path, ": write failed"));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::map<std::string, double>> EvaluateGeneration(
@@ -787,6 +810,9 @@ absl::StatusOr<std::map<std::string, double>> EvaluateGeneration(
   std::ostream* log = options.progress;
   if (absl::Status st = CheckModelDir(options.model_dir); !st.ok()) return st;
   if (options.max_tokens < 1) return absl::InvalidArgumentError("--max-tokens: must be >= 1");
+  if (!options.samples_file.empty() && !std::ofstream(options.samples_file, std::ios::trunc)) {
+    return absl::InvalidArgumentError(absl::StrCat("--samples ", options.samples_file, ": cannot write"));
+  }
 
   absl::StatusOr<Inputs> in = ReadInputs(options);
   if (!in.ok()) return in.status();
@@ -832,8 +858,12 @@ absl::StatusOr<std::map<std::string, double>> EvaluateGeneration(
   const double gen_seconds = SecondsSince(gen_start);
 
   const Clock::time_point retrieval_start = Clock::now();
-  const double retrieval_chrf = RetrievalChrf(*in, items);
+  std::vector<size_t> nearest;
+  const double retrieval_chrf = RetrievalChrf(*in, items, nearest);
   const double retrieval_seconds = SecondsSince(retrieval_start);
+  if (!options.samples_file.empty()) {
+    if (absl::Status st = WriteSamples(options.samples_file, *in, items, *outcomes, nearest); !st.ok()) return st;
+  }
 
   std::map<std::string, double> m;
   m["examples"] = static_cast<double>(items.size());
@@ -878,6 +908,8 @@ int RunGenerationEval(int argc, char** argv) {
   app.add_option("--max-tokens", options.max_tokens, "tokens per reply (the service's default)")
       ->check(CLI::Range(1, 100000));
   app.add_option("--report", report, "also write the metrics to this file as one JSON object");
+  app.add_option("--samples", options.samples_file,
+                 "write one JSON line per example: customer, reference, candidate, reasons, sent, retrieval");
   app.add_flag("--quiet", quiet, "no progress on stderr");
   try {
     app.parse(argc, argv);

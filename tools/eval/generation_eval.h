@@ -147,6 +147,10 @@ struct GenerationEvalOptions {
   int max_tokens = 128;
   // Progress lines (examples done, rate, ETA); null for none.
   std::ostream* progress = nullptr;
+  // When set: one JSON line per evaluated example (origin, customer text, reference, the
+  // model's candidate and its rejection reasons, the reply sent, the retrieval baseline's
+  // reply), for reading what the numbers mean.
+  std::string samples_file;
 };
 
 // Reads, scores and returns the metrics (name -> number). INVALID_ARGUMENT / NOT_FOUND name

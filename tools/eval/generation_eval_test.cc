@@ -318,9 +318,10 @@ TEST_F(GenerationEvalTest, PerplexityChrfAndRetrievalOnBitext) {
 
 TEST_F(GenerationEvalTest, ReportHasTheMetricsAndTheFilterKeepsSlotValues) {
   const std::string report = Path("camrest_report.json");
+  const std::string samples = Path("camrest_samples.jsonl");
   std::string err;
   ASSERT_EQ(Run({"--model", *model_, "--data", Path("camrest"), "--format", "camrest",
-                 "--max-tokens", "24", "--report", report},
+                 "--max-tokens", "24", "--report", report, "--samples", samples},
                 &err),
             0)
       << err;
@@ -343,6 +344,24 @@ TEST_F(GenerationEvalTest, ReportHasTheMetricsAndTheFilterKeepsSlotValues) {
   EXPECT_GE(j["chrf"].get<double>(), 0.0);
   EXPECT_LE(j["chrf"].get<double>(), 100.0);
   EXPECT_GE(j["degraded_rate"].get<double>(), j["rejected_unfilled_placeholder"].get<double>());
+
+  // One line per example; a degraded example's reply sent is not its rejected candidate.
+  std::ifstream lines(samples);
+  std::string line;
+  int count = 0, degraded = 0;
+  while (std::getline(lines, line)) {
+    const nlohmann::json sample = nlohmann::json::parse(line);
+    ++count;
+    for (const char* key : {"origin", "customer", "reference", "candidate", "sent", "retrieval"}) {
+      EXPECT_TRUE(sample[key].is_string()) << key;
+    }
+    EXPECT_FALSE(sample["reference"].get<std::string>().empty());
+    EXPECT_EQ(sample["degraded"].get<bool>(), !sample["rejected"].empty());
+    if (sample["degraded"].get<bool>()) ++degraded;
+    else EXPECT_EQ(sample["sent"], sample["candidate"]);
+  }
+  EXPECT_EQ(count, 3);
+  EXPECT_DOUBLE_EQ(degraded / 3.0, j["degraded_rate"].get<double>());
 }
 
 TEST_F(GenerationEvalTest, BadInputIsExitTwoNamingTheProblem) {
