@@ -115,17 +115,12 @@ class TorchTrainer : public LmTrainer {
       weight_total += batches.back().weight_sum;
     }
     for (const Batch& b : batches) {
-      torch::Tensor logits = Forward(b.input).view({-1, s.vocab_size});
       torch::Tensor loss;
       if (weighted_) {
         if (weight_total <= 0) break;  // a step with nothing to learn from (no reply token)
-        loss = (torch::nn::functional::cross_entropy(
-                    logits, b.target.reshape({-1}),
-                    torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone)) *
-                b.weight.reshape({-1}))
-                   .sum() /
-               weight_total;
+        loss = WeightedLossSum(b) / weight_total;
       } else {
+        torch::Tensor logits = Forward(b.input).view({-1, s.vocab_size});
         loss = torch::nn::functional::cross_entropy(logits, b.target.reshape({-1}));
         loss = loss * (static_cast<double>(b.input.size(0)) / rows_per_step_);
       }
@@ -156,14 +151,14 @@ class TorchTrainer : public LmTrainer {
     for (int64_t w0 = 0; w0 < windows; w0 += 16) {
       const int64_t rows = std::min<int64_t>(16, windows - w0);
       Batch b = Rows(dev_, rows, [&](int64_t r) { return (w0 + r) * T; });
-      torch::Tensor ce = torch::nn::functional::cross_entropy(
-          Forward(b.input).view({-1, o_.shape.vocab_size}), b.target.reshape({-1}),
-          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
       if (weighted_) {
-        total += (ce * b.weight.reshape({-1})).sum().item<double>();
+        total += WeightedLossSum(b).item<double>();
         count += b.weight_sum;
       } else {
-        total += ce.sum().item<double>();
+        total += torch::nn::functional::cross_entropy(
+                     Forward(b.input).view({-1, o_.shape.vocab_size}), b.target.reshape({-1}),
+                     torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                     .item<double>();
         count += static_cast<double>(rows * T);
       }
     }
@@ -399,8 +394,31 @@ class TorchTrainer : public LmTrainer {
     return Rows(train_, rows, [&](int64_t r) { return starts[r]; });
   }
 
+  // Σ weight · cross-entropy over the batch's targets. With context_weight 0 only the reply
+  // positions go through the output head and the softmax (most of a window is prompt, and
+  // the head is about a third of the forward pass): the same sum for less work.
+  torch::Tensor WeightedLossSum(const Batch& b) {
+    namespace F = torch::nn::functional;
+    torch::Tensor h = Hidden(b.input).view({-1, o_.shape.n_embd});
+    torch::Tensor target = b.target.reshape({-1});
+    if (o_.context_weight == 0.0) {
+      torch::Tensor idx = b.weight.reshape({-1}).nonzero().squeeze(1);
+      return F::cross_entropy(Head(h.index_select(0, idx)), target.index_select(0, idx),
+                              F::CrossEntropyFuncOptions().reduction(torch::kSum));
+    }
+    return (F::cross_entropy(Head(h), target, F::CrossEntropyFuncOptions().reduction(torch::kNone)) *
+            b.weight.reshape({-1}))
+        .sum();
+  }
+
   // Logits [B, T, V] of input ids [B, T].
-  torch::Tensor Forward(const torch::Tensor& input) {
+  torch::Tensor Forward(const torch::Tensor& input) { return Head(Hidden(input)); }
+
+  // The output head tied to the token embedding: [..., d] -> [..., V].
+  torch::Tensor Head(const torch::Tensor& hidden) { return torch::matmul(hidden, P(0).t()); }
+
+  // Final hidden states [B, T, d] (after ln_f) of input ids [B, T].
+  torch::Tensor Hidden(const torch::Tensor& input) {
     const LmShape& s = o_.shape;
     const int64_t B = input.size(0), T = input.size(1), d = s.n_embd, H = s.n_head, hd = d / H;
     torch::Tensor x = torch::embedding(P(0), input) + P(1).narrow(0, 0, T);
@@ -421,8 +439,7 @@ class TorchTrainer : public LmTrainer {
       torch::Tensor f = torch::gelu(torch::addmm(P(k + 9), h2, P(k + 8)), "tanh");
       x = x + torch::addmm(P(k + 11), f, P(k + 10)).view({B, T, d});
     }
-    x = torch::layer_norm(x, {d}, P(k), P(k + 1), 1e-5);
-    return torch::matmul(x, P(0).t());
+    return torch::layer_norm(x, {d}, P(k), P(k + 1), 1e-5);
   }
 
   LmTrainOptions o_;
