@@ -643,6 +643,21 @@ absl::Status Parser::CheckReferences(const YAML::Node& root) {
     if (domain_.templates.count(done) == 0) {
       return Error(path, inode, absl::StrCat("missing template '", done, "'"));
     }
+    // A transactional intent asks before it is carried out and answers a "no" (the reply
+    // scheme of template.h); without these the reply would fall back or claim it was done.
+    if (intent.transactional) {
+      for (const auto& [suffix, what] :
+           {std::pair<const char*, const char*>{".confirm",
+                                                "repeats the values and asks yes or no"},
+            {".declined", "says nothing was done after a no"}}) {
+        const std::string key = absl::StrCat(intent.name, suffix);
+        if (domain_.templates.count(key) == 0) {
+          return Error(absl::StrCat(path, ".transactional"), inode["transactional"],
+                       absl::StrCat("a transactional intent needs template '", key, "' (",
+                                    what, ")"));
+        }
+      }
+    }
     for (size_t i = 0; i < intent.required_slots.size(); ++i) {
       const Slot* slot = domain_.FindSlot(intent.required_slots[i]);
       if (domain_.templates.count(slot->prompt) == 0) {

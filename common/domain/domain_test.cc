@@ -313,9 +313,22 @@ TEST(DomainTest, TypedSlots) {
   EXPECT_THAT(bad.status().message(), HasSubstr("slots.x.normalize: only for regex slots"));
 }
 
+// The templates a transactional track_order needs besides track_order.done.
+constexpr char kConfirmTemplates[] =
+    "  track_order.confirm: {en: \"Order {{order_id}}, right?\", zh: \"订单 {{order_id}}，对吗？\"}\n"
+    "  track_order.declined: {en: \"Nothing done.\", zh: \"未做任何操作。\"}\n"
+    "escalation_phrases:";
+
+absl::StatusOr<Domain> ParseTransactional(absl::string_view templates) {
+  std::string yaml = absl::StrReplaceAll(
+      kMini, {{"    optional_slots: [colour]",
+               "    optional_slots: [colour]\n    transactional: true"},
+              {"escalation_phrases:", templates}});
+  return ParseDomain(yaml, "mini.yaml");
+}
+
 TEST(DomainTest, TransactionalFlag) {
-  auto d = ParseWith("    optional_slots: [colour]",
-                     "    optional_slots: [colour]\n    transactional: true");
+  auto d = ParseTransactional(kConfirmTemplates);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_TRUE(d->FindIntent("track_order")->transactional);
   EXPECT_FALSE(d->FindIntent("human")->transactional);
@@ -329,6 +342,33 @@ TEST(DomainTest, TransactionalFlag) {
   ASSERT_FALSE(d.ok());
   EXPECT_THAT(d.status().message(), HasSubstr("intents.human.transactional: an intent with "
                                               "escalate: true"));
+}
+
+// A transactional intent is confirmed before it is done and answers a "no": its templates
+// for both are required, the error names the intent's flag and the missing key.
+TEST(DomainTest, TransactionalIntentNeedsConfirmAndDeclinedTemplates) {
+  auto d = ParseWith("    optional_slots: [colour]",
+                     "    optional_slots: [colour]\n    transactional: true");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("mini.yaml: intents.track_order.transactional: a transactional intent "
+                        "needs template 'track_order.confirm'"));
+  EXPECT_THAT(d.status().message(), HasSubstr("(line 19)"));  // The flag's line.
+  d = ParseTransactional(
+      "  track_order.confirm: {en: \"Order {{order_id}}, right?\", zh: \"对吗？\"}\n"
+      "escalation_phrases:");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("intents.track_order.transactional: a transactional intent needs "
+                        "template 'track_order.declined'"));
+  // In every language, as any template.
+  d = ParseTransactional(
+      "  track_order.confirm: {en: \"Order {{order_id}}, right?\"}\n"
+      "  track_order.declined: {en: \"Nothing done.\", zh: \"未做任何操作。\"}\n"
+      "escalation_phrases:");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("templates.track_order.confirm: missing language 'zh'"));
 }
 
 TEST(DomainTest, SlotListedTwiceOrInBothLists) {

@@ -3,11 +3,18 @@
 // down), so both answer the same thing for the same state.
 //
 // Template keys (see README.md):
-//   "escalate"        state.escalate is set (a human takes over);
-//   "fallback"        no active intent, or one the domain does not know;
-//   slot.prompt       the intent still misses a required slot: the prompt of the first
-//                     missing one (default "ask.<slot>");
-//   "<intent>.done"   every required slot is filled.
+//   "escalate"          state.escalate is set (a human takes over);
+//   "fallback"          no active intent, or one the domain does not know;
+//   "confirm.<slot>"    the state asks to confirm a value read from an attachment
+//                       (state.confirm_slots; optional: without it the scheme goes on);
+//   slot.prompt         the intent still misses a required slot: the prompt of the first
+//                       missing one (default "ask.<slot>");
+//   "<intent>.confirm"  a transactional intent has every required slot, not yet confirmed
+//                       (confirmation PENDING, or UNSPECIFIED from an older state): the
+//                       reply repeats the values and asks yes or no;
+//   "<intent>.declined" the customer said no to that question (DECLINED): nothing was done;
+//   "<intent>.done"     every required slot is filled (and, for a transactional intent, the
+//                       customer confirmed: CONFIRMED).
 // Among a template's variants the choice is deterministic: variant (turn_count + offset)
 // modulo the count, skipping variants whose placeholders cannot be filled when another can.
 #pragma once
@@ -26,8 +33,11 @@ namespace helpline::domain {
 inline constexpr char kEscalateTemplate[] = "escalate";
 inline constexpr char kFallbackTemplate[] = "fallback";
 
-// "<intent>.done".
+// "<intent>.done", "<intent>.confirm", "<intent>.declined", "confirm.<slot>".
 std::string DoneTemplateKey(absl::string_view intent);
+std::string ConfirmTemplateKey(absl::string_view intent);
+std::string DeclinedTemplateKey(absl::string_view intent);
+std::string ConfirmSlotTemplateKey(absl::string_view slot);
 
 // The language to answer in: `requested` when the domain supports it, else the state's
 // language when supported, else the domain's first language.
@@ -40,7 +50,8 @@ std::string FirstMissingSlot(const Domain& domain, const common::v1::DialogueSta
 
 // The template key for the reply to `state` (scheme above). Always a key the domain has
 // (validation guarantees "escalate", "fallback", every "<intent>.done" of a non-escalating
-// intent and every required slot's prompt).
+// intent, ".confirm" and ".declined" of every transactional one, and every required slot's
+// prompt). A transactional intent's ".done" is chosen only once the customer confirmed.
 std::string SelectTemplate(const Domain& domain, const common::v1::DialogueState& state,
                            absl::string_view language);
 
@@ -64,6 +75,7 @@ struct Reply {
 };
 
 // SelectTemplate + variant choice + RenderTemplate: the whole template reply for a state.
+// A "confirm.<slot>" template renders {{<slot>}} as the proposed value it asks about.
 // `requested_language` goes through ResolveLanguage. `variant_offset` picks another
 // variant (candidate i of n uses offset i). INTERNAL only if the domain lacks the template,
 // which validation rules out.

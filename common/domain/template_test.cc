@@ -46,6 +46,66 @@ TEST(SelectTemplateTest, Scheme) {
   EXPECT_EQ(SelectTemplate(Shop(), state, "en"), "escalate");
 }
 
+// A transactional intent with every slot: confirm while pending (or unset, as in a state
+// from before confirmation existed), acknowledge a no, "done" only once confirmed.
+TEST(SelectTemplateTest, TransactionalIntentFollowsTheConfirmation) {
+  DialogueState state;
+  state.set_active_intent("cancel_order");
+  EXPECT_EQ(SelectTemplate(Shop(), state, "en"), "ask.order_id");
+  SetSlot(state, "order_id", "A-1234567");
+  EXPECT_EQ(SelectTemplate(Shop(), state, "en"), "cancel_order.confirm");
+  state.set_confirmation(common::v1::CONFIRMATION_STATUS_PENDING);
+  EXPECT_EQ(SelectTemplate(Shop(), state, "zh"), "cancel_order.confirm");
+  state.set_confirmation(common::v1::CONFIRMATION_STATUS_DECLINED);
+  EXPECT_EQ(SelectTemplate(Shop(), state, "en"), "cancel_order.declined");
+  state.set_confirmation(common::v1::CONFIRMATION_STATUS_CONFIRMED);
+  EXPECT_EQ(SelectTemplate(Shop(), state, "en"), "cancel_order.done");
+  // A non-transactional intent ignores the field.
+  state.set_active_intent("track_order");
+  state.set_confirmation(common::v1::CONFIRMATION_STATUS_PENDING);
+  EXPECT_EQ(SelectTemplate(Shop(), state, "en"), "track_order.done");
+}
+
+TEST(RenderReplyTest, ConfirmationQuestionRepeatsTheValues) {
+  DialogueState state;
+  state.set_active_intent("return_item");
+  state.set_confirmation(common::v1::CONFIRMATION_STATUS_PENDING);
+  SetSlot(state, "order_id", "A-1234567");
+  SetSlot(state, "item", "the red scarf");
+  SetSlot(state, "reason", "damaged");
+  for (const char* language : {"en", "zh"}) {
+    for (uint32_t offset : {0u, 1u}) {
+      auto r = RenderReply(Shop(), state, language, offset);
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_EQ(r->key, "return_item.confirm");
+      EXPECT_TRUE(r->unfilled.empty()) << r->text;
+      EXPECT_THAT(r->text, HasSubstr("A-1234567"));
+      EXPECT_THAT(r->text, HasSubstr("the red scarf"));
+      EXPECT_THAT(r->text, HasSubstr(std::string(language) == "en" ? "damaged" : "商品损坏"));
+    }
+  }
+}
+
+// A value read from an attachment that differs from the typed one is asked about first,
+// with the attachment's value in the question.
+TEST(RenderReplyTest, AttachmentValueIsAskedAboutBeforeTheTransaction) {
+  DialogueState state;
+  state.set_active_intent("cancel_order");
+  state.set_confirmation(common::v1::CONFIRMATION_STATUS_PENDING);
+  SetSlot(state, "order_id", "12345678");
+  (*state.mutable_proposed_slots())["order_id"].set_value("87654321");
+  state.add_confirm_slots("order_id");
+  auto r = RenderReply(Shop(), state, "en");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->key, "confirm.order_id");
+  EXPECT_THAT(r->text, HasSubstr("87654321"));
+  EXPECT_EQ(r->text.find("12345678"), std::string::npos) << r->text;
+  // No template for the slot: the scheme goes on.
+  state.set_confirm_slots(0, "reason");
+  (*state.mutable_proposed_slots())["reason"].set_value("damaged");
+  EXPECT_EQ(SelectTemplate(Shop(), state, "en"), "cancel_order.confirm");
+}
+
 TEST(RenderTemplateTest, FillsPlaceholdersAndReportsUnfilled) {
   DialogueState state;
   SetSlot(state, "order_id", "A-1234567");

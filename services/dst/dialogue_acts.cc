@@ -447,6 +447,92 @@ NegationCues FindNegationCues(absl::string_view lowered) {
   return cues;
 }
 
+namespace {
+
+// The first ASCII words of `s` (at most out.size()), stopping at the first character that is
+// neither an ASCII word byte, a space nor ASCII punctuation (Chinese text ends the list).
+size_t LeadingWords(absl::string_view s, std::array<absl::string_view, 4>& out) {
+  size_t n = 0;
+  size_t pos = 0;
+  while (pos < s.size() && n < out.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[pos]);
+    if (c >= 0x80) break;
+    if (!IsWordByte(static_cast<char>(c))) {
+      ++pos;
+      continue;
+    }
+    const size_t begin = pos;
+    while (pos < s.size() && IsWordByte(s[pos])) ++pos;
+    out[n++] = s.substr(begin, pos - begin);
+  }
+  return n;
+}
+
+bool EnglishQuestion(absl::string_view lowered) {
+  static const auto* kFillers =
+      new WordSet{"so", "and", "but", "also", "hi", "hello", "hey", "um", "uh",
+                  "well", "oh", "ok", "okay", "sorry", "please", "then"};
+  static const auto* kQuestionWords = new WordSet{
+      "what",   "what's", "whats",  "where", "where's", "wheres", "when", "when's",
+      "why",    "why's",  "how",    "how's", "hows",    "who",    "who's", "whom", "whose"};
+  static const auto* kAuxiliaries = new WordSet{
+      "can",     "could",  "do",      "does",     "did",   "is",     "are",   "was",
+      "were",    "will",   "would",   "should",   "shall", "may",    "might", "have",
+      "has",     "am",     "isn't",   "aren't",   "don't", "doesn't", "didn't", "can't",
+      "won't",   "wouldn't", "couldn't", "shouldn't"};
+  static const auto* kSubjects = new WordSet{
+      "i",     "you",   "u",    "we",    "they", "he",     "she",    "it",  "there", "this",
+      "that",  "these", "those", "my",   "your", "our",    "the",    "a",   "an",    "any",
+      "someone", "anyone", "somebody", "anybody", "me"};
+  std::array<absl::string_view, 4> words;
+  const size_t n = LeadingWords(lowered, words);
+  size_t i = 0;
+  while (i + 1 < n && kFillers->Contains(words[i])) ++i;
+  if (i >= n) return false;
+  if (kQuestionWords->Contains(words[i])) return true;
+  return i + 1 < n && kAuxiliaries->Contains(words[i]) && kSubjects->Contains(words[i + 1]);
+}
+
+bool ChineseQuestion(absl::string_view lowered) {
+  const absl::string_view trimmed = TrimSeparators(lowered);
+  for (absl::string_view particle : {"吗", "呢", "么", "嘛"}) {
+    if (absl::EndsWith(trimmed, particle)) return true;
+  }
+  for (absl::string_view word : {"什么", "怎么", "为什么", "为何", "哪里", "哪儿", "哪个", "哪些",
+                                 "哪种", "多少", "多久", "如何", "能不能", "可不可以", "是不是",
+                                 "有没有", "会不会", "是否"}) {
+    if (absl::StrContains(lowered, word)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool IsQuestion(absl::string_view lowered) {
+  if (absl::StrContains(lowered, "?") || absl::StrContains(lowered, "？")) return true;
+  return EnglishQuestion(lowered) || (text::ContainsCjk(lowered) && ChineseQuestion(lowered));
+}
+
+size_t TurnWords(absl::string_view lowered) {
+  size_t words = 0;
+  size_t cjk = 0;
+  size_t pos = 0;
+  while (pos < lowered.size()) {
+    const unsigned char c = static_cast<unsigned char>(lowered[pos]);
+    if (c < 0x80) {
+      if (absl::ascii_isalnum(c)) {
+        ++words;
+        while (pos < lowered.size() && IsWordByte(lowered[pos])) ++pos;
+      } else {
+        ++pos;
+      }
+      continue;
+    }
+    if (text::IsCjk(text::NextCodePoint(lowered, &pos))) ++cjk;
+  }
+  return words + (cjk + 1) / 2;
+}
+
 bool AsksToResume(absl::string_view lowered) {
   for (absl::string_view p : {"back to my", "back to the", "go back to", "get back to",
                               "as i was saying", "where were we", "continue with"}) {

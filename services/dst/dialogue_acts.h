@@ -69,6 +69,17 @@ struct NegationCues {
 };
 NegationCues FindNegationCues(absl::string_view lowered);
 
+// The turn asks something rather than stating a value: a question mark anywhere ("?", "？");
+// English starting (after fillers such as "so", "ok", "hi") with a question word ("what",
+// "where", "how", ...) or an auxiliary before a pronoun or article ("can I", "do you", "is
+// the"); Chinese ending with a question particle (吗, 呢, 么) or holding a question word
+// (什么, 怎么, 哪里, 多少, 能不能, 是不是, ...). "which" alone and "can opener" do not count.
+bool IsQuestion(absl::string_view lowered);
+
+// The length of a turn in words: ASCII words plus one per two CJK characters (Chinese has
+// about two characters a word), rounded up.
+size_t TurnWords(absl::string_view lowered);
+
 // "back to my refund", "as I was saying", "回到刚才的问题", "继续": the customer returns to an
 // earlier topic.
 bool AsksToResume(absl::string_view lowered);

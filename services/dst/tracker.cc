@@ -434,6 +434,8 @@ struct Tracker::Turn {
   std::vector<std::string> requested;  // The prior's requested slots that the domain has.
   bool answers_request = false;        // The text has a value for a requested slot...
   bool answers_with_value = false;     // ...other than free text (which any text is).
+  bool bare_free_text = false;         // The text may be the value of a requested free-text
+                                       // slot as a whole (MayBeBareFreeText).
   // Intent scores of the text, highest first; out_of_scope from the model.
   std::vector<IntentScore> scores;
   bool out_of_scope = false;
@@ -533,11 +535,15 @@ absl::StatusOr<TrackResult> Tracker::Track(const TurnInput& input) const {
   for (const auto& r : input.prior.requested_slots()) {
     if (domain_->FindSlot(r) != nullptr) t.requested.push_back(r);
   }
+
+  ScoreIntents(t);
+  t.bare_free_text = MayBeBareFreeText(t);
   // Does the turn answer what we asked? (A bare "12345678" after "what's the order number?")
   if (!t.requested.empty() && t.has_text) {
     ExtractOptions probe;
     probe.requested = t.requested;
     probe.relevant = [](const domain::Slot&) { return false; };
+    probe.allow_free_text = t.bare_free_text;
     for (const SlotCandidate& c : extractor_.Extract(t.user_text, probe)) {
       if (!Contains(t.requested, c.slot)) continue;
       t.answers_request = true;
@@ -545,8 +551,6 @@ absl::StatusOr<TrackResult> Tracker::Track(const TurnInput& input) const {
                              domain_->FindSlot(c.slot)->type != domain::SlotType::kFreeText;
     }
   }
-
-  ScoreIntents(t);
   DecideIntent(t);
   ExtractTypedSlots(t);
   MergeModelSlots(t);
@@ -646,6 +650,16 @@ bool Tracker::RemovesSlotOf(const Turn& t, const domain::Intent& intent) const {
   return false;
 }
 
+bool Tracker::MayBeBareFreeText(const Turn& t) const {
+  if (!t.has_text || t.answer.whole_turn) return false;  // "ok" is not the name of an item.
+  // "What payment methods do you accept?" after "which item?" asks; it names no item.
+  if (IsQuestion(t.lowered)) return false;
+  // "my parcel never arrived" names another request, even below the switch threshold.
+  if (t.confident && t.result.best.intent != t.prior.active_intent()) return false;
+  // A free-text value is a short phrase ("the blue running shoes"); a long turn is a story.
+  return TurnWords(t.lowered) <= options_.max_free_text_words;
+}
+
 void Tracker::DecideIntent(Turn& t) const {
   DialogueState& state = t.state;
   const DialogueState& prior = t.prior;
@@ -712,8 +726,8 @@ void Tracker::ExtractTypedSlots(Turn& t) const {
       }
     }
   }
-  // "ok" is not the name of an item.
-  t.options.allow_free_text = t.has_text && !t.answer.whole_turn;
+  // "ok" is not the name of an item, nor is a question or another request.
+  t.options.allow_free_text = t.bare_free_text;
   t.options.relevant = [intent = t.intent](const domain::Slot& slot) {
     return intent != nullptr && intent->Uses(slot.name);
   };
@@ -752,7 +766,11 @@ void Tracker::MergeModelSlots(Turn& t) const {
   for (const SlotCandidate& span : t.model_slots) {
     const domain::Slot* slot = domain_->FindSlot(span.slot);
     if (slot == nullptr || !Relevant(t, *slot)) continue;
-    if (slot->type == domain::SlotType::kFreeText && !t.options.allow_free_text) continue;
+    // A tagged span is a part of the turn, not the whole turn taken as a value: it may name
+    // the item inside a question ("can I return the blue shoes?").
+    if (slot->type == domain::SlotType::kFreeText && (!t.has_text || t.answer.whole_turn)) {
+      continue;
+    }
     const bool valid_span = span.begin < span.end && span.end <= t.user_text.size();
     bool taken = false;
     for (const SlotCandidate& c : t.candidates) {

@@ -98,6 +98,10 @@ struct TrackerOptions {
   uint32_t frustration_threshold = 2;
   // Interrupted intents kept for resuming; the oldest is dropped beyond this.
   uint32_t max_intent_stack = 3;
+  // Longest turn, in words (TurnWords: a CJK character counts half), that a requested
+  // free-text slot takes whole as its value. Questions and turns that name another intent
+  // never do.
+  uint32_t max_free_text_words = 12;
 };
 
 // TrackerOptions from the service's config (0 keeps a default). INVALID_ARGUMENT naming the
@@ -164,6 +168,9 @@ class Tracker {
 
   // Whether the turn takes back a slot of `intent` by naming it ("cancel the coupon").
   bool RemovesSlotOf(const Turn& t, const domain::Intent& intent) const;
+  // Whether the whole turn may be the value of a requested free-text slot (a bare answer to
+  // "which item?"): not a yes/no, a question, a turn naming another intent or a long one.
+  bool MayBeBareFreeText(const Turn& t) const;
   void ScoreIntents(Turn& t) const;
   void DecideIntent(Turn& t) const;
   void ExtractTypedSlots(Turn& t) const;

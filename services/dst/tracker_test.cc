@@ -246,11 +246,104 @@ TEST_F(TrackerTest, ReturnWithFreeTextItemAndReason) {
   EXPECT_EQ(state_.active_intent(), "return_item");
   EXPECT_EQ(Slot("reason"), "too_small");
   EXPECT_THAT(state_.missing_slots(), IsEmpty());
+  // A return is transactional: the reply repeats the values and asks before starting it.
   auto reply = domain::RenderReply(*Shop(), state_, "en");
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(reply->key, "return_item.confirm");
+  EXPECT_THAT(reply->text, ::testing::HasSubstr("the blue running shoes"));
+  EXPECT_THAT(reply->text, ::testing::HasSubstr("A-1234567"));
+  EXPECT_THAT(reply->text, ::testing::HasSubstr("too small"));
+  EXPECT_THAT(reply->unfilled, IsEmpty());
+  Say("yes");
+  EXPECT_TRUE(state_.ready());
+  reply = domain::RenderReply(*Shop(), state_, "en");
   ASSERT_TRUE(reply.ok());
   EXPECT_EQ(reply->key, "return_item.done");
   EXPECT_THAT(reply->text, ::testing::HasSubstr("the blue running shoes"));
-  EXPECT_THAT(reply->unfilled, IsEmpty());
+}
+
+// The reply follows the confirmation: a question with the values (never "done" before the
+// yes), the acknowledgement of a no, "done" after a yes, in both languages.
+TEST_F(TrackerTest, CancellationRepliesFollowTheConfirmation) {
+  auto key = [this](const std::string& language) {
+    auto reply = domain::RenderReply(*Shop(), state_, language);
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    EXPECT_THAT(reply.ok() ? reply->unfilled : std::vector<std::string>{}, IsEmpty());
+    return reply.ok() ? reply->key + " | " + reply->text : std::string();
+  };
+  Say("I want to cancel my order A-1234567");
+  ASSERT_EQ(state_.active_intent(), "cancel_order");
+  ASSERT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_PENDING);
+  EXPECT_THAT(key("en"), StartsWith("cancel_order.confirm | "));
+  EXPECT_THAT(key("en"), ::testing::HasSubstr("A-1234567"));
+  EXPECT_THAT(key("zh"), StartsWith("cancel_order.confirm | "));
+  EXPECT_THAT(key("zh"), ::testing::HasSubstr("A-1234567"));
+  Say("no");
+  ASSERT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_DECLINED);
+  EXPECT_THAT(key("en"), StartsWith("cancel_order.declined | "));
+  EXPECT_THAT(key("en"), ::testing::HasSubstr("nothing has been cancelled"));
+  Say("no, it's A-7654321");  // A corrected value is asked about again.
+  ASSERT_EQ(state_.confirmation(), common::v1::CONFIRMATION_STATUS_PENDING);
+  EXPECT_THAT(key("en"), ::testing::HasSubstr("A-7654321"));
+  EXPECT_THAT(key("en"), StartsWith("cancel_order.confirm | "));
+  Say("yes, go ahead");
+  ASSERT_TRUE(state_.ready());
+  EXPECT_THAT(key("en"), StartsWith("cancel_order.done | "));
+  EXPECT_THAT(key("en"), ::testing::HasSubstr("A-7654321"));
+}
+
+// A requested free-text slot takes a bare answer, not a question, a turn that names another
+// request or a long story; the question is asked again and the values so far stay.
+TEST_F(TrackerTest, RequestedFreeTextSlotDoesNotSwallowAQuestion) {
+  auto ask_item = [this] {
+    state_ = DialogueState();
+    Say("I want to return an item");
+    Say("A-1234567");
+    ASSERT_THAT(state_.requested_slots(), ElementsAre("item"));
+  };
+  for (const std::string question :
+       {"What payment methods do you accept?", "what payment methods do you accept",
+        "so how long does a refund take", "can I pay with paypal", "Do you ship to Canada"}) {
+    ask_item();
+    Say(question);
+    EXPECT_EQ(Slot("item"), "") << question;
+    EXPECT_EQ(Slot("order_id"), "A-1234567") << question;
+    // The return still waits for its item: active (asked again) or on the stack when the
+    // question named another intent ("how long does a refund take").
+    if (state_.active_intent() == "return_item") {
+      EXPECT_THAT(state_.requested_slots(), ElementsAre("item")) << question;
+    } else {
+      EXPECT_THAT(Stack(), ElementsAre("return_item")) << question;
+    }
+    auto reply = domain::RenderReply(*Shop(), state_, "en");
+    ASSERT_TRUE(reply.ok());
+    EXPECT_THAT(reply->text, ::testing::Not(::testing::HasSubstr(question))) << reply->text;
+  }
+  // Another request, even one that scores below the switch threshold (0.39 < 0.6).
+  ask_item();
+  Say("the parcel is lost");
+  EXPECT_EQ(Slot("item"), "");
+  EXPECT_EQ(state_.active_intent(), "delivery_problem");
+  EXPECT_EQ(Slot("delivery_issue"), "missing");
+  EXPECT_THAT(Stack(), ElementsAre("return_item"));
+  // A long turn is not an item's name.
+  ask_item();
+  Say("well I am honestly not sure yet because my sister bought it for me last month");
+  EXPECT_EQ(Slot("item"), "");
+  // Chinese questions.
+  state_ = DialogueState();
+  Say("我要退货", "zh");
+  Say("A-1234567", "zh");
+  ASSERT_THAT(state_.requested_slots(), ElementsAre("item"));
+  Say("你们支持哪些付款方式", "zh");
+  EXPECT_EQ(Slot("item"), "");
+  Say("蓝色跑鞋", "zh");
+  EXPECT_EQ(Slot("item"), "蓝色跑鞋");
+  // Short answers still fill it, with a value or a description.
+  ask_item();
+  Say("the red scarf, size M");
+  EXPECT_EQ(Slot("item"), "the red scarf, size M");
+  EXPECT_THAT(state_.requested_slots(), ElementsAre("reason"));
 }
 
 TEST_F(TrackerTest, SlotsCarryOverAcrossIntents) {
@@ -629,7 +722,11 @@ templates:
   ask.order_id: {en: "Order number?", zh: "订单号？"}
   ask.shipping: {en: "Which shipping?", zh: "哪种配送？"}
   cancel_order.done: {en: "Cancelled {{order_id}}.", zh: "已取消 {{order_id}}。"}
+  cancel_order.confirm: {en: "Cancel {{order_id}}?", zh: "取消 {{order_id}}？"}
+  cancel_order.declined: {en: "Not cancelled.", zh: "未取消。"}
   change_shipping.done: {en: "Changed to {{shipping}}.", zh: "已改为 {{shipping}}。"}
+  change_shipping.confirm: {en: "Change to {{shipping}}?", zh: "改为 {{shipping}}？"}
+  change_shipping.declined: {en: "Not changed.", zh: "未更改。"}
   track_order.done: {en: "Order {{order_id}} found.", zh: "订单 {{order_id}} 已找到。"}
 escalation_phrases:
   en: [talk to a human]
@@ -919,6 +1016,25 @@ TEST(DialogueActsTest, FrustrationSignals) {
   EXPECT_TRUE(HasNegativeWording("垃圾服务"));
   EXPECT_FALSE(HasNegativeWording("my package is late"));
   EXPECT_FALSE(HasNegativeWording("jokes aside, where is it"));
+}
+
+TEST(DialogueActsTest, Questions) {
+  for (const char* q : {"what payment methods do you accept", "where's my refund", "ok so how",
+                        "hi, can you help", "is it too late", "do you ship abroad", "why?",
+                        "the blue one?", "可以退货吗", "你们支持哪些付款方式", "运费多少",
+                        "我的包裹呢", "能不能换货"}) {
+    EXPECT_TRUE(IsQuestion(q)) << q;
+  }
+  for (const char* s : {"the blue running shoes", "which one was it, the red one", "a can opener",
+                        "is", "order a-1234567", "蓝色跑鞋", "尺码偏小", ""}) {
+    EXPECT_FALSE(IsQuestion(s)) << s;
+  }
+  EXPECT_EQ(TurnWords("the blue running shoes"), 4u);
+  EXPECT_EQ(TurnWords("it's A-1234567, ok?"), 4u);
+  EXPECT_EQ(TurnWords("蓝色跑鞋"), 2u);
+  EXPECT_EQ(TurnWords("蓝色跑鞋 size 42"), 4u);
+  EXPECT_EQ(TurnWords("好"), 1u);
+  EXPECT_EQ(TurnWords(""), 0u);
 }
 
 TEST(DialogueActsTest, RequestFingerprintIgnoresCaseAndPunctuation) {
