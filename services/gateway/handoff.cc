@@ -206,6 +206,12 @@ absl::Status ReleaseHandoff(Handoff& handoff, DialogueState& state, absl::string
   // stays active; both would hand the next turn straight back.
   state.set_escalate(false);
   state.clear_escalation_reason();
+  // The tracker's escalation counters live in the state too: a human dealt with what they
+  // counted, so the bot starts afresh (old frustration or a repeated question from before
+  // the handoff would otherwise hand the conversation back at the first new signal).
+  state.set_low_confidence_streak(0);
+  state.set_frustration_signals(0);
+  state.clear_recent_request_fingerprints();
   if (domain != nullptr) {
     const domain::Intent* intent = domain->FindIntent(state.active_intent());
     if (intent != nullptr && intent->escalate) {

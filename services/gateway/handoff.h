@@ -72,8 +72,9 @@ absl::StatusOr<bool> AcceptHandoff(common::v1::Handoff& handoff, absl::string_vi
                                    absl::string_view agent_id, absl::Time now);
 
 // INITIATED or ACCEPTED -> RELEASED, and the state's escalation cleared (escalate, reason,
-// and an active intent that the domain always escalates, which would hand over again at
-// once) so that the next turn is the bot's. `domain` may be null. FAILED_PRECONDITION naming
+// the tracker's counters — out-of-scope streak, frustration signals, recent request
+// fingerprints — and an active intent that the domain always escalates, which would hand
+// over again at once) so that the next turn is the bot's. `domain` may be null. FAILED_PRECONDITION naming
 // the session when no handoff is in progress.
 absl::Status ReleaseHandoff(common::v1::Handoff& handoff, common::v1::DialogueState& state,
                             absl::string_view session_id, absl::string_view released_by,

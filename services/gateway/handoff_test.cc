@@ -12,6 +12,7 @@
 #include "common/redis/redis_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "services/dst/tracker.h"
 #include "tests/testing/redis_fixture.h"
 #include "tests/testing/shop_domain.h"
 
@@ -168,6 +169,50 @@ TEST(HandoffTransitionTest, ReleaseKeepsAnOrdinaryIntent) {
   ASSERT_TRUE(ReleaseHandoff(handoff, state, "s1", "", Shop(), absl::Now()).ok());
   EXPECT_EQ(state.active_intent(), "track_order");
   EXPECT_FALSE(state.escalate());
+}
+
+// The tracker counts toward escalation in the state the gateway stores (out-of-scope streak,
+// frustration signals, recent requests). A release starts them afresh: the human dealt with
+// what they counted, and the released conversation is not handed back at the next signal.
+TEST(HandoffTransitionTest, ReleaseResetsTheTrackersEscalationCounters) {
+  const auto& shop = testutil::ShopDomain();
+  ASSERT_TRUE(shop.ok()) << shop.status();
+  dst::Tracker tracker(*shop, dst::TrackerOptions{});
+  DialogueState state;
+  auto say = [&](const std::string& text) {
+    dst::TurnInput input;
+    input.user_text = text;
+    input.language = "en";
+    input.prior = state;
+    absl::StatusOr<dst::TrackResult> result = tracker.Track(input);
+    ASSERT_TRUE(result.ok()) << result.status();
+    state = result->state;
+  };
+  say("where is my order A-1234567");
+  say("WHERE IS MY ORDER A-1234567");  // Capitals and the same request again.
+  ASSERT_TRUE(state.escalate());
+  ASSERT_EQ(state.escalation_reason(), "frustration");
+  ASSERT_GE(state.frustration_signals(), 2u);
+  ASSERT_GT(state.recent_request_fingerprints_size(), 0);
+  state.set_low_confidence_streak(2);
+
+  Handoff handoff;
+  handoff.set_status(common::v1::HANDOFF_STATUS_ACCEPTED);
+  ASSERT_TRUE(ReleaseHandoff(handoff, state, "s1", "alice", Shop(), absl::Now()).ok());
+  EXPECT_FALSE(state.escalate());
+  EXPECT_EQ(state.low_confidence_streak(), 0u);
+  EXPECT_EQ(state.frustration_signals(), 0u);
+  EXPECT_EQ(state.recent_request_fingerprints_size(), 0);
+  EXPECT_EQ(state.slots().at("order_id").value(), "A-1234567");  // What was said stays.
+
+  // One annoyed turn after the release is one signal, not the third.
+  say("this is ridiculous, where is my order");
+  EXPECT_FALSE(state.escalate()) << state.escalation_reason();
+  EXPECT_EQ(state.frustration_signals(), 1u);
+  // Nor does one turn the bot does not understand end a streak from before.
+  say("blorp");
+  EXPECT_FALSE(state.escalate()) << state.escalation_reason();
+  EXPECT_EQ(state.low_confidence_streak(), 1u);
 }
 
 TEST(HandoffTransitionTest, NothingToAcceptOrRelease) {
