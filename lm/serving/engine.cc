@@ -64,6 +64,9 @@ absl::Status ValidateRequest(const GenerationRequest& request, const Gpt2Config&
   if (!(s.presence_penalty >= -2.0f && s.presence_penalty <= 2.0f)) {
     return invalid("presence_penalty: ", s.presence_penalty, " is outside [-2, 2]");
   }
+  if (s.no_repeat_ngram < 0 || s.no_repeat_ngram > 32) {
+    return invalid("no_repeat_ngram: ", s.no_repeat_ngram, " is outside [0, 32]");
+  }
   if (static_cast<int>(request.stop.size()) > options.max_stop_sequences) {
     return invalid("stop: ", request.stop.size(), " sequences; at most ",
                    options.max_stop_sequences);

@@ -33,6 +33,10 @@ struct SamplingOptions {
   // OpenAI-style, over generated tokens only: logit -= frequency * count + presence * (count > 0).
   float frequency_penalty = 0.0f;
   float presence_penalty = 0.0f;
+  // > 0: no n-gram of this many generated tokens is generated twice (an id that would
+  // complete one is never chosen), which stops the loops greedy decoding of a small model
+  // falls into ("I'm sorry, I'm sorry, I'm sorry"); 0 = off. The prompt does not count.
+  int no_repeat_ngram = 0;
   // Same seed + same input = same output, alone or in a batch. Candidate i of a request
   // samples with its own stream derived from (seed, i). 0: the engine picks a random seed
   // and reports it in GenerationResult::seed.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <cmath>
 #include <numeric>
 
@@ -127,12 +128,35 @@ void TokenHistory::AddPrompt(absl::Span<const int32_t> ids) {
   for (int32_t id : ids) entries_.try_emplace(id);
 }
 
-void TokenHistory::AddOutput(int32_t id) { ++entries_[id].output_count; }
+void TokenHistory::AddOutput(int32_t id) {
+  ++entries_[id].output_count;
+  output_.push_back(id);
+}
 
 bool UsesPenalties(const SamplingOptions& options) {
   return options.repetition_penalty != 1.0f || options.frequency_penalty != 0.0f ||
-         options.presence_penalty != 0.0f;
+         options.presence_penalty != 0.0f || options.no_repeat_ngram > 0;
 }
+
+namespace {
+
+// Ids that would complete an n-gram the output already has: for every earlier place where
+// the output's last n-1 ids occur, the id that followed them.
+void BannedByNgram(const std::vector<int32_t>& out, int n, std::vector<int32_t>& banned) {
+  banned.clear();
+  const size_t k = static_cast<size_t>(n - 1);  // prefix length
+  if (n <= 0 || out.size() < k) return;
+  if (k == 0) {
+    banned = out;  // unigrams: every generated id
+    return;
+  }
+  const size_t tail = out.size() - k;
+  for (size_t i = 0; i + k < out.size(); ++i) {
+    if (std::equal(out.begin() + i, out.begin() + i + k, out.begin() + tail)) banned.push_back(out[i + k]);
+  }
+}
+
+}  // namespace
 
 SampledToken Sampler::Sample(absl::Span<const float> logits, const SamplingOptions& options,
                              const TokenHistory* history, CandidateRng& rng) {
@@ -141,13 +165,26 @@ SampledToken Sampler::Sample(absl::Span<const float> logits, const SamplingOptio
   if (history != nullptr && UsesPenalties(options)) {
     work_.assign(logits.begin(), logits.end());
     const float rep = options.repetition_penalty;
+    const bool penalties = rep != 1.0f || options.frequency_penalty != 0.0f || options.presence_penalty != 0.0f;
     for (const auto& [id, entry] : history->entries()) {
-      if (id < 0 || static_cast<size_t>(id) >= vocab) continue;
+      if (!penalties || id < 0 || static_cast<size_t>(id) >= vocab) continue;
       float& v = work_[id];
       if (rep != 1.0f) v = v > 0.0f ? v / rep : v * rep;
       if (entry.output_count > 0) {
         v -= options.frequency_penalty * static_cast<float>(entry.output_count) +
              options.presence_penalty;
+      }
+    }
+    BannedByNgram(history->output(), options.no_repeat_ngram, banned_);
+    size_t live = vocab;
+    for (int32_t id : banned_) {
+      if (id < 0 || static_cast<size_t>(id) >= vocab || std::isinf(work_[id])) continue;
+      work_[id] = -std::numeric_limits<float>::infinity();
+      --live;
+    }
+    if (live == 0) {  // everything banned (tiny vocabularies only): the ban is lifted
+      for (int32_t id : banned_) {
+        if (id >= 0 && static_cast<size_t>(id) < vocab) work_[id] = logits[id];
       }
     }
     scores = work_;

@@ -1,5 +1,6 @@
 // Choosing the next token from a row of logits: greedy, temperature, top-k, top-p, the
-// repetition / frequency / presence penalties, and a seeded random stream per candidate.
+// repetition / frequency / presence penalties, the n-gram repeat ban, and a seeded random
+// stream per candidate.
 //
 // No libtorch: it works on the float row the model wrote.
 #pragma once
@@ -33,6 +34,8 @@ class TokenHistory {
  public:
   void AddPrompt(absl::Span<const int32_t> ids);
   void AddOutput(int32_t id);
+  // The generated ids, in order (for no_repeat_ngram).
+  const std::vector<int32_t>& output() const { return output_; }
 
   struct Entry {
     int output_count = 0;  // times generated
@@ -42,6 +45,7 @@ class TokenHistory {
 
  private:
   absl::flat_hash_map<int32_t, Entry> entries_;
+  std::vector<int32_t> output_;
 };
 
 // True when the options use any penalty (so the caller needs a TokenHistory).
@@ -62,7 +66,8 @@ class Sampler {
   // Picks a token from `logits` (one row, vocabulary size). `history` may be null when the
   // options use no penalty. Greedy (temperature 0) takes the argmax of the penalised logits,
   // ties to the lowest id, and draws nothing from `rng`; otherwise exactly one draw.
-  // Order: penalties, temperature, top-k, top-p (over the top-k renormalised), sample.
+  // Order: penalties (and the no_repeat_ngram ban), temperature, top-k, top-p (over the
+  // top-k renormalised), sample. When every id is banned the ban is lifted.
   SampledToken Sample(absl::Span<const float> logits, const SamplingOptions& options,
                       const TokenHistory* history, CandidateRng& rng);
 
@@ -70,6 +75,7 @@ class Sampler {
   std::vector<float> work_;   // penalised logits
   std::vector<float> probs_;  // unnormalised probabilities
   std::vector<int32_t> ids_;  // candidate ids
+  std::vector<int32_t> banned_;  // ids the n-gram ban masks this step
 };
 
 }  // namespace helpline::lm

@@ -166,6 +166,36 @@ TEST(SamplerTest, FrequencyAndPresencePenaltiesCountOnlyOutput) {
   EXPECT_EQ(sampler.Sample(std::vector<float>{2.0f, 1.05f}, o, &history, rng).id, 0);
 }
 
+TEST(SamplerTest, NoRepeatNgramBansTheIdThatWouldRepeatAnOutputNgram) {
+  Sampler sampler;
+  CandidateRng rng(1, 0);
+  TokenHistory history;
+  std::vector<int32_t> prompt = {3, 1, 3};  // the prompt's own n-grams do not count
+  history.AddPrompt(prompt);
+  SamplingOptions o;
+  o.no_repeat_ngram = 3;
+  const std::vector<float> prefers_one = {0.0f, 2.0f, 1.0f, 0.5f};
+  for (int32_t id : {1, 2, 3, 1, 2}) history.AddOutput(id);
+  // Output ends with (1, 2), which was followed by 3 before: 3 is banned, 1 (best) stays.
+  EXPECT_EQ(sampler.Sample(prefers_one, o, &history, rng).id, 1);
+  EXPECT_EQ(sampler.Sample(std::vector<float>{0.0f, 0.1f, 0.2f, 5.0f}, o, &history, rng).id, 2);
+  o.no_repeat_ngram = 0;
+  EXPECT_EQ(sampler.Sample(std::vector<float>{0.0f, 0.1f, 0.2f, 5.0f}, o, &history, rng).id, 3);
+  // Sampling never draws a banned id either.
+  o.no_repeat_ngram = 3;
+  o.temperature = 1.0f;
+  for (int i = 0; i < 200; ++i) {
+    EXPECT_NE(sampler.Sample(std::vector<float>{0.0f, 0.1f, 0.2f, 3.0f}, o, &history, rng).id, 3);
+  }
+  // Every id banned (a two-id vocabulary, unigram ban): the ban is lifted, not an error.
+  TokenHistory both;
+  both.AddOutput(0);
+  both.AddOutput(1);
+  SamplingOptions unigram;
+  unigram.no_repeat_ngram = 1;
+  EXPECT_EQ(sampler.Sample(std::vector<float>{0.0f, 1.0f}, unigram, &both, rng).id, 1);
+}
+
 TEST(SamplerTest, StreamsArePureFunctionsOfSeedAndIndex) {
   CandidateRng a(17, 0), b(17, 0), c(17, 1), d(18, 0);
   int differ_index = 0, differ_seed = 0;

@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
+#include "services/generation/decoding.h"
 #include "services/generation/default_blocklist.h"
 #include "services/generation/reply/reply_text.h"
 
@@ -92,6 +93,7 @@ class NeuralReplyEngine::Call final : public ReplyCall,
     request.sampling.frequency_penalty = params_.frequency_penalty();
     request.sampling.presence_penalty = params_.presence_penalty();
     request.sampling.seed = params_.seed();
+    request.sampling.no_repeat_ngram = owner_.no_repeat_ngram_;
     request.stop.assign(params_.stop().begin(), params_.stop().end());
     for (const std::string& stop : owner_.format_stops_) {
       if (std::find(request.stop.begin(), request.stop.end(), stop) == request.stop.end()) {
@@ -356,6 +358,13 @@ absl::StatusOr<std::unique_ptr<NeuralReplyEngine>> NeuralReplyEngine::Create(
   engine->prompts_ = *std::move(prompts);
   engine->format_stops_ = reply::FormatStopSequences(format);
   engine->max_prompt_tokens_ = reply_config.max_prompt_tokens();
+  if (reply_config.has_no_repeat_ngram()) {
+    if (reply_config.no_repeat_ngram() > 32) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "reply.no_repeat_ngram: ", reply_config.no_repeat_ngram(), " is outside [0, 32]"));
+    }
+    engine->no_repeat_ngram_ = static_cast<int>(reply_config.no_repeat_ngram());
+  }
 
   engine->engine_ = std::make_unique<lm::Engine>(*engine->model_, *engine->tokenizer_, options, registry);
   log::Info("model loaded", {{"dir", model.dir()},

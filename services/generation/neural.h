@@ -22,6 +22,7 @@
 #include "lm/model/gpt2.h"
 #include "lm/serving/engine.h"
 #include "lm/tokenizer/bpe.h"
+#include "services/generation/decoding.h"
 #include "services/generation/generator.h"
 #include "services/generation/reply/prompt_builder.h"
 #include "services/generation/reply/reply_chooser.h"
@@ -60,6 +61,7 @@ class NeuralReplyEngine final : public ReplyEngine {
   std::unique_ptr<const reply::ReplyChooser> chooser_;
   std::vector<std::string> format_stops_;
   uint32_t max_prompt_tokens_ = 0;
+  int no_repeat_ngram_ = kDefaultNoRepeatNgram;
   metrics::Family<metrics::Counter>& rejections_;
   metrics::Family<metrics::Counter>& degraded_;
   // Last: destroyed first, so its thread stops before the model and tokenizer go.

@@ -323,6 +323,13 @@ TEST(NeuralAppTest, ABrokenModelFolderIsAStartupErrorNamingTheFile) {
   app = App::Create(config);
   ASSERT_FALSE(app.ok());
   EXPECT_THAT(app.status().message(), HasSubstr("missing"));
+
+  ASSERT_TRUE(testutil::MakeTinyGpt2(dir, "").ok());
+  config.mutable_model()->set_dir(dir);
+  config.mutable_reply()->set_no_repeat_ngram(33);
+  app = App::Create(config);
+  ASSERT_FALSE(app.ok());
+  EXPECT_THAT(app.status().message(), HasSubstr("reply.no_repeat_ngram"));
   std::filesystem::remove_all(dir);
 }
 

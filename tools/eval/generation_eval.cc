@@ -702,6 +702,7 @@ absl::StatusOr<std::vector<Outcome>> Generate(const GenerationEvalOptions& optio
     request.max_tokens = options.max_tokens;
     request.n = 1;
     request.sampling.temperature = 0.0f;  // greedy
+    request.sampling.no_repeat_ngram = options.no_repeat_ngram;
     request.sampling.seed = options.seed;
     request.stop = stops;
     request.cache_key = items[k].record->context.cache_key();
@@ -810,6 +811,9 @@ absl::StatusOr<std::map<std::string, double>> EvaluateGeneration(
   std::ostream* log = options.progress;
   if (absl::Status st = CheckModelDir(options.model_dir); !st.ok()) return st;
   if (options.max_tokens < 1) return absl::InvalidArgumentError("--max-tokens: must be >= 1");
+  if (options.no_repeat_ngram < 0 || options.no_repeat_ngram > 32) {
+    return absl::InvalidArgumentError("--no-repeat-ngram: must be in [0, 32]");
+  }
   if (!options.samples_file.empty() && !std::ofstream(options.samples_file, std::ios::trunc)) {
     return absl::InvalidArgumentError(absl::StrCat("--samples ", options.samples_file, ": cannot write"));
   }
@@ -907,6 +911,9 @@ int RunGenerationEval(int argc, char** argv) {
       ->check(CLI::Range(1, 256));
   app.add_option("--max-tokens", options.max_tokens, "tokens per reply (the service's default)")
       ->check(CLI::Range(1, 100000));
+  app.add_option("--no-repeat-ngram", options.no_repeat_ngram,
+                 "decoding never repeats an n-gram of this many generated tokens (0: off)")
+      ->capture_default_str();
   app.add_option("--report", report, "also write the metrics to this file as one JSON object");
   app.add_option("--samples", options.samples_file,
                  "write one JSON line per example: customer, reference, candidate, reasons, sent, retrieval");

@@ -42,6 +42,7 @@
 #include "common/domain/domain.h"
 #include "helpline/generation/v1/generation_service.pb.h"
 #include "lm/model/gpt2.h"
+#include "services/generation/decoding.h"
 #include "services/generation/reply/reply_chooser.h"
 #include "train/dialogue_text.h"
 
@@ -145,6 +146,8 @@ struct GenerationEvalOptions {
   int threads = 2;
   // Tokens per reply, as the service's default_max_tokens.
   int max_tokens = 128;
+  // The n-gram repeat ban of decoding (lm::SamplingOptions); the service's default.
+  int no_repeat_ngram = generation::kDefaultNoRepeatNgram;
   // Progress lines (examples done, rate, ETA); null for none.
   std::ostream* progress = nullptr;
   // When set: one JSON line per evaluated example (origin, customer text, reference, the
