@@ -337,6 +337,7 @@ class Engine::Loop {
     bool deadline_exceeded = false;
     absl::Status error;     // the model step failed: on_done gets this
     std::vector<std::unique_ptr<Candidate>> candidates;  // [0] only until prefill is done
+    SamplingOptions greedy_sampling;  // request.sampling at temperature 0 (greedy_first)
   };
 
   // One input of a step.
@@ -472,6 +473,8 @@ class Engine::Loop {
     r->admitted = Clock::now();
     r->seed = r->request.sampling.seed;
     while (r->seed == 0) r->seed = seed_source_();
+    r->greedy_sampling = r->request.sampling;
+    r->greedy_sampling.temperature = 0.0f;
     const int prompt = static_cast<int>(r->request.prompt.size());
     r->max_tokens = std::min(r->request.max_tokens, model_.config().n_positions - prompt);
     running_slots_ += r->request.n;
@@ -518,7 +521,9 @@ class Engine::Loop {
   }
 
   void SampleAndAppend(Running& r, Candidate& c, absl::Span<const float> row) {
-    const SampledToken t = sampler_.Sample(row, r.request.sampling, c.history.get(), c.rng);
+    const SamplingOptions& sampling =
+        c.index == 0 && r.request.sampling.greedy_first ? r.greedy_sampling : r.request.sampling;
+    const SampledToken t = sampler_.Sample(row, sampling, c.history.get(), c.rng);
     const Clock::time_point now = Clock::now();
     if (!r.first_token) {
       r.first_token = now;

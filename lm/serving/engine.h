@@ -37,6 +37,9 @@ struct SamplingOptions {
   // complete one is never chosen), which stops the loops greedy decoding of a small model
   // falls into ("I'm sorry, I'm sorry, I'm sorry"); 0 = off. The prompt does not count.
   int no_repeat_ngram = 0;
+  // Candidate 0 decodes greedily (as with temperature 0) whatever `temperature` says: one
+  // deterministic reply and n - 1 sampled alternatives to choose from.
+  bool greedy_first = false;
   // Same seed + same input = same output, alone or in a batch. Candidate i of a request
   // samples with its own stream derived from (seed, i). 0: the engine picks a random seed
   // and reports it in GenerationResult::seed.

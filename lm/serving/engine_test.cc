@@ -225,6 +225,23 @@ TEST_F(EngineTest, NoRepeatNgramKeepsGreedyOutOfItsLoop) {
   EXPECT_EQ(result.candidates[0].ids.front(), plain.candidates[0].ids.front());
 }
 
+TEST_F(EngineTest, GreedyFirstDecodesCandidateZeroGreedilyAndSamplesTheRest) {
+  const std::vector<int32_t> prompt = Encode("Hello, I would like to return my order.");
+  auto engine = MakeEngine();
+  GenerationResult greedy = Run(*engine, Greedy(prompt, 30));
+  GenerationRequest mixed = Greedy(prompt, 30);
+  mixed.n = 4;
+  mixed.sampling.temperature = 1.0f;
+  mixed.sampling.seed = 7;
+  mixed.sampling.greedy_first = true;
+  GenerationResult result = Run(*engine, std::move(mixed));
+  ASSERT_EQ(result.candidates.size(), 4u);
+  EXPECT_EQ(result.candidates[0].ids, greedy.candidates[0].ids);
+  int differ = 0;
+  for (int i = 1; i < 4; ++i) differ += result.candidates[i].ids != greedy.candidates[0].ids;
+  EXPECT_GE(differ, 2) << "the samples should mostly differ from the greedy reply";
+}
+
 TEST_F(EngineTest, GreedyIsBatchInvariant) {
   const std::vector<int32_t> prompt = Encode("My parcel never arrived, can you check?");
   auto alone_engine = MakeEngine();

@@ -9,4 +9,12 @@ namespace helpline::generation {
 // ..."), and the reply filter then rejects it. Chosen on the dev splits (the model card).
 inline constexpr int kDefaultNoRepeatNgram = 3;
 
+// A request for one unary reply at temperature 0 is decoded as this many candidates: the
+// greedy reply (candidate 0) and samples at kDefaultCandidateTemperature, so that when the
+// filter rejects the greedy reply there is still a model reply to choose before the
+// template. The chooser ranks the survivors by its score (mean log-probability, coverage of
+// the state, length), so a sample may also win over a surviving greedy reply.
+inline constexpr int kDefaultReplyCandidates = 4;
+inline constexpr float kDefaultCandidateTemperature = 0.7f;
+
 }  // namespace helpline::generation

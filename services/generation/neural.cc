@@ -84,8 +84,16 @@ class NeuralReplyEngine::Call final : public ReplyCall,
     request.prompt = owner_.tokenizer_->Encode(prompt->text);
     request.max_tokens = static_cast<int>(max_tokens);
     n_ = params_.n() == 0 ? 1 : static_cast<int>(params_.n());
-    request.n = n_;
     request.sampling.temperature = params_.temperature();
+    // One greedy unary reply: decode the greedy reply and a few samples, so that the chooser
+    // has a model reply to send when the filter rejects the greedy one. (A stream keeps n = 1
+    // so that its sentences go out as they are written.)
+    if (!stream_ && n_ == 1 && params_.temperature() == 0.0f && owner_.reply_candidates_ > 1) {
+      n_ = owner_.reply_candidates_;
+      request.sampling.temperature = owner_.candidate_temperature_;
+      request.sampling.greedy_first = true;
+    }
+    request.n = n_;
     request.sampling.top_p = params_.top_p() == 0 ? 1.0f : params_.top_p();
     request.sampling.top_k = static_cast<int>(params_.top_k());
     request.sampling.repetition_penalty =
@@ -358,6 +366,22 @@ absl::StatusOr<std::unique_ptr<NeuralReplyEngine>> NeuralReplyEngine::Create(
   engine->prompts_ = *std::move(prompts);
   engine->format_stops_ = reply::FormatStopSequences(format);
   engine->max_prompt_tokens_ = reply_config.max_prompt_tokens();
+  if (reply_config.has_candidates()) {
+    if (reply_config.candidates() < 1 || reply_config.candidates() > config.max_candidates()) {
+      return absl::InvalidArgumentError(absl::StrCat("reply.candidates: ", reply_config.candidates(),
+                                                     " is outside [1, max_candidates = ",
+                                                     config.max_candidates(), "]"));
+    }
+    engine->reply_candidates_ = static_cast<int>(reply_config.candidates());
+  }
+  if (reply_config.has_candidate_temperature()) {
+    const float t = reply_config.candidate_temperature();
+    if (!(t > 0.0f && t <= 2.0f)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("reply.candidate_temperature: ", t, " is outside (0, 2]"));
+    }
+    engine->candidate_temperature_ = t;
+  }
   if (reply_config.has_no_repeat_ngram()) {
     if (reply_config.no_repeat_ngram() > 32) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -1,6 +1,8 @@
 // The neural reply engine: builds the prompt from the context (reply::PromptBuilder),
 // generates n candidates with the GPT-2 engine (lm::Engine: continuous batching, session
-// prefix cache), then filters, prunes, fills and reranks them (reply::ReplyChooser). When
+// prefix cache), then filters, prunes, fills and reranks them (reply::ReplyChooser). A unary
+// request for one greedy reply gets reply.candidates candidates: the greedy reply and samples
+// at reply.candidate_temperature (services/generation/decoding.h). When
 // no candidate survives, or the engine fails, the template reply is sent, marked degraded.
 //
 // Streaming (GenerateStream with n = 1): the reply is released sentence by sentence, each
@@ -62,6 +64,8 @@ class NeuralReplyEngine final : public ReplyEngine {
   std::vector<std::string> format_stops_;
   uint32_t max_prompt_tokens_ = 0;
   int no_repeat_ngram_ = kDefaultNoRepeatNgram;
+  int reply_candidates_ = kDefaultReplyCandidates;
+  float candidate_temperature_ = kDefaultCandidateTemperature;
   metrics::Family<metrics::Counter>& rejections_;
   metrics::Family<metrics::Counter>& degraded_;
   // Last: destroyed first, so its thread stops before the model and tokenizer go.

@@ -163,19 +163,34 @@ TEST_F(NeuralServiceTest, SameSeedSameReplyAndDifferentSeedsDiffer) {
   EXPECT_NE(texts_a, texts_c);
 }
 
-TEST_F(NeuralServiceTest, GreedyUsageCountsModelTokens) {
+// A greedy unary request (the gateway's default) is decoded as reply.candidates = 4
+// candidates: the greedy one and three samples; usage counts all their tokens.
+TEST_F(NeuralServiceTest, GreedyRequestsGetSampledAlternativesAndUsageCountsThem) {
   v1::SamplingParams params;
   params.set_max_tokens(8);
+  params.set_seed(3);
   v1::GenerateResponse response;
   ASSERT_TRUE(Call(OrderContext(""), params, &response).ok());
-  ASSERT_GE(response.candidates_size(), 1);
-  const v1::Candidate& first = response.candidates(0);
-  EXPECT_EQ(first.origin(), "model");
-  if (first.finish_reason() == v1::FINISH_REASON_LENGTH) {
-    EXPECT_EQ(response.usage().completion_tokens(), 8u);
-  } else {
-    EXPECT_LE(response.usage().completion_tokens(), 8u);
+  const int model_candidates = 4;
+  ASSERT_EQ(response.candidates_size(), model_candidates + (response.degraded() ? 1 : 0));
+  uint32_t by_length = 0;
+  for (int i = 0; i < model_candidates; ++i) {
+    EXPECT_EQ(response.candidates(i).origin(), "model");
+    by_length += response.candidates(i).finish_reason() == v1::FINISH_REASON_LENGTH;
   }
+  EXPECT_GE(response.usage().completion_tokens(), by_length * 8u);
+  EXPECT_LE(response.usage().completion_tokens(), model_candidates * 8u);
+  // The same request again: the same candidates (the samples are seeded).
+  v1::GenerateResponse again;
+  ASSERT_TRUE(Call(OrderContext(""), params, &again).ok());
+  ASSERT_EQ(again.candidates_size(), response.candidates_size());
+  for (int i = 0; i < model_candidates; ++i) {
+    EXPECT_EQ(again.candidates(i).text(), response.candidates(i).text());
+  }
+  // Asked for a sampled reply, the request's own n and temperature are kept.
+  params.set_temperature(0.8f);
+  ASSERT_TRUE(Call(OrderContext(""), params, &response).ok());
+  EXPECT_EQ(response.candidates_size(), 1 + (response.degraded() ? 1 : 0));
 }
 
 TEST_F(NeuralServiceTest, StreamDeltasAreTheChosenReply) {
@@ -330,6 +345,16 @@ TEST(NeuralAppTest, ABrokenModelFolderIsAStartupErrorNamingTheFile) {
   app = App::Create(config);
   ASSERT_FALSE(app.ok());
   EXPECT_THAT(app.status().message(), HasSubstr("reply.no_repeat_ngram"));
+  config.mutable_reply()->clear_no_repeat_ngram();
+  config.mutable_reply()->set_candidates(9);  // more than max_candidates (8)
+  app = App::Create(config);
+  ASSERT_FALSE(app.ok());
+  EXPECT_THAT(app.status().message(), HasSubstr("reply.candidates"));
+  config.mutable_reply()->clear_candidates();
+  config.mutable_reply()->set_candidate_temperature(0.0f);
+  app = App::Create(config);
+  ASSERT_FALSE(app.ok());
+  EXPECT_THAT(app.status().message(), HasSubstr("reply.candidate_temperature"));
   std::filesystem::remove_all(dir);
 }
 

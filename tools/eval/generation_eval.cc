@@ -160,8 +160,9 @@ constexpr char kEscalateReply[] = "Let me pass you to a colleague who can help w
 struct Outcome {
   bool engine_error = false;
   bool degraded = false;
-  std::string candidate;  // the model's candidate after prune and fill (empty on engine error)
-  std::vector<std::string> candidate_reasons;
+  std::string candidate;  // the model's greedy candidate after prune and fill (empty on engine error)
+  std::vector<std::string> candidate_reasons;  // the greedy candidate's rejection reasons
+  int chosen_index = -1;  // the candidate sent; -1: none survived (the template was sent)
   std::string sent;
 };
 
@@ -665,19 +666,26 @@ absl::StatusOr<std::vector<Outcome>> Generate(const GenerationEvalOptions& optio
     if (!result.ok() || result->candidates.empty()) {
       outcome.engine_error = true;
     } else {
-      // As the service's NeuralReplyEngine hands a candidate to the filter.
-      const lm::CandidateResult& c = result->candidates.front();
-      reply::RawCandidate raw;
-      raw.text = c.text;
-      raw.tokens = c.ids.size();
-      raw.logprob_sum = c.logprob_sum;
-      raw.finished_by_length = c.finish_reason == lm::FinishReason::kLength;
-      reply::ReplyChoice choice = s.chooser->Choose(context, absl::MakeConstSpan(&raw, 1));
+      // As the service's NeuralReplyEngine hands the candidates to the filter.
+      std::vector<reply::RawCandidate> raws;
+      for (const lm::CandidateResult& c : result->candidates) {
+        reply::RawCandidate raw;
+        raw.text = c.text;
+        raw.tokens = c.ids.size();
+        raw.logprob_sum = c.logprob_sum;
+        raw.finished_by_length = c.finish_reason == lm::FinishReason::kLength;
+        raws.push_back(std::move(raw));
+      }
+      reply::ReplyChoice choice = s.chooser->Choose(context, raws);
+      // The first (greedy) candidate is "the model's candidate" of the raw metrics.
       outcome.candidate = choice.candidates.front().text;
       outcome.candidate_reasons = choice.candidates.front().rejection_reasons;
-      if (choice.chosen.has_value()) outcome.sent = outcome.candidate;
+      if (choice.chosen.has_value()) {
+        outcome.sent = choice.candidates[*choice.chosen].text;
+        outcome.chosen_index = static_cast<int>(*choice.chosen);
+      }
     }
-    if (outcome.engine_error || !outcome.candidate_reasons.empty()) {
+    if (outcome.engine_error || outcome.chosen_index < 0) {
       outcome.degraded = true;
       generation::v1::SamplingParams one;
       one.set_n(1);
@@ -700,8 +708,9 @@ absl::StatusOr<std::vector<Outcome>> Generate(const GenerationEvalOptions& optio
     lm::GenerationRequest request;
     request.prompt = items[k].prompt;
     request.max_tokens = options.max_tokens;
-    request.n = 1;
-    request.sampling.temperature = 0.0f;  // greedy
+    request.n = options.candidates;
+    request.sampling.temperature = options.candidates > 1 ? options.candidate_temperature : 0.0f;
+    request.sampling.greedy_first = true;
     request.sampling.no_repeat_ngram = options.no_repeat_ngram;
     request.sampling.seed = options.seed;
     request.stop = stops;
@@ -742,6 +751,7 @@ void AddReplyMetrics(const Serving& s, const std::vector<Item>& items,
   ChrfAccumulator chrf, chrf_unfiltered;
   std::map<std::string, size_t> rejected, reference_rejected;
   size_t degraded = 0, engine_errors = 0, rejected_any = 0, fidelity = 0, fidelity_unfiltered = 0;
+  size_t sampled = 0;  // a sampled candidate was sent (the greedy one was rejected)
   for (size_t k = 0; k < items.size(); ++k) {
     const Outcome& o = outcomes[k];
     const train::ExampleRecord& r = *items[k].record;
@@ -750,6 +760,7 @@ void AddReplyMetrics(const Serving& s, const std::vector<Item>& items,
     for (const std::string& reason : o.candidate_reasons) ++rejected[reason];
     if (!o.candidate_reasons.empty()) ++rejected_any;
     if (o.degraded) ++degraded;
+    if (o.chosen_index > 0) ++sampled;
     if (o.engine_error) ++engine_errors;
     if (!o.engine_error && KeepsSlots(o.candidate_reasons)) ++fidelity_unfiltered;
     // The sent reply checked again by the same filter (already filled: no placeholder left
@@ -778,6 +789,7 @@ void AddReplyMetrics(const Serving& s, const std::vector<Item>& items,
   }
   m["rejected_any"] = static_cast<double>(rejected_any) / n;
   m["degraded_rate"] = static_cast<double>(degraded) / n;
+  m["sampled_rate"] = static_cast<double>(sampled) / n;
   m["engine_errors"] = static_cast<double>(engine_errors);
 }
 
@@ -796,6 +808,7 @@ absl::Status WriteSamples(const std::string& path, const Inputs& in, const std::
         {"rejected", o.candidate_reasons},
         {"sent", o.sent},
         {"degraded", o.degraded},
+        {"chosen", o.chosen_index},
         {"retrieval", k < nearest.size() ? in.pool[nearest[k]].reference : ""}};
     out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   }
@@ -811,6 +824,12 @@ absl::StatusOr<std::map<std::string, double>> EvaluateGeneration(
   std::ostream* log = options.progress;
   if (absl::Status st = CheckModelDir(options.model_dir); !st.ok()) return st;
   if (options.max_tokens < 1) return absl::InvalidArgumentError("--max-tokens: must be >= 1");
+  if (options.candidates < 1 || options.candidates > 8) {
+    return absl::InvalidArgumentError("--candidates: must be in [1, 8]");
+  }
+  if (!(options.candidate_temperature > 0.0f && options.candidate_temperature <= 2.0f)) {
+    return absl::InvalidArgumentError("--candidate-temperature: must be in (0, 2]");
+  }
   if (options.no_repeat_ngram < 0 || options.no_repeat_ngram > 32) {
     return absl::InvalidArgumentError("--no-repeat-ngram: must be in [0, 32]");
   }
@@ -913,6 +932,12 @@ int RunGenerationEval(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   app.add_option("--no-repeat-ngram", options.no_repeat_ngram,
                  "decoding never repeats an n-gram of this many generated tokens (0: off)")
+      ->capture_default_str();
+  app.add_option("--candidates", options.candidates,
+                 "candidates per reply: the greedy one, then samples (the service's default)")
+      ->capture_default_str();
+  app.add_option("--candidate-temperature", options.candidate_temperature,
+                 "temperature of the sampled candidates")
       ->capture_default_str();
   app.add_option("--report", report, "also write the metrics to this file as one JSON object");
   app.add_option("--samples", options.samples_file,

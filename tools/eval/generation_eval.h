@@ -148,6 +148,10 @@ struct GenerationEvalOptions {
   int max_tokens = 128;
   // The n-gram repeat ban of decoding (lm::SamplingOptions); the service's default.
   int no_repeat_ngram = generation::kDefaultNoRepeatNgram;
+  // Candidates per reply (the greedy one, then samples at candidate_temperature); the
+  // service's defaults.
+  int candidates = generation::kDefaultReplyCandidates;
+  float candidate_temperature = generation::kDefaultCandidateTemperature;
   // Progress lines (examples done, rate, ETA); null for none.
   std::ostream* progress = nullptr;
   // When set: one JSON line per evaluated example (origin, customer text, reference, the
