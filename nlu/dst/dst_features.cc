@@ -67,6 +67,33 @@ bool AnyFormIs(const std::vector<std::string>& forms, absl::string_view value) {
   return false;
 }
 
+// Letters and digits only, lower-cased: "Guest House", "guesthouse" and "guest-house" are one
+// value (MultiWOZ's states write values unlike its ontology does).
+std::string LooseValue(absl::string_view value) {
+  std::string out;
+  for (unsigned char c : value) {
+    if (IsWordByte(c)) out.push_back(static_cast<char>(absl::ascii_tolower(c)));
+  }
+  return out;
+}
+
+// The index of the possible value `forms` name: the same text, else the same letters and
+// digits; -1 when none.
+int FindPossibleValue(const std::vector<std::string>& possible,
+                      const std::vector<std::string>& forms) {
+  for (size_t v = 0; v < possible.size(); ++v) {
+    if (AnyFormIs(forms, possible[v])) return static_cast<int>(v);
+  }
+  for (size_t v = 0; v < possible.size(); ++v) {
+    const std::string loose = LooseValue(possible[v]);
+    if (loose.empty()) continue;
+    for (const std::string& form : forms) {
+      if (LooseValue(form) == loose) return static_cast<int>(v);
+    }
+  }
+  return -1;
+}
+
 // Slot names compared loosely (MultiWOZ acts say "price" for "pricerange", "people" for
 // "book people"): lower-cased, without "book " and without spaces or '_'.
 std::string LooseName(absl::string_view name) {
@@ -343,13 +370,8 @@ SlotLabel LabelSlot(const DialogueContext& context, absl::string_view utterance,
     return label;
   }
   if (slot.categorical) {
-    for (size_t v = 0; v < schema.possible_values.size(); ++v) {
-      if (AnyFormIs(forms, schema.possible_values[v])) {
-        label.status = kCategorical;
-        label.value_index = static_cast<int>(v);
-        return label;
-      }
-    }
+    label.value_index = FindPossibleValue(schema.possible_values, forms);
+    if (label.value_index >= 0) label.status = kCategorical;
     return label;
   }
   const model::Features& f = turn.utterance;

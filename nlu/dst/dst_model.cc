@@ -545,7 +545,8 @@ struct StepResult {
 };
 
 StepResult TrainStep(Net& net, const std::vector<const PreparedDialogue*>& batch,
-                     const std::vector<ServiceRows>& all_rows, const Bags& schema_bags) {
+                     const std::vector<ServiceRows>& all_rows, const Bags& schema_bags,
+                     const torch::Tensor& status_weights) {
   // Utterances, dialogue-major.
   std::vector<const TurnInputs*> turns;
   std::vector<const PreparedTurn*> prepared;
@@ -646,7 +647,8 @@ StepResult TrainStep(Net& net, const std::vector<const PreparedDialogue*>& batch
   StepResult result;
   torch::Tensor status_t = Longs(status, {n * s});
   torch::Tensor logits = heads.status.reshape({n * s, kNumStatuses});
-  result.loss = F::cross_entropy(logits, status_t, F::CrossEntropyFuncOptions().ignore_index(-1));
+  result.loss = F::cross_entropy(
+      logits, status_t, F::CrossEntropyFuncOptions().ignore_index(-1).weight(status_weights));
   {
     torch::NoGradGuard no_grad;
     torch::Tensor counted = status_t.ge(0);
@@ -946,8 +948,10 @@ absl::StatusOr<std::unique_ptr<DstModel>> DstModel::Train(const data::DialogueDa
   auto seconds = [&start] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
-  if (options.epochs <= 0 || options.batch_dialogues <= 0 || options.learning_rate <= 0) {
-    return absl::InvalidArgumentError("epochs, batch size and learning rate must be positive");
+  if (options.epochs <= 0 || options.batch_dialogues <= 0 || options.learning_rate <= 0 ||
+      options.status_weight <= 0) {
+    return absl::InvalidArgumentError(
+        "epochs, batch size, learning rate and status weight must be positive");
   }
   DstTrainReport report;
   std::vector<const data::Dialogue*> dialogues;
@@ -987,6 +991,9 @@ absl::StatusOr<std::unique_ptr<DstModel>> DstModel::Train(const data::DialogueDa
     torch::optim::Adam optimizer(net->parameters(),
                                  torch::optim::AdamOptions(options.learning_rate));
     std::mt19937_64 rng(options.seed);
+    std::vector<float> weights(kNumStatuses, static_cast<float>(options.status_weight));
+    weights[kNone] = 1.0f;
+    const torch::Tensor status_weights = Floats(weights, {kNumStatuses});
     std::vector<size_t> order(prepared.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
     const size_t per_epoch =
@@ -1008,7 +1015,7 @@ absl::StatusOr<std::unique_ptr<DstModel>> DstModel::Train(const data::DialogueDa
           static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
         }
         optimizer.zero_grad();
-        StepResult r = TrainStep(net, batch, all_rows, schema_bags);
+        StepResult r = TrainStep(net, batch, all_rows, schema_bags, status_weights);
         r.loss.backward();
         torch::nn::utils::clip_grad_norm_(net->parameters(), 5.0);
         optimizer.step();
@@ -1047,6 +1054,7 @@ absl::StatusOr<std::unique_ptr<DstModel>> DstModel::Train(const data::DialogueDa
                     {"epochs", options.epochs},
                     {"batch_dialogues", options.batch_dialogues},
                     {"learning_rate", options.learning_rate},
+                    {"status_weight", options.status_weight},
                     {"seconds", report.seconds},
                     {"final_loss", report.final_loss},
                     {"services", services}};

@@ -94,6 +94,31 @@ TEST(DstFeatures, LabelsFollowTheGoldState) {
   EXPECT_EQ(unchanged.status, kNone);
 }
 
+// MultiWOZ's states write "guesthouse" where its ontology says "guest house": the label is
+// still the categorical value (not "unreachable"), and a value that is not in the list is.
+TEST(DstFeatures, CategoricalLabelsMatchLoosely) {
+  data::ServiceSchema hotel;
+  hotel.name = "hotel";
+  data::SlotSchema type;
+  type.name = "type";
+  type.is_categorical = true;
+  type.possible_values = {"hotel", "guest house"};
+  hotel.slots.push_back(type);
+  model::Featurizer featurizer = model::Featurizer::Build({"a guesthouse please"});
+  DialogueContext context({&hotel});
+  const std::string utterance = "a guesthouse please";
+  const TurnInputs turn = BuildTurnInputs(context, utterance, featurizer);
+  ASSERT_EQ(turn.slots.size(), 1u);
+  EXPECT_TRUE(turn.slots[0].categorical);
+  data::FrameState gold;
+  gold.slot_values["type"] = {"Guesthouse"};
+  const SlotLabel label = LabelSlot(context, utterance, turn, turn.slots[0], &gold, {}, {});
+  EXPECT_EQ(label.status, kCategorical);
+  EXPECT_EQ(label.value_index, 1);
+  gold.slot_values["type"] = {"hostel"};
+  EXPECT_EQ(LabelSlot(context, utterance, turn, turn.slots[0], &gold, {}, {}).status, -1);
+}
+
 TEST(DstModel, ResolvesContextDependentTurns) {
   const DstModel& model = Trained();
   // Values the training dialogues never used in these positions: an offset shifts them.
@@ -196,6 +221,11 @@ TEST(DstModel, BadInputsAreNamed) {
   zero.epochs = 0;
   EXPECT_EQ(DstModel::Train(testing::ShopDialogues(2), zero, nullptr).status().code(),
             absl::StatusCode::kInvalidArgument);
+  DstTrainOptions no_weight = TinyOptions();
+  no_weight.status_weight = 0;
+  auto weightless = DstModel::Train(testing::ShopDialogues(2), no_weight, nullptr);
+  EXPECT_EQ(weightless.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(weightless.status().message(), HasSubstr("status weight"));
 
   // A session without services.
   EXPECT_EQ(Trained().NewSession({}).status().code(), absl::StatusCode::kInvalidArgument);

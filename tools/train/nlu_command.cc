@@ -178,9 +178,10 @@ int RunDialogue(NluFlags& f, data::Format format) {
   std::vector<std::string> counts;
   for (const auto& [name, n] : report.status_counts) counts.push_back(absl::StrCat(name, " ", n));
   std::printf("  slot labels: %s\n", absl::StrJoin(counts, ", ").c_str());
-  std::printf("  %d epochs, batch %d dialogues, seed %llu, %d thread(s): %s (preparing %s), "
-              "final loss %.4f\n",
-              f.dst.epochs, f.dst.batch_dialogues, static_cast<unsigned long long>(f.dst.seed),
+  std::printf("  %d epochs, batch %d dialogues, status weight %g, seed %llu, %d thread(s): %s "
+              "(preparing %s), final loss %.4f\n",
+              f.dst.epochs, f.dst.batch_dialogues, f.dst.status_weight,
+              static_cast<unsigned long long>(f.dst.seed),
               f.threads, Duration(report.seconds).c_str(), Duration(report.prepare_seconds).c_str(),
               report.final_loss);
   std::printf("  wrote %s\n", f.out_dir.c_str());
@@ -331,6 +332,9 @@ void AddNluCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--dst-hidden-dim", f->dst.config.hidden_dim,
                   "tracker: utterance BiGRU size per direction (model dimension = twice it)")
+      ->capture_default_str();
+  cmd->add_option("--dst-status-weight", f->dst.status_weight,
+                  "tracker: weight of the statuses other than 'none' in the status loss")
       ->capture_default_str();
   cmd->final_callback([f] {
     const int code = RunNlu(*f);
