@@ -2,9 +2,10 @@
 # The shipped default model (models/helpline-small) is what its model card says, and still
 # meets the generation goals on a sample of real held-out dialogues:
 #   - the folder loads (config, F16 weights, 8k tokenizer), at most 40 MB, with a MODEL_CARD.md;
-#   - helpline-eval generation on 60 dev examples of two shared data sets (decoding is greedy
-#     and batch-invariant, so the figures are reproducible): the perplexity of the reference
-#     replies stays within 15 % of the card's figure for that sample, chrF does not fall more
+#   - helpline-eval generation on 60 dev examples of two shared data sets (greedy decoding is
+#     batch-invariant and the sampled candidates are seeded, so the figures are reproducible):
+#     the perplexity of the reference replies stays within 15 % of the card's figure for that
+#     sample (the card's "sample" line), chrF does not fall more
 #     than 3 points below it, and every sent reply keeps the state's slot values
 #     (slot_fidelity 1.0, the issue's goal). The issue's other goal, chrF above the retrieval
 #     baseline, is not met by this model (see the card), so it is printed, not asserted.
@@ -48,6 +49,6 @@ check() {
   jq -e '.slot_fidelity == 1' "$work/$set.json" >/dev/null ||
     fail "$set: slot_fidelity $(jq .slot_fidelity "$work/$set.json")"
 }
-check camrest676 camrest 60 19.41 22.76
-check taskmaster4_coffee taskmaster 60 16.94 13.48
+check camrest676 camrest 60 14.36 24.43
+check taskmaster4_coffee taskmaster 60 10.70 27.39
 echo "ok: the model still meets its card on the samples"
