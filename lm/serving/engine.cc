@@ -5,6 +5,8 @@
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <limits>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -13,6 +15,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "lm/serving/placeholders.h"
 #include "lm/serving/prefix_cache.h"
 #include "lm/serving/sampler.h"
 #include "lm/serving/stop_matcher.h"
@@ -313,6 +316,7 @@ class Engine::Loop {
     StreamDecoder decoder;
     StopMatcher matcher;
     std::vector<int32_t> out_ids;
+    std::string generated;  // the text of out_ids, kept only for allowed_placeholders
     std::vector<float> logprobs;
     std::vector<size_t> text_start;  // byte offset of each out id's text in the stream
     std::string text;
@@ -523,6 +527,17 @@ class Engine::Loop {
   void SampleAndAppend(Running& r, Candidate& c, absl::Span<const float> row) {
     const SamplingOptions& sampling =
         c.index == 0 && r.request.sampling.greedy_first ? r.greedy_sampling : r.request.sampling;
+    if (r.request.allowed_placeholders.has_value()) {
+      if (placeholders_ == nullptr) {
+        placeholders_ = std::make_unique<PlaceholderGuard>(tokenizer_, model_.config().vocab_size);
+      }
+      placeholders_->Banned(c.generated, *r.request.allowed_placeholders, banned_);
+      if (!banned_.empty() && banned_.size() < row.size()) {
+        masked_.assign(row.begin(), row.end());
+        for (int32_t id : banned_) masked_[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();
+        row = masked_;
+      }
+    }
     const SampledToken t = sampler_.Sample(row, sampling, c.history.get(), c.rng);
     const Clock::time_point now = Clock::now();
     if (!r.first_token) {
@@ -541,6 +556,9 @@ class Engine::Loop {
     }
     c.text_start.push_back(c.matcher.pushed_bytes());
     c.out_ids.push_back(t.id);
+    if (placeholders_ != nullptr && r.request.allowed_placeholders.has_value()) {
+      c.generated += placeholders_->TokenText(t.id);
+    }
     c.logprobs.push_back(t.logprob);
     c.tokens.push_back(t.id);
     if (c.history != nullptr) c.history->AddOutput(t.id);
@@ -708,6 +726,9 @@ class Engine::Loop {
   int running_slots_ = 0;
   PrefixCache prefix_cache_;
   Sampler sampler_;
+  std::unique_ptr<PlaceholderGuard> placeholders_;  // made at the first request that needs it
+  std::vector<int32_t> banned_;                     // scratch of the placeholder ban
+  std::vector<float> masked_;                       // a logits row with banned ids at -inf
   std::mt19937_64 seed_source_;
   uint64_t step_ = 0;
   std::vector<StepInput> inputs_;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,10 @@ struct GenerationRequest {
   // 1..kMaxStopBytes bytes.
   std::vector<std::string> stop;
   int n = 1;                      // candidates, in [1, max_candidates]
+  // Set: the candidates may write "{{name}}" placeholders only with these names (the ids that
+  // would write any other, or a "}}" closing nothing, are banned; placeholders.h). Unset: no
+  // constraint.
+  std::optional<std::vector<std::string>> allowed_placeholders;
   // Prefix-cache key (tenant + session); empty: no caching. Reuse is decided token by
   // token on the ids, never by key alone.
   std::string cache_key;

@@ -176,13 +176,13 @@ SampledToken Sampler::Sample(absl::Span<const float> logits, const SamplingOptio
       }
     }
     BannedByNgram(history->output(), options.no_repeat_ngram, banned_);
-    size_t live = vocab;
     for (int32_t id : banned_) {
-      if (id < 0 || static_cast<size_t>(id) >= vocab || std::isinf(work_[id])) continue;
-      work_[id] = -std::numeric_limits<float>::infinity();
-      --live;
+      if (id >= 0 && static_cast<size_t>(id) < vocab) work_[id] = -std::numeric_limits<float>::infinity();
     }
-    if (live == 0) {  // everything banned (tiny vocabularies only): the ban is lifted
+    // Nothing left (the ban took the only ids the caller had left, or a tiny vocabulary):
+    // the ban is lifted.
+    if (!banned_.empty() &&
+        std::none_of(work_.begin(), work_.end(), [](float v) { return v > -std::numeric_limits<float>::infinity(); })) {
       for (int32_t id : banned_) {
         if (id >= 0 && static_cast<size_t>(id) < vocab) work_[id] = logits[id];
       }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <set>
@@ -194,6 +195,11 @@ TEST(SamplerTest, NoRepeatNgramBansTheIdThatWouldRepeatAnOutputNgram) {
   SamplingOptions unigram;
   unigram.no_repeat_ngram = 1;
   EXPECT_EQ(sampler.Sample(std::vector<float>{0.0f, 1.0f}, unigram, &both, rng).id, 1);
+  // The caller already masked every id but the banned one: the ban gives way, not id 0.
+  const float inf = std::numeric_limits<float>::infinity();
+  TokenHistory one;
+  one.AddOutput(2);
+  EXPECT_EQ(sampler.Sample(std::vector<float>{-inf, -inf, 0.5f, -inf}, unigram, &one, rng).id, 2);
 }
 
 TEST(SamplerTest, StreamsArePureFunctionsOfSeedAndIndex) {

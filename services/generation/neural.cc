@@ -94,6 +94,8 @@ class NeuralReplyEngine::Call final : public ReplyCall,
       request.sampling.greedy_first = true;
     }
     request.n = n_;
+    // Only placeholders the state can fill: any other makes the filter throw the reply away.
+    request.allowed_placeholders = reply::FillablePlaceholders(context_.state());
     request.sampling.top_p = params_.top_p() == 0 ? 1.0f : params_.top_p();
     request.sampling.top_k = static_cast<int>(params_.top_k());
     request.sampling.repetition_penalty =

@@ -8,7 +8,8 @@
 #     sample (the card's "sample" line), chrF does not fall more
 #     than 3 points below it, and every sent reply keeps the state's slot values
 #     (slot_fidelity 1.0, the issue's goal). The issue's other goal, chrF above the retrieval
-#     baseline, is not met by this model (see the card), so it is printed, not asserted.
+#     baseline, is met on MultiWOZ and SGD but not on these two sets (see the card), so it is
+#     printed, not asserted.
 # Usage: shipped_model_test.sh BUILD_DIR SOURCE_DIR. Skips (77) without the shared data.
 set -euo pipefail
 BUILD_DIR=$1
@@ -49,6 +50,6 @@ check() {
   jq -e '.slot_fidelity == 1' "$work/$set.json" >/dev/null ||
     fail "$set: slot_fidelity $(jq .slot_fidelity "$work/$set.json")"
 }
-check camrest676 camrest 60 14.36 24.43
-check taskmaster4_coffee taskmaster 60 10.70 27.39
+check camrest676 camrest 60 14.36 27.75
+check taskmaster4_coffee taskmaster 60 10.70 27.58
 echo "ok: the model still meets its card on the samples"

@@ -712,6 +712,9 @@ absl::StatusOr<std::vector<Outcome>> Generate(const GenerationEvalOptions& optio
     request.sampling.temperature = options.candidates > 1 ? options.candidate_temperature : 0.0f;
     request.sampling.greedy_first = true;
     request.sampling.no_repeat_ngram = options.no_repeat_ngram;
+    if (options.constrain_placeholders) {
+      request.allowed_placeholders = reply::FillablePlaceholders(items[k].record->context.state());
+    }
     request.sampling.seed = options.seed;
     request.stop = stops;
     request.cache_key = items[k].record->context.cache_key();
@@ -938,6 +941,9 @@ int RunGenerationEval(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--candidate-temperature", options.candidate_temperature,
                  "temperature of the sampled candidates")
+      ->capture_default_str();
+  app.add_option("--constrain-placeholders", options.constrain_placeholders,
+                 "decode only {{placeholders}} the state can fill (the service does)")
       ->capture_default_str();
   app.add_option("--report", report, "also write the metrics to this file as one JSON object");
   app.add_option("--samples", options.samples_file,

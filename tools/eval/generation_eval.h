@@ -152,6 +152,8 @@ struct GenerationEvalOptions {
   // service's defaults.
   int candidates = generation::kDefaultReplyCandidates;
   float candidate_temperature = generation::kDefaultCandidateTemperature;
+  // Decode only the {{placeholders}} the state can fill, as the service does.
+  bool constrain_placeholders = true;
   // Progress lines (examples done, rate, ETA); null for none.
   std::ostream* progress = nullptr;
   // When set: one JSON line per evaluated example (origin, customer text, reference, the

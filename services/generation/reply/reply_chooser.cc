@@ -190,6 +190,15 @@ double ReplyChooser::Coverage(const TurnFacts& facts, absl::string_view s) const
   return static_cast<double>(covered) / static_cast<double>(facts.coverage_items.size());
 }
 
+std::vector<std::string> FillablePlaceholders(const common::v1::DialogueState& state) {
+  std::vector<std::string> names;
+  for (const auto& [name, slot] : state.slots()) {
+    if (!slot.value().empty()) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 ScoredCandidate ReplyChooser::Evaluate(const TurnFacts& facts, const RawCandidate& raw) const {
   ScoredCandidate out;
   auto reject = [&out](const char* reason, std::string detail) {

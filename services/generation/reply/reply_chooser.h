@@ -75,6 +75,11 @@ inline constexpr char kRejectRepetition[] = "repetition";
 // Every reason above, for creating metric series up front.
 const std::vector<absl::string_view>& AllRejectionReasons();
 
+// The {{name}} placeholders the fill step can fill for this state: its slots that have a
+// value, sorted. Decoding is kept to these (lm::GenerationRequest::allowed_placeholders), so
+// that `unfilled_placeholder` does not throw replies away.
+std::vector<std::string> FillablePlaceholders(const common::v1::DialogueState& state);
+
 // One candidate as the engine produced it.
 struct RawCandidate {
   // Decoded text, cut before any stop sequence.
