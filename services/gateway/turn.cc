@@ -600,6 +600,16 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
       HandOver();
       return;
     }
+    // A transaction waiting for the customer's yes, or just declined: the domain's confirm /
+    // declined template repeats the exact values and says exactly what happens. A model's
+    // paraphrase could misstate what is about to be done.
+    if (state_.confirmation() == common::v1::CONFIRMATION_STATUS_PENDING ||
+        state_.confirmation() == common::v1::CONFIRMATION_STATUS_DECLINED) {
+      reply_ = runner_.FallbackReply(state_, text_.language() == "und" ? "" : text_.language());
+      finish_reason_ = "stop";
+      SendTemplateReply();
+      return;
+    }
     StartGeneration();
   }
 
@@ -631,6 +641,11 @@ class TurnRunner::AsyncTurn : public std::enable_shared_from_this<TurnRunner::As
     handoff_ = InitiateHandoff(state_, MakeHandoffSummary(summary), handoff_, turn_index_,
                                absl::Now());
     handoff_initiated_ = true;
+    SendTemplateReply();
+  }
+
+  // reply_ is a template reply: relayed to a streaming client as one delta, then committed.
+  void SendTemplateReply() {
     if (!input_->on_delta) {
       Commit();
       return;

@@ -268,6 +268,30 @@ TEST_F(E2eTest, MultiTurnConversationSurvivesGatewayRestart) {
   EXPECT_EQ(stored.version(), 4u);
 }
 
+// A transaction waiting for the customer's yes is asked about in the domain's own words
+// (the confirm template repeats the order number), never in the model's: the stack runs the
+// model, and a paraphrase could misstate what is about to be done. A "no" is answered by the
+// declined template.
+TEST_F(E2eTest, ACancellationIsConfirmedInTheDomainsOwnWords) {
+  const std::string session = NewSessionId("cancel");
+  ConverseResponse ask;
+  grpc::Status status = Converse(kTenantA, session, "Please cancel my order A-2468024", &ask);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(ask.state().confirmation(), common::v1::CONFIRMATION_STATUS_PENDING)
+      << ask.state().DebugString();
+  EXPECT_FALSE(SlotHolding(ask.state(), "2468024").empty()) << ask.state().DebugString();
+  EXPECT_TRUE(absl::StrContains(ask.reply(), "2468024")) << ask.reply();
+  EXPECT_TRUE(absl::StrContains(ask.reply(), "Please answer yes or no.")) << ask.reply();
+  EXPECT_FALSE(ask.degraded());
+
+  ConverseResponse no;
+  status = Converse(kTenantA, session, "no", &no);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(no.state().confirmation(), common::v1::CONFIRMATION_STATUS_DECLINED)
+      << no.state().DebugString();
+  EXPECT_TRUE(absl::StrContains(no.reply(), "nothing has been cancelled")) << no.reply();
+}
+
 TEST_F(E2eTest, TwoTurnsSentAtOnceAreBothCommittedInOrder) {
   const std::string session = NewSessionId("concurrent");
   const std::vector<std::string> texts = {"first: where is my order?",
