@@ -375,6 +375,8 @@ absl::StatusOr<std::unique_ptr<NeuralReplyEngine>> NeuralReplyEngine::Create(
                                                      config.max_candidates(), "]"));
     }
     engine->reply_candidates_ = static_cast<int>(reply_config.candidates());
+  } else {
+    engine->reply_candidates_ = std::min<int>(kDefaultReplyCandidates, static_cast<int>(config.max_candidates()));
   }
   if (reply_config.has_candidate_temperature()) {
     const float t = reply_config.candidate_temperature();
