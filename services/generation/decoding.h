@@ -1,6 +1,13 @@
-// Decoding defaults of the neural reply engine, shared with helpline-eval generation so that
-// the evaluation decodes exactly as the service does.
+// Decoding defaults of the neural reply engine, and how its candidates reach the filter,
+// shared with helpline-eval generation so that the evaluation decodes exactly as the service
+// does.
 #pragma once
+
+#include <utility>
+#include <vector>
+
+#include "lm/serving/engine.h"
+#include "services/generation/reply/reply_chooser.h"
 
 namespace helpline::generation {
 
@@ -16,5 +23,20 @@ inline constexpr int kDefaultNoRepeatNgram = 3;
 // the state, length), so a sample may also win over a surviving greedy reply.
 inline constexpr int kDefaultReplyCandidates = 4;
 inline constexpr float kDefaultCandidateTemperature = 0.7f;
+
+// The engine's candidates as the reply filter takes them.
+inline std::vector<reply::RawCandidate> ToRawCandidates(const lm::GenerationResult& result) {
+  std::vector<reply::RawCandidate> raws;
+  raws.reserve(result.candidates.size());
+  for (const lm::CandidateResult& c : result.candidates) {
+    reply::RawCandidate raw;
+    raw.text = c.text;
+    raw.tokens = c.ids.size();
+    raw.logprob_sum = c.logprob_sum;
+    raw.finished_by_length = c.finish_reason == lm::FinishReason::kLength;
+    raws.push_back(std::move(raw));
+  }
+  return raws;
+}
 
 }  // namespace helpline::generation

@@ -188,18 +188,9 @@ class NeuralReplyEngine::Call final : public ReplyCall,
     if (result->deadline_exceeded) {
       return Done(absl::DeadlineExceededError("the deadline passed during generation"));
     }
-    std::vector<reply::RawCandidate> raws;
-    raws.reserve(result->candidates.size());
+    const std::vector<reply::RawCandidate> raws = ToRawCandidates(*result);
     uint32_t completion = 0;
-    for (const lm::CandidateResult& c : result->candidates) {
-      reply::RawCandidate raw;
-      raw.text = c.text;
-      raw.tokens = c.ids.size();
-      raw.logprob_sum = c.logprob_sum;
-      raw.finished_by_length = c.finish_reason == lm::FinishReason::kLength;
-      raws.push_back(std::move(raw));
-      completion += static_cast<uint32_t>(c.ids.size());
-    }
+    for (const lm::CandidateResult& c : result->candidates) completion += static_cast<uint32_t>(c.ids.size());
     reply::ReplyChoice choice = owner_.chooser_->Choose(context_, raws);
 
     v1::GenerateResponse response;

@@ -667,16 +667,7 @@ absl::StatusOr<std::vector<Outcome>> Generate(const GenerationEvalOptions& optio
       outcome.engine_error = true;
     } else {
       // As the service's NeuralReplyEngine hands the candidates to the filter.
-      std::vector<reply::RawCandidate> raws;
-      for (const lm::CandidateResult& c : result->candidates) {
-        reply::RawCandidate raw;
-        raw.text = c.text;
-        raw.tokens = c.ids.size();
-        raw.logprob_sum = c.logprob_sum;
-        raw.finished_by_length = c.finish_reason == lm::FinishReason::kLength;
-        raws.push_back(std::move(raw));
-      }
-      reply::ReplyChoice choice = s.chooser->Choose(context, raws);
+      reply::ReplyChoice choice = s.chooser->Choose(context, generation::ToRawCandidates(*result));
       // The first (greedy) candidate is "the model's candidate" of the raw metrics.
       outcome.candidate = choice.candidates.front().text;
       outcome.candidate_reasons = choice.candidates.front().rejection_reasons;
