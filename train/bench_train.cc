@@ -2,7 +2,8 @@
 // shape (torch::nn::Embedding/Linear/LayerNorm modules, the same attention, AdamW, the same
 // batch), in the same process, on the same random token stream. Blocks of steps alternate
 // between the two so that load on the machine hits both alike; the medians of the per-step
-// times are reported.
+// times are reported. --reply-share F trains ours with the loss on a share F of the tokens
+// (--context-weight 0), as the second stage of the shipped model does.
 //
 //   flock /tmp/helpline-model.lock build/bin/bench_train --layers 4 --embd 256 --vocab 8192
 #include <torch/torch.h>
@@ -86,6 +87,11 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads)->capture_default_str();
   app.add_option("--blocks", blocks, "alternating blocks per trainer")->capture_default_str();
   app.add_option("--steps", steps, "steps per block")->capture_default_str();
+  double reply_share = 0;
+  app.add_option("--reply-share", reply_share,
+                 "0: our trainer's loss on every token; > 0: --context-weight 0 with this share of "
+                 "tokens marked as replies (the shipped model's training text: about 0.1)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   torch::set_num_threads(threads);
 
@@ -100,7 +106,14 @@ int main(int argc, char** argv) {
   o.micro_rows = micro_rows;
   o.warmup = 10;
   o.threads = threads;
-  auto trainer = helpline::train::LmTrainer::Create(o, stream, {});
+  // Replies as in the training text: the last share of every 100 tokens.
+  std::vector<uint8_t> reply;
+  if (reply_share > 0) {
+    o.context_weight = 0;
+    reply.resize(stream.size());
+    for (size_t i = 0; i < stream.size(); ++i) reply[i] = (i % 100) >= 100 * (1 - reply_share);
+  }
+  auto trainer = helpline::train::LmTrainer::Create(o, helpline::train::TokenStream(stream, reply), {});
   if (!trainer.ok()) {
     std::fprintf(stderr, "%s\n", std::string(trainer.status().message()).c_str());
     return 2;
@@ -151,6 +164,10 @@ int main(int argc, char** argv) {
   std::printf("shape %d layers x %d, %d heads, %d positions, vocab %d; %lld parameters; %lld tokens/step; %d threads\n",
               layers, embd, heads, positions, vocab, static_cast<long long>((*trainer)->parameter_count()),
               static_cast<long long>(rows * positions), threads);
+  if (reply_share > 0) {
+    std::printf("ours: --context-weight 0, %.0f %% of the tokens are replies; the plain loop: every token\n",
+                100 * reply_share);
+  }
   std::printf("helpline-train lm   median %.3f s/step  %.0f tokens/s  (%zu steps)\n", Median(ours), tok / Median(ours),
               ours.size());
   std::printf("plain libtorch loop median %.3f s/step  %.0f tokens/s  (%zu steps)\n", Median(theirs),
