@@ -189,13 +189,19 @@ class TorchTrainer : public LmTrainer {
     return absl::OkStatus();
   }
 
-  absl::Status LoadCheckpoint(const std::string& dir) override {
+  // The options DIR/checkpoint.pt was written with, when it has this trainer's shape.
+  absl::StatusOr<LmTrainOptions> ReadCheckpointOfThisShape(const std::string& dir) const {
     absl::StatusOr<LmTrainOptions> saved = ReadCheckpointOptions(dir);
-    if (!saved.ok()) return saved.status();
-    if (!(saved->shape == o_.shape)) {
+    if (saved.ok() && !(saved->shape == o_.shape)) {
       return absl::InvalidArgumentError(absl::StrCat(dir, "/checkpoint.pt: written for ", ShapeText(saved->shape),
                                                      ", not ", ShapeText(o_.shape)));
     }
+    return saved;
+  }
+
+  absl::Status LoadCheckpoint(const std::string& dir) override {
+    absl::StatusOr<LmTrainOptions> saved = ReadCheckpointOfThisShape(dir);
+    if (!saved.ok()) return saved.status();
     if (saved->seed != o_.seed) {
       return absl::InvalidArgumentError(absl::StrCat(dir, "/checkpoint.pt: written with --seed ", saved->seed,
                                                      ", not ", o_.seed, " (the data order would differ)"));
@@ -229,12 +235,8 @@ class TorchTrainer : public LmTrainer {
   }
 
   absl::Status InitFromCheckpoint(const std::string& dir) override {
-    absl::StatusOr<LmTrainOptions> saved = ReadCheckpointOptions(dir);
+    absl::StatusOr<LmTrainOptions> saved = ReadCheckpointOfThisShape(dir);
     if (!saved.ok()) return saved.status();
-    if (!(saved->shape == o_.shape)) {
-      return absl::InvalidArgumentError(absl::StrCat(dir, "/checkpoint.pt: written for ", ShapeText(saved->shape),
-                                                     ", not ", ShapeText(o_.shape)));
-    }
     const std::string path = (std::filesystem::path(dir) / "checkpoint.pt").string();
     try {
       torch::serialize::InputArchive archive;
