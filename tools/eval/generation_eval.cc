@@ -75,54 +75,6 @@ class Progress {
   Clock::time_point last_;
 };
 
-// Unicode code points of `s`; an invalid byte is one code point of its own (0xDC00 + byte,
-// as Python's surrogateescape would give).
-std::vector<uint32_t> CodePoints(absl::string_view s) {
-  std::vector<uint32_t> out;
-  out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    int len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-    bool ok = len > 0 && i + static_cast<size_t>(len) <= s.size();
-    for (int k = 1; ok && k < len; ++k) {
-      const unsigned char cc = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
-      ok = (cc & 0xC0) == 0x80;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (!ok) {
-      out.push_back(0xDC00 + c);
-      ++i;
-      continue;
-    }
-    out.push_back(cp);
-    i += static_cast<size_t>(len);
-  }
-  return out;
-}
-
-// Python's str.split() whitespace (what sacrebleu deletes before counting n-grams).
-bool IsPythonWhitespace(uint32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
-         c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
-std::u32string ChrfCharacters(absl::string_view s) {
-  std::u32string out;
-  for (uint32_t c : CodePoints(s)) {
-    if (!IsPythonWhitespace(c)) out.push_back(static_cast<char32_t>(c));
-  }
-  return out;
-}
-
-std::unordered_map<std::u32string, int64_t> NGrams(const std::u32string& s, size_t n) {
-  std::unordered_map<std::u32string, int64_t> counts;
-  for (size_t i = 0; i + n <= s.size(); ++i) ++counts[s.substr(i, n)];
-  return counts;
-}
-
 bool IsWordByte(unsigned char c) { return absl::ascii_isalnum(c) || c >= 0x80; }
 
 // Lowercase words of `text` for TF-IDF.
@@ -232,47 +184,6 @@ absl::StatusOr<std::vector<train::ExampleRecord>> ReadRetrieval(
 
 }  // namespace
 
-void ChrfAccumulator::Add(absl::string_view hypothesis, absl::string_view reference) {
-  const std::u32string hyp = ChrfCharacters(hypothesis);
-  const std::u32string ref = ChrfCharacters(reference);
-  for (int i = 0; i < kOrder; ++i) {
-    const size_t n = static_cast<size_t>(i + 1);
-    const auto hyp_grams = NGrams(hyp, n);
-    const auto ref_grams = NGrams(ref, n);
-    int64_t hyp_count = 0, ref_count = 0, match = 0;
-    for (const auto& [gram, count] : hyp_grams) {
-      hyp_count += count;
-      auto it = ref_grams.find(gram);
-      if (it != ref_grams.end()) match += std::min(count, it->second);
-    }
-    for (const auto& [gram, count] : ref_grams) ref_count += count;
-    // sacrebleu counts no hypothesis n-grams of an order the reference has none of; this
-    // matters once counts are summed over a corpus.
-    if (ref_count == 0) hyp_count = 0;
-    stats_[static_cast<size_t>(i)][0] += hyp_count;
-    stats_[static_cast<size_t>(i)][1] += ref_count;
-    stats_[static_cast<size_t>(i)][2] += match;
-  }
-  ++pairs_;
-}
-
-double ChrfAccumulator::Score() const {
-  double precision = 0.0, recall = 0.0;
-  int effective = 0;
-  for (const auto& [hyp, ref, match] : stats_) {
-    if (hyp <= 0 || ref <= 0) continue;
-    precision += static_cast<double>(match) / static_cast<double>(hyp);
-    recall += static_cast<double>(match) / static_cast<double>(ref);
-    ++effective;
-  }
-  if (effective == 0) return 0.0;
-  precision /= effective;
-  recall /= effective;
-  if (precision + recall == 0.0) return 0.0;
-  const double b2 = kBeta * kBeta;
-  return 100.0 * (1 + b2) * precision * recall / (b2 * precision + recall);
-}
-
 bool KeepsSlotValues(const reply::ReplyChooser& chooser,
                      const generation::v1::GenerationContext& context, absl::string_view text) {
   reply::RawCandidate candidate;
@@ -281,11 +192,6 @@ bool KeepsSlotValues(const reply::ReplyChooser& chooser,
   return KeepsSlots(check.candidates.front().rejection_reasons);
 }
 
-double SentenceChrf(absl::string_view hypothesis, absl::string_view reference) {
-  ChrfAccumulator chrf;
-  chrf.Add(hypothesis, reference);
-  return chrf.Score();
-}
 
 std::string RetrievalContext(const generation::v1::GenerationContext& context) {
   std::string out;
@@ -569,6 +475,7 @@ absl::StatusOr<Serving> LoadServing(const GenerationEvalOptions& options, const 
   if (!blocklist.ok()) return blocklist.status();
   reply::ChooserOptions chooser_options;
   chooser_options.role_labels = {s.format.customer_label, s.format.agent_label};
+  chooser_options.weights.consensus = options.consensus_weight;
   absl::StatusOr<std::unique_ptr<const reply::ReplyChooser>> chooser =
       reply::ReplyChooser::Create(s.domain, *std::move(blocklist), chooser_options);
   if (!chooser.ok()) return chooser.status();
@@ -824,6 +731,9 @@ absl::StatusOr<std::map<std::string, double>> EvaluateGeneration(
   if (!(options.candidate_temperature > 0.0f && options.candidate_temperature <= 2.0f)) {
     return absl::InvalidArgumentError("--candidate-temperature: must be in (0, 2]");
   }
+  if (!(options.consensus_weight >= 0.0 && options.consensus_weight <= 100.0)) {
+    return absl::InvalidArgumentError("--consensus-weight: must be in [0, 100]");
+  }
   if (options.no_repeat_ngram < 0 || options.no_repeat_ngram > 32) {
     return absl::InvalidArgumentError("--no-repeat-ngram: must be in [0, 32]");
   }
@@ -932,6 +842,9 @@ int RunGenerationEval(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--candidate-temperature", options.candidate_temperature,
                  "temperature of the sampled candidates")
+      ->capture_default_str();
+  app.add_option("--consensus-weight", options.consensus_weight,
+                 "weight of the candidates' agreement (chrF) in the reply chooser's score")
       ->capture_default_str();
   app.add_option("--constrain-placeholders", options.constrain_placeholders,
                  "decode only {{placeholders}} the state can fill (the service does)")

@@ -43,37 +43,15 @@
 #include "helpline/generation/v1/generation_service.pb.h"
 #include "lm/model/gpt2.h"
 #include "services/generation/decoding.h"
+#include "services/generation/reply/chrf.h"
 #include "services/generation/reply/reply_chooser.h"
 #include "train/dialogue_text.h"
 
 namespace helpline::eval {
 
-// Corpus-level chrF exactly as sacrebleu's CHRF() with its defaults defines it (char_order 6,
-// word_order 0, beta 2, case kept, whitespace removed, no eps smoothing): per sentence pair the
-// counts of character n-grams (n = 1..6, Unicode code points, after deleting every whitespace
-// character) in the hypothesis (0 when the reference has no n-gram of that order), the
-// reference and both (clipped); the counts are summed over
-// the corpus; precision and recall are averaged over the orders where both sides have n-grams;
-// score = 100 * (1 + b^2) P R / (b^2 P + R), 0 when P + R = 0. Invalid UTF-8 bytes count as
-// one character each.
-class ChrfAccumulator {
- public:
-  static constexpr int kOrder = 6;
-  static constexpr double kBeta = 2.0;
-
-  void Add(absl::string_view hypothesis, absl::string_view reference);
-  // 0..100; 0 with no pairs.
-  double Score() const;
-  size_t pairs() const { return pairs_; }
-
- private:
-  // Per order: n-grams of the hypotheses, of the references, matched.
-  std::array<std::array<int64_t, 3>, kOrder> stats_{};
-  size_t pairs_ = 0;
-};
-
-// chrF of one pair (a corpus of one).
-double SentenceChrf(absl::string_view hypothesis, absl::string_view reference);
+// Corpus chrF (sacrebleu's CHRF defaults), shared with the reply chooser.
+using generation::reply::ChrfAccumulator;
+using generation::reply::SentenceChrf;
 
 // The text the retrieval baseline compares: the previous agent reply (the last history
 // turn), this turn's intent, slot names and values, missing slots, and the customer's text.
@@ -152,6 +130,9 @@ struct GenerationEvalOptions {
   // service's defaults.
   int candidates = generation::kDefaultReplyCandidates;
   float candidate_temperature = generation::kDefaultCandidateTemperature;
+  // Weight of the chooser's consensus term (agreement among the candidates); the service's
+  // default (reply::RerankWeights).
+  double consensus_weight = generation::reply::RerankWeights{}.consensus;
   // Decode only the {{placeholders}} the state can fill, as the service does.
   bool constrain_placeholders = true;
   // Progress lines (examples done, rate, ETA); null for none.
