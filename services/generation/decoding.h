@@ -19,9 +19,11 @@ inline constexpr int kDefaultNoRepeatNgram = 3;
 // A request for one unary reply at temperature 0 is decoded as this many candidates: the
 // greedy reply (candidate 0) and samples at kDefaultCandidateTemperature, so that when the
 // filter rejects the greedy reply there is still a model reply to choose before the
-// template. The chooser ranks the survivors by its score (mean log-probability, coverage of
-// the state, length), so a sample may also win over a surviving greedy reply.
-inline constexpr int kDefaultReplyCandidates = 4;
+// template. The chooser ranks the survivors by its score (mostly their agreement with each
+// other, see reply::RerankWeights::consensus), so a sample may also win over a surviving
+// greedy reply. 8 rather than 4: +1.2 to +2.2 chrF on the dev splits with the consensus
+// choice, for 1.7x the decoding work of a unary reply (the model card has the figures).
+inline constexpr int kDefaultReplyCandidates = 8;
 inline constexpr float kDefaultCandidateTemperature = 0.7f;
 
 // The engine's candidates as the reply filter takes them.

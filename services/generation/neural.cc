@@ -341,6 +341,14 @@ absl::StatusOr<std::unique_ptr<NeuralReplyEngine>> NeuralReplyEngine::Create(
   if (reply_config.has_weight_logprob()) chooser.weights.logprob = reply_config.weight_logprob();
   if (reply_config.has_weight_coverage()) chooser.weights.coverage = reply_config.weight_coverage();
   if (reply_config.has_weight_length()) chooser.weights.length = reply_config.weight_length();
+  if (reply_config.has_weight_consensus()) {
+    if (!(reply_config.weight_consensus() >= 0.0)) {
+      return absl::InvalidArgumentError(absl::StrCat("reply.weight_consensus: ",
+                                                     reply_config.weight_consensus(),
+                                                     " is negative"));
+    }
+    chooser.weights.consensus = reply_config.weight_consensus();
+  }
   chooser.allowed_values.assign(reply_config.allowed_values().begin(),
                                 reply_config.allowed_values().end());
   chooser.role_labels = {format.customer_label, format.agent_label};

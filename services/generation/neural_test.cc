@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "lm/tokenizer/bpe.h"
 #include "services/generation/app.h"
+#include "services/generation/decoding.h"
 #include "tests/testing/shop_domain.h"
 #include "tests/testing/tiny_gpt2.h"
 
@@ -163,15 +164,16 @@ TEST_F(NeuralServiceTest, SameSeedSameReplyAndDifferentSeedsDiffer) {
   EXPECT_NE(texts_a, texts_c);
 }
 
-// A greedy unary request (the gateway's default) is decoded as reply.candidates = 4
-// candidates: the greedy one and three samples; usage counts all their tokens.
+// A greedy unary request (the gateway's default) is decoded as reply.candidates (default 8)
+// candidates: the greedy one and seven samples; usage counts all their tokens.
 TEST_F(NeuralServiceTest, GreedyRequestsGetSampledAlternativesAndUsageCountsThem) {
   v1::SamplingParams params;
   params.set_max_tokens(8);
   params.set_seed(3);
   v1::GenerateResponse response;
   ASSERT_TRUE(Call(OrderContext(""), params, &response).ok());
-  const int model_candidates = 4;
+  const int model_candidates = kDefaultReplyCandidates;
+  ASSERT_EQ(model_candidates, 8);
   ASSERT_EQ(response.candidates_size(), model_candidates + (response.degraded() ? 1 : 0));
   uint32_t by_length = 0;
   for (int i = 0; i < model_candidates; ++i) {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_replace.h"
 #include "common/domain/template.h"
 #include "common/domain/text.h"
+#include "services/generation/reply/chrf.h"
 
 namespace helpline::generation::reply {
 namespace {
@@ -161,6 +162,7 @@ ReplyChoice ReplyChooser::Choose(const v1::GenerationContext& context,
   ReplyChoice choice;
   choice.candidates.reserve(candidates.size());
   for (const RawCandidate& raw : candidates) choice.candidates.push_back(Evaluate(facts, raw));
+  if (options_.weights.consensus != 0.0) AddConsensus(choice.candidates);
   for (size_t i = 0; i < choice.candidates.size(); ++i) {
     const ScoredCandidate& c = choice.candidates[i];
     if (c.rejected()) continue;
@@ -169,6 +171,26 @@ ReplyChoice ReplyChooser::Choose(const v1::GenerationContext& context,
     }
   }
   return choice;
+}
+
+void ReplyChooser::AddConsensus(std::vector<ScoredCandidate>& candidates) const {
+  std::vector<size_t> survivors;
+  std::vector<ChrfProfile> profiles;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    if (candidates[i].rejected()) continue;
+    survivors.push_back(i);
+    profiles.emplace_back(candidates[i].text);
+  }
+  if (survivors.size() < 2) return;
+  for (size_t a = 0; a < survivors.size(); ++a) {
+    double sum = 0.0;
+    for (size_t b = 0; b < survivors.size(); ++b) {
+      if (b != a) sum += SentenceChrf(profiles[a], profiles[b]) / 100.0;
+    }
+    ScoredCandidate& c = candidates[survivors[a]];
+    c.consensus = sum / static_cast<double>(survivors.size() - 1);
+    c.score += options_.weights.consensus * c.consensus;
+  }
 }
 
 double ReplyChooser::Coverage(const TurnFacts& facts, absl::string_view s) const {

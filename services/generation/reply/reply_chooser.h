@@ -38,10 +38,14 @@
 //   score = w_logprob * logprob_sum / max(1, tokens)
 //         + w_coverage * coverage
 //         + w_length * min(1, units / length_target_units)
+//         + w_consensus * consensus
 // coverage = share of the coverage items the reply mentions: each filled slot the active
 // intent uses (by value, enum label, or enum synonym) and the first missing required slot
 // (by one of its ask keywords); 0 when there are no items. units = RepetitionUnits of the
-// final text (words / CJK characters). Ties go to the lower index.
+// final text (words / CJK characters). consensus = the mean chrF (0..1) of the candidate
+// against each other survivor as reference: the reply the model's other candidates agree
+// with most (a minimum-Bayes-risk choice over the samples; 0 with one survivor, computed
+// only when w_consensus is not 0). Ties go to the lower index.
 //
 // Immutable after construction; Choose() is const, thread-safe and does not block.
 #pragma once
@@ -99,6 +103,10 @@ struct RerankWeights {
   // Replies of at least this many units (words / CJK characters) get the whole length
   // bonus; shorter ones a share of it.
   size_t length_target_units = 12;
+  // Weight of the agreement with the other surviving candidates (chrF); 0: not computed.
+  // 10 makes the choice a minimum-Bayes-risk one (the other terms break near-ties): on the
+  // dev splits +3 chrF on all five sets with 8 candidates (models/helpline-small/MODEL_CARD.md).
+  double consensus = 10.0;
 };
 
 struct ChooserOptions {
@@ -130,6 +138,8 @@ struct ScoredCandidate {
   double score = 0.0;
   double mean_logprob = 0.0;
   double coverage = 0.0;
+  // Mean chrF (0..1) against the other survivors; 0 when not computed.
+  double consensus = 0.0;
   // True when the text was cut (sentence or role label).
   bool pruned = false;
 
@@ -163,6 +173,8 @@ class ReplyChooser {
   struct TurnFacts;  // What Choose derives from the context once for all candidates.
   ScoredCandidate Evaluate(const TurnFacts& facts, const RawCandidate& raw) const;
   double Coverage(const TurnFacts& facts, absl::string_view text) const;
+  // Adds w_consensus * consensus to the survivors' scores.
+  void AddConsensus(std::vector<ScoredCandidate>& candidates) const;
   std::vector<std::string> AskKeywords(const std::string& slot) const;
 
   std::shared_ptr<const domain::Domain> domain_;

@@ -1,11 +1,14 @@
 #include "services/generation/reply/reply_chooser.h"
 
+#include "services/generation/reply/chrf.h"
+
 #include <cmath>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "services/generation/reply/chrf.h"
 #include "tests/testing/shop_domain.h"
 
 namespace helpline::generation::reply {
@@ -72,7 +75,7 @@ TEST(ReplyChooserTest, ReasonsAreStableStrings) {
 
 TEST(ReplyChooserTest, ChoosesTheBestSurvivorByTheScoreFormula) {
   ChooserOptions options;
-  options.weights = {2.0, 1.5, 0.5, 10};
+  options.weights = {2.0, 1.5, 0.5, 10, /*consensus=*/0.0};
   auto chooser = Chooser(options);
   const v1::GenerationContext context = TrackOrder();
   const std::vector<RawCandidate> raws = {
@@ -102,9 +105,50 @@ TEST(ReplyChooserTest, ChoosesTheBestSurvivorByTheScoreFormula) {
             "Thanks! Order A-1234567 is on its way; the tracking link goes to "
             "jane.doe@example.com.");  // Leading space of the continuation stripped.
   // Without the coverage and length weights the likeliest reply per token wins.
-  options.weights = {1.0, 0.0, 0.0, 10};
+  options.weights = {1.0, 0.0, 0.0, 10, 0.0};
   choice = Chooser(options)->Choose(context, raws);
   EXPECT_EQ(choice.chosen, 2u);  // -0.5/2 > -4/12 > -9/20
+}
+
+TEST(ReplyChooserTest, ConsensusPrefersTheReplyTheOtherSurvivorsSupport) {
+  ChooserOptions options;
+  options.weights = {1.0, 0.0, 0.0, 10, /*consensus=*/10.0};
+  const v1::GenerationContext context = TrackOrder();
+  const std::vector<RawCandidate> raws = {
+      Raw(" Your parcel left the warehouse today.", -1.0, 8),  // the likeliest, alone
+      Raw(" Your order is on its way and arrives tomorrow.", -6.0, 10),
+      Raw(" Your order is on its way, it arrives tomorrow.", -6.0, 10),
+      Raw(" Your order is on its way.", -9.0, 6),
+      Raw(" Contact idiot support.", -0.1, 4),  // rejected (unsafe): no say in the consensus
+  };
+  ReplyChoice choice = Chooser(options)->Choose(context, raws);
+  ASSERT_EQ(choice.candidates.size(), 5u);
+  ASSERT_TRUE(choice.candidates[4].rejected());
+  EXPECT_DOUBLE_EQ(choice.candidates[4].consensus, 0.0);
+  // consensus = mean chrF (0..1) against the other survivors as references.
+  const std::vector<std::string> texts = {choice.candidates[0].text, choice.candidates[1].text,
+                                          choice.candidates[2].text, choice.candidates[3].text};
+  for (size_t a = 0; a < texts.size(); ++a) {
+    double sum = 0.0;
+    for (size_t b = 0; b < texts.size(); ++b) {
+      if (b != a) sum += SentenceChrf(texts[a], texts[b]) / 100.0;
+    }
+    EXPECT_NEAR(choice.candidates[a].consensus, sum / 3.0, 1e-12) << a;
+    EXPECT_NEAR(choice.candidates[a].score,
+                choice.candidates[a].mean_logprob + 10.0 * choice.candidates[a].consensus, 1e-9);
+  }
+  EXPECT_LT(choice.candidates[0].consensus, choice.candidates[1].consensus);
+  ASSERT_TRUE(choice.chosen.has_value());
+  EXPECT_TRUE(*choice.chosen == 1u || *choice.chosen == 2u) << *choice.chosen;
+  // Without the consensus term the likeliest survivor wins.
+  options.weights.consensus = 0.0;
+  choice = Chooser(options)->Choose(context, raws);
+  EXPECT_EQ(choice.chosen, 0u);
+  EXPECT_DOUBLE_EQ(choice.candidates[1].consensus, 0.0);
+  // One survivor: nothing to agree with.
+  options.weights.consensus = 10.0;
+  choice = Chooser(options)->Choose(context, absl::MakeConstSpan(raws).subspan(0, 1));
+  EXPECT_DOUBLE_EQ(choice.candidates[0].consensus, 0.0);
 }
 
 TEST(ReplyChooserTest, TiesGoToTheLowerIndex) {
