@@ -1,6 +1,7 @@
 #include "train/dialogue_text.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -543,6 +544,22 @@ absl::StatusOr<std::vector<TrainingExample>> ReadTrainingExamples(const std::str
   absl::StatusOr<std::vector<TextDialogue>> dialogues = ReadTextDialogues(path, format, options);
   if (!dialogues.ok()) return dialogues.status();
   return RenderExamples(*dialogues, options);
+}
+
+absl::StatusOr<std::vector<TrainingExample>> WeightExamples(std::vector<TrainingExample> examples,
+                                                            double w) {
+  if (!(w >= 0.0) || !std::isfinite(w)) {
+    return absl::InvalidArgumentError(absl::StrCat("weight ", w, " is not a number >= 0"));
+  }
+  if (w == 1.0) return examples;
+  std::vector<TrainingExample> out;
+  out.reserve(static_cast<size_t>(static_cast<double>(examples.size()) * w) + 1);
+  for (size_t i = 0; i < examples.size(); ++i) {
+    const double before = std::floor(static_cast<double>(i) * w);
+    const double after = std::floor(static_cast<double>(i + 1) * w);
+    for (double k = before; k < after; k += 1.0) out.push_back(examples[i]);
+  }
+  return out;
 }
 
 absl::Status WriteTrainingText(const std::vector<TrainingExample>& examples,

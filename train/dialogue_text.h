@@ -152,6 +152,14 @@ std::shared_ptr<const domain::Domain> PromptDomain(const std::string& system_pro
 std::string InsertPlaceholders(absl::string_view reply,
                                const std::map<std::string, std::string>& slots);
 
+// The examples of one data set weighted in a mix: example i appears
+// floor((i + 1) w) - floor(i w) times, consecutively, so w = 4 gives every example four times,
+// w = 0.5 every second one (the 2nd, 4th, ...), w = 1 the examples as they are. Used to give
+// small data sets more weight in a training text than their size. INVALID_ARGUMENT when w is
+// negative or not finite.
+absl::StatusOr<std::vector<TrainingExample>> WeightExamples(std::vector<TrainingExample> examples,
+                                                            double w);
+
 // Writes the examples' texts, each followed by "\n" (the trainer drops one "\n" after
 // every "<|endoftext|>"). INTERNAL naming the file on a write error.
 absl::Status WriteTrainingText(const std::vector<TrainingExample>& examples,

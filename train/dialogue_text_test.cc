@@ -1,5 +1,6 @@
 #include "train/dialogue_text.h"
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -153,6 +154,24 @@ TEST(DialogueTextTest, BadFilesAreNamedWithTheirLine) {
             absl::StatusCode::kNotFound);
   EXPECT_EQ(ParseTextFormat("woz").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(*ParseTextFormat("taskmaster"), TextFormat::kTaskmaster);
+}
+
+TEST(DialogueTextTest, WeightExamplesRepeatsOrThinsEvenly) {
+  std::vector<TrainingExample> examples(5);
+  for (size_t i = 0; i < examples.size(); ++i) examples[i].reply = std::to_string(i);
+  auto replies = [](const std::vector<TrainingExample>& v) {
+    std::string out;
+    for (const TrainingExample& e : v) out += e.reply;
+    return out;
+  };
+  EXPECT_EQ(replies(*WeightExamples(examples, 1.0)), "01234");
+  EXPECT_EQ(replies(*WeightExamples(examples, 3.0)), "000111222333444");
+  EXPECT_EQ(replies(*WeightExamples(examples, 0.5)), "13");
+  EXPECT_EQ(replies(*WeightExamples(examples, 1.5)), "0112334");
+  EXPECT_TRUE(WeightExamples(examples, 0.0)->empty());
+  EXPECT_NE(WeightExamples(examples, -1.0).status().message().find("weight -1"),
+            absl::string_view::npos);
+  EXPECT_FALSE(WeightExamples(examples, std::nan("")).ok());
 }
 
 }  // namespace

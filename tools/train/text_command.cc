@@ -11,6 +11,7 @@ void AddTextCommand(CLI::App& app) {
   struct Flags {
     std::vector<std::string> data;
     std::vector<std::string> formats;
+    std::vector<double> weights;
     std::string split = "train";
     std::string out;
     int max_history = 3;
@@ -25,6 +26,9 @@ void AddTextCommand(CLI::App& app) {
   cmd->add_option("--format", flags->formats,
                   "sgd|multiwoz21|taskmaster|bitext|camrest, one per --data (or one for all)")
       ->required();
+  cmd->add_option("--weights", flags->weights,
+                  "one per --data: each example appears about w times (4: four times, 0.5: every "
+                  "second one); default 1 each");
   cmd->add_option("--split", flags->split, "train, dev, ...")->capture_default_str();
   cmd->add_option("--out", flags->out, "output text file")->required();
   cmd->add_option("--max-history", flags->max_history, "earlier turns per example")->capture_default_str();
@@ -35,6 +39,11 @@ void AddTextCommand(CLI::App& app) {
   cmd->final_callback([flags] {
     if (flags->formats.size() != 1 && flags->formats.size() != flags->data.size()) {
       std::fprintf(stderr, "helpline-train text: give one --format, or one per --data\n");
+      throw CLI::RuntimeError(2);
+    }
+    if (!flags->weights.empty() && flags->weights.size() != flags->data.size()) {
+      std::fprintf(stderr, "helpline-train text: --weights: give one per --data (%zu), not %zu\n",
+                   flags->data.size(), flags->weights.size());
       throw CLI::RuntimeError(2);
     }
     TextOptions options;
@@ -53,10 +62,20 @@ void AddTextCommand(CLI::App& app) {
         std::fprintf(stderr, "helpline-train text: %s\n", std::string(examples.status().message()).c_str());
         throw CLI::RuntimeError(2);
       }
+      const size_t read = examples->size();
+      if (!flags->weights.empty()) {
+        examples = WeightExamples(*std::move(examples), flags->weights[i]);
+        if (!examples.ok()) {
+          std::fprintf(stderr, "helpline-train text: --weights for %s: %s\n", flags->data[i].c_str(),
+                       std::string(examples.status().message()).c_str());
+          throw CLI::RuntimeError(2);
+        }
+      }
       size_t bytes = 0;
       for (const TrainingExample& e : *examples) bytes += e.prompt.size() + e.reply.size();
-      std::fprintf(stderr, "helpline-train text: %s (%s): %zu examples, %zu bytes\n", flags->data[i].c_str(),
-                   std::string(TextFormatName(*format)).c_str(), examples->size(), bytes);
+      std::fprintf(stderr, "helpline-train text: %s (%s): %zu examples, %zu in the text, %zu bytes\n",
+                   flags->data[i].c_str(), std::string(TextFormatName(*format)).c_str(), read,
+                   examples->size(), bytes);
       all.insert(all.end(), std::make_move_iterator(examples->begin()), std::make_move_iterator(examples->end()));
     }
     if (absl::Status s = WriteTrainingText(all, flags->out); !s.ok()) {
