@@ -10,7 +10,7 @@
 namespace helpline::generation {
 
 void App::ApplyDefaults(v1::GenerationConfig& config) {
-  if (config.default_max_tokens() == 0) config.set_default_max_tokens(128);
+  if (config.default_max_tokens() == 0) config.set_default_max_tokens(kDefaultMaxTokens);
   if (config.max_tokens_limit() == 0) config.set_max_tokens_limit(512);
   if (config.max_candidates() == 0) config.set_max_candidates(8);
 }

@@ -18,7 +18,7 @@ namespace helpline::generation {
 
 class App {
  public:
-  // Fills defaults of the generation fields left 0 (default_max_tokens 128,
+  // Fills defaults of the generation fields left 0 (default_max_tokens 192,
   // max_tokens_limit 512, max_candidates 8).
   static void ApplyDefaults(v1::GenerationConfig& config);
 

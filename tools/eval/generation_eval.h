@@ -43,6 +43,7 @@
 #include "helpline/generation/v1/generation_service.pb.h"
 #include "lm/model/gpt2.h"
 #include "services/generation/decoding.h"
+#include "services/generation/generator.h"
 #include "services/generation/reply/chrf.h"
 #include "services/generation/reply/reply_chooser.h"
 #include "train/dialogue_text.h"
@@ -123,7 +124,7 @@ struct GenerationEvalOptions {
   uint64_t seed = 1;
   int threads = 2;
   // Tokens per reply, as the service's default_max_tokens.
-  int max_tokens = 128;
+  int max_tokens = static_cast<int>(generation::kDefaultMaxTokens);
   // The n-gram repeat ban of decoding (lm::SamplingOptions); the service's default.
   int no_repeat_ngram = generation::kDefaultNoRepeatNgram;
   // Candidates per reply (the greedy one, then samples at candidate_temperature); the
