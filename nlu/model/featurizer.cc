@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/domain/text.h"
@@ -154,6 +155,73 @@ Featurizer Featurizer::Build(const std::vector<std::string>& texts, int min_coun
   }
   f.Index();
   return f;
+}
+
+Featurizer Featurizer::BuildWith(const std::vector<std::string>& texts, const Featurizer& extra) {
+  Featurizer f = Build(texts);
+  std::set<std::string> words(f.words_.begin() + 2, f.words_.end());
+  if (extra.words_.size() > 2) words.insert(extra.words_.begin() + 2, extra.words_.end());
+  std::set<std::string> char_ngrams(f.char_ngrams_.begin(), f.char_ngrams_.end());
+  char_ngrams.insert(extra.char_ngrams_.begin(), extra.char_ngrams_.end());
+  f.words_ = {"<pad>", "<unk>"};
+  f.words_.insert(f.words_.end(), words.begin(), words.end());
+  f.char_ngrams_.assign(char_ngrams.begin(), char_ngrams.end());
+  f.Index();
+  return f;
+}
+
+namespace {
+
+// The keys of `counts` seen at least `min_count` times, the `max_size` most frequent of them
+// (ties by text), in sorted order.
+std::vector<std::string> MostFrequent(const absl::flat_hash_map<std::string, int64_t>& counts,
+                                      int min_count, size_t max_size) {
+  std::vector<std::pair<int64_t, std::string>> items;
+  for (const auto& [key, n] : counts) {
+    if (n >= min_count) items.emplace_back(-n, key);
+  }
+  std::sort(items.begin(), items.end());
+  if (items.size() > max_size) items.resize(max_size);
+  std::vector<std::string> out;
+  out.reserve(items.size());
+  for (auto& item : items) out.push_back(std::move(item.second));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+Featurizer Featurizer::BuildCapped(const std::vector<std::string>& texts, int min_count,
+                                   size_t max_words, size_t max_char_ngrams,
+                                   std::vector<int64_t>* word_counts) {
+  absl::flat_hash_map<std::string, int64_t> words, char_ngrams;
+  for (const std::string& t : texts) {
+    for (const Token& token : Tokenize(t)) ++words[token.norm];
+  }
+  // Character n-grams weighted by word frequency (every occurrence of a word counts).
+  for (const auto& [w, n] : words) {
+    for (std::string& g : CharNgrams(w)) char_ngrams[std::move(g)] += n;
+  }
+  Featurizer f;
+  f.words_ = {"<pad>", "<unk>"};
+  for (std::string& w : MostFrequent(words, min_count, max_words)) f.words_.push_back(std::move(w));
+  f.char_ngrams_ = MostFrequent(char_ngrams, min_count, max_char_ngrams);
+  f.Index();
+  if (word_counts != nullptr) {
+    word_counts->assign(f.words_.size(), 0);
+    for (size_t i = 2; i < f.words_.size(); ++i) (*word_counts)[i] = words.at(f.words_[i]);
+  }
+  return f;
+}
+
+int64_t Featurizer::FindWord(absl::string_view norm) const {
+  auto it = word_index_.find(norm);
+  return it == word_index_.end() ? -1 : it->second;
+}
+
+int64_t Featurizer::FindCharNgram(absl::string_view ngram) const {
+  auto it = char_ngram_index_.find(ngram);
+  return it == char_ngram_index_.end() ? -1 : it->second;
 }
 
 void Featurizer::Index() {

@@ -58,11 +58,29 @@ class Featurizer {
   // least `min_count` times).
   static Featurizer Build(const std::vector<std::string>& texts, int min_count = 1);
 
+  // Build(texts) with the words and character n-grams of `extra` added (a pretrained
+  // encoder's vocabulary, so that words met in pretraining but not in `texts` keep their
+  // pretrained embedding). Sentence n-grams come from `texts` only.
+  static Featurizer BuildWith(const std::vector<std::string>& texts, const Featurizer& extra);
+
+  // The vocabulary of a pretraining corpus: the `max_words` most frequent words and the
+  // `max_char_ngrams` most frequent character n-grams seen at least `min_count` times (ties
+  // by text; ids in sorted order); no sentence n-grams. `word_counts` (when not null)
+  // receives the count of every word id (0 for <pad> and <unk>).
+  static Featurizer BuildCapped(const std::vector<std::string>& texts, int min_count,
+                                size_t max_words, size_t max_char_ngrams,
+                                std::vector<int64_t>* word_counts = nullptr);
+
   Features Featurize(absl::string_view text) const;
 
   int64_t num_words() const { return static_cast<int64_t>(words_.size()); }
   int64_t num_char_ngrams() const { return static_cast<int64_t>(char_ngrams_.size()); }
   int64_t num_sentence_ngrams() const { return static_cast<int64_t>(sentence_ngrams_.size()); }
+  const std::vector<std::string>& words() const { return words_; }
+  const std::vector<std::string>& char_ngrams() const { return char_ngrams_; }
+  // Id of a normalized word / character n-gram, or -1 when it is not in the vocabulary.
+  int64_t FindWord(absl::string_view norm) const;
+  int64_t FindCharNgram(absl::string_view ngram) const;
 
   // {"words": [...], "char_ngrams": [...], "sentence_ngrams": [...]} (ids = positions).
   nlohmann::json ToJson() const;

@@ -19,59 +19,14 @@
 #include "nlu/data/readers.h"
 #include "nlu/metrics/utterance_metrics.h"
 #include "nlu/model/featurizer.h"
+#include "nlu/model/pretrain.h"
+#include "nlu/model/torch_batch.h"
 #include "nlu/model/torch_safetensors.h"
 
 namespace helpline::nlu::model {
 namespace {
 
 namespace F = torch::nn::functional;
-
-struct Batch {
-  torch::Tensor words, shapes;           // [B, T] int64
-  torch::Tensor char_ids, char_offsets;  // flat ids, [B * T] offsets
-  torch::Tensor sent_ids, sent_offsets;  // flat ids, [B] offsets
-  torch::Tensor lengths;                 // [B] int64
-  torch::Tensor mask;                    // [B, T] bool
-};
-
-// Every item has at least one token.
-Batch MakeBatch(const std::vector<const Features*>& items) {
-  const int64_t b = static_cast<int64_t>(items.size());
-  int64_t t = 1;
-  for (const Features* f : items) t = std::max<int64_t>(t, f->tokens.size());
-  std::vector<int64_t> words(b * t, 0), shapes(b * t, 0), lengths(b), char_ids, char_offsets,
-      sent_ids, sent_offsets;
-  std::vector<uint8_t> mask(b * t, 0);
-  char_offsets.reserve(b * t);
-  for (int64_t i = 0; i < b; ++i) {
-    const Features& f = *items[i];
-    const int64_t n = static_cast<int64_t>(f.tokens.size());
-    lengths[i] = n;
-    for (int64_t j = 0; j < t; ++j) {
-      char_offsets.push_back(static_cast<int64_t>(char_ids.size()));
-      if (j >= n) continue;
-      words[i * t + j] = f.word_ids[j];
-      shapes[i * t + j] = f.shape_ids[j];
-      mask[i * t + j] = 1;
-      char_ids.insert(char_ids.end(), f.char_ngrams[j].begin(), f.char_ngrams[j].end());
-    }
-    sent_offsets.push_back(static_cast<int64_t>(sent_ids.size()));
-    sent_ids.insert(sent_ids.end(), f.sentence_ngrams.begin(), f.sentence_ngrams.end());
-  }
-  auto longs = [](const std::vector<int64_t>& v, std::vector<int64_t> shape) {
-    return torch::from_blob(const_cast<int64_t*>(v.data()), shape, torch::kInt64).clone();
-  };
-  Batch batch;
-  batch.words = longs(words, {b, t});
-  batch.shapes = longs(shapes, {b, t});
-  batch.char_ids = longs(char_ids, {static_cast<int64_t>(char_ids.size())});
-  batch.char_offsets = longs(char_offsets, {b * t});
-  batch.sent_ids = longs(sent_ids, {static_cast<int64_t>(sent_ids.size())});
-  batch.sent_offsets = longs(sent_offsets, {b});
-  batch.lengths = longs(lengths, {b});
-  batch.mask = torch::from_blob(mask.data(), {b, t}, torch::kUInt8).to(torch::kBool);
-  return batch;
-}
 
 struct Output {
   torch::Tensor intent_logits;  // [B, C]
@@ -270,6 +225,41 @@ double Nll(const std::vector<torch::Tensor>& logits, const torch::Tensor& gold, 
   return -p.gather(1, gold.unsqueeze(1)).clamp_min(1e-12).log().mean().item<double>();
 }
 
+// Copies `src` (shape [rows, dim]) row by row into `dst` where `map[i]` >= 0 is the source row
+// of destination row i.
+void CopyRows(const EncoderTensor& src, const std::vector<int64_t>& map, torch::Tensor dst) {
+  const int64_t dim = dst.size(1);
+  float* out = dst.data_ptr<float>();
+  for (size_t i = 0; i < map.size(); ++i) {
+    if (map[i] < 0) continue;
+    std::copy_n(src.values.data() + map[i] * dim, dim, out + i * dim);
+  }
+}
+
+// The token embeddings (by word / n-gram text) and the BiGRU (by parameter name) of `net`
+// from the pretrained encoder. Rows of words the encoder does not know keep their random
+// start; <pad> stays zero.
+void InitFromEncoder(const PretrainedEncoder& encoder, const Featurizer& featurizer, NetImpl& net) {
+  torch::NoGradGuard no_grad;
+  const Featurizer& source = encoder.featurizer();
+  const auto& tensors = encoder.tensors();
+  std::vector<int64_t> word_map(featurizer.num_words(), -1);
+  word_map[Featurizer::kUnknown] = Featurizer::kUnknown;
+  for (size_t i = 2; i < word_map.size(); ++i) word_map[i] = source.FindWord(featurizer.words()[i]);
+  CopyRows(tensors.at("word.weight"), word_map, net.word->weight);
+  std::vector<int64_t> char_map(featurizer.num_char_ngrams(), -1);
+  for (size_t i = 0; i < char_map.size(); ++i) {
+    char_map[i] = source.FindCharNgram(featurizer.char_ngrams()[i]);
+  }
+  if (!char_map.empty()) CopyRows(tensors.at("chars.weight"), char_map, net.chars->weight);
+  for (const auto& item : net.named_parameters()) {
+    const std::string& name = item.key();
+    if (name != "shape.weight" && name.rfind("gru.", 0) != 0) continue;
+    const EncoderTensor& t = tensors.at(name);
+    torch::Tensor dst = item.value();
+    std::copy(t.values.begin(), t.values.end(), dst.data_ptr<float>());
+  }
+}
 
 }  // namespace
 
@@ -319,6 +309,17 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
   if (options.epochs <= 0 || options.batch_size <= 0 || options.config.ensemble <= 0) {
     return absl::InvalidArgumentError("epochs, batch size and ensemble must be positive");
   }
+  if (options.init_encoder != nullptr &&
+      (options.init_encoder->embedding_dim() != options.config.embedding_dim ||
+       options.init_encoder->hidden_dim() != options.config.hidden_dim)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the pretrained encoder has embedding dim ", options.init_encoder->embedding_dim(),
+        " and hidden dim ", options.init_encoder->hidden_dim(), ", the model ",
+        options.config.embedding_dim, " and ", options.config.hidden_dim));
+  }
+  if (options.label_smoothing < 0 || options.label_smoothing >= 1) {
+    return absl::InvalidArgumentError("label smoothing must be in [0, 1)");
+  }
   std::vector<data::UtteranceExample> train = train_in, dev = dev_in;
   if (dev.empty()) {
     // Hold out every tenth example of each intent (after a seeded shuffle) when it has >= 5.
@@ -358,7 +359,9 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
   {
     std::vector<std::string> texts;
     for (const auto& e : train) texts.push_back(e.text);
-    impl->featurizer = Featurizer::Build(texts);
+    impl->featurizer = options.init_encoder == nullptr
+                           ? Featurizer::Build(texts)
+                           : Featurizer::BuildWith(texts, options.init_encoder->featurizer());
   }
   std::map<std::string, int64_t> intent_index;
   for (size_t i = 0; i < info.intents.size(); ++i) intent_index[info.intents[i]] = i;
@@ -385,6 +388,9 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
       torch::manual_seed(options.seed + m);
       std::mt19937_64 rng(options.seed + m);
       Net net = impl->NewNet();
+      if (options.init_encoder != nullptr) {
+        InitFromEncoder(*options.init_encoder, impl->featurizer, *net);
+      }
       net->train();
       torch::optim::Adam optimizer(net->parameters(),
                                    torch::optim::AdamOptions(options.learning_rate));
@@ -417,7 +423,9 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
           torch::Tensor gold_t =
               torch::from_blob(gold.data(), {static_cast<int64_t>(gold.size())}, torch::kInt64)
                   .clone();
-          torch::Tensor loss = F::cross_entropy(out.intent_logits, gold_t);
+          torch::Tensor loss = F::cross_entropy(
+              out.intent_logits, gold_t,
+              F::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing));
           if (has_tags) {
             std::vector<int64_t> tags(items.size() * max_len, -100);
             for (size_t i = lo; i < hi; ++i) {

@@ -57,8 +57,16 @@ struct TrainProgress {
   double elapsed_seconds = 0;
 };
 
+class PretrainedEncoder;  // pretrain.h
+
 struct TrainOptions {
   NluModelConfig config;
+  // When set (not owned; must outlive Train): the vocabulary is the training texts' plus the
+  // encoder's, and every member's token embeddings and BiGRU start from the encoder's
+  // weights (pretrain.h). Its dims must equal config.embedding_dim / hidden_dim.
+  const PretrainedEncoder* init_encoder = nullptr;
+  // Intent cross-entropy with label smoothing (0: none).
+  double label_smoothing = 0.0;
   uint64_t seed = 1;
   int epochs = 15;
   int batch_size = 32;
