@@ -211,6 +211,79 @@ void DialogueContext::AddSystemTurn(const data::Turn& turn) {
   }
 }
 
+Snapshot DialogueContext::snapshot() const {
+  Snapshot out;
+  const auto service_name = [&](int i) { return i >= 0 ? services[i]->name : std::string(); };
+  const auto slot_name = [&](int i, int j) {
+    return i >= 0 && j >= 0 ? services[i]->slots[j].name : std::string();
+  };
+  for (size_t i = 0; i < services.size(); ++i) {
+    if (!values[i].empty()) out.values[services[i]->name] = values[i];
+    out.intents[services[i]->name] = intents[i];
+  }
+  for (const SystemAct& act : system_acts) {
+    out.system_acts.push_back(
+        {act.act, service_name(act.service), slot_name(act.service, act.slot), act.values});
+  }
+  out.system_utterance = system_utterance;
+  for (const HistoryValue& h : history) {
+    out.history.push_back({service_name(h.service), slot_name(h.service, h.slot), h.value,
+                           h.from_system, h.turn});
+  }
+  out.user_turn = user_turn;
+  return out;
+}
+
+void DialogueContext::Restore(const Snapshot& snapshot) {
+  // Exact names: a snapshot holds the schema's own names (FindSlot would also match loosely).
+  const auto find_service = [&](const std::string& name) {
+    for (size_t i = 0; i < services.size(); ++i) {
+      if (services[i]->name == name) return static_cast<int>(i);
+    }
+    return -1;
+  };
+  const auto find_slot = [&](int service, const std::string& name) {
+    if (service < 0) return -1;
+    const auto& slots = services[service]->slots;
+    for (size_t j = 0; j < slots.size(); ++j) {
+      if (slots[j].name == name) return static_cast<int>(j);
+    }
+    return -1;
+  };
+  values.assign(services.size(), {});
+  intents.assign(services.size(), kNoIntent);
+  system_acts.clear();
+  history.clear();
+  for (const auto& [service_name, slots] : snapshot.values) {
+    const int i = find_service(service_name);
+    for (const auto& [slot, value] : slots) {
+      if (find_slot(i, slot) >= 0) values[i][slot] = value;
+    }
+  }
+  for (const auto& [service_name, intent] : snapshot.intents) {
+    const int i = find_service(service_name);
+    if (i < 0) continue;
+    for (const data::IntentSchema& x : services[i]->intents) {
+      if (x.name == intent) intents[i] = intent;
+    }
+  }
+  for (const Snapshot::Act& act : snapshot.system_acts) {
+    SystemAct out;
+    out.act = act.act;
+    out.service = find_service(act.service);
+    out.slot = find_slot(out.service, act.slot);
+    out.values = act.values;
+    system_acts.push_back(std::move(out));
+  }
+  system_utterance = snapshot.system_utterance;
+  for (const Snapshot::Value& h : snapshot.history) {
+    const int i = find_service(h.service);
+    const int j = find_slot(i, h.slot);
+    if (j >= 0) history.push_back({i, j, h.value, h.from_system, h.turn});
+  }
+  user_turn = snapshot.user_turn;
+}
+
 void DialogueContext::SetValue(int service, int slot, const std::string& value) {
   values[service][services[service]->slots[slot].name] = value;
   if (value != "dontcare") history.push_back({service, slot, value, false, user_turn});

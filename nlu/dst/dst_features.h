@@ -71,6 +71,39 @@ struct SystemAct {
   std::vector<std::string> values;
 };
 
+// What a session knows between two user turns, by service and slot names: the dialogue
+// context (DialogueContext below) and the context GRU's state. A stateless service keeps it
+// in the dialogue state and resumes the session from it (DstModel::ResumeSession); a resumed
+// session predicts exactly what the uninterrupted one would.
+struct Snapshot {
+  // The context GRU's state (DstModelConfig::model_dim floats); empty: zeros (a new dialogue).
+  std::vector<float> context_vector;
+  // Per service name: slot name -> value.
+  std::map<std::string, std::map<std::string, std::string>> values;
+  // Per service name: the active intent (kNoIntent or absent: none).
+  std::map<std::string, std::string> intents;
+  // A system act by names ("" service or slot: one the dialogue did not know).
+  struct Act {
+    std::string act;
+    std::string service;
+    std::string slot;
+    std::vector<std::string> values;
+  };
+  // The last system turn's acts and utterance.
+  std::vector<Act> system_acts;
+  std::string system_utterance;
+  // A value met in the dialogue (HistoryValue by names).
+  struct Value {
+    std::string service;
+    std::string slot;
+    std::string value;
+    bool from_system = false;
+    int turn = 0;
+  };
+  std::vector<Value> history;
+  int user_turn = 0;
+};
+
 // A value met in the dialogue: a state value or a system act's value, with its slot.
 struct HistoryValue {
   int service = 0;
@@ -93,6 +126,13 @@ struct DialogueContext {
   int user_turn = 0;  // user turns seen so far
 
   explicit DialogueContext(std::vector<const data::ServiceSchema*> dialogue_services);
+
+  // The context by names (no pointers), for a stateless service to carry between turns.
+  Snapshot snapshot() const;
+  // Replaces this context with `snapshot` (services, slots and acts are matched by name).
+  // Values, intents, acts and history entries of services or slots this context does not
+  // know are skipped, so a state written under an older domain still resumes.
+  void Restore(const Snapshot& snapshot);
 
   // Records a system turn (its acts replace the previous ones; values join the history).
   // Acts of services or slots the dialogue does not know are kept without slot (MultiWOZ's

@@ -769,6 +769,21 @@ class TorchDstSession : public DstSession {
     return std::vector<float>(h.data_ptr<float>(), h.data_ptr<float>() + h.numel());
   }
 
+  Snapshot snapshot() const override {
+    Snapshot out = context_.snapshot();
+    out.context_vector = context_vector();
+    return out;
+  }
+
+  // Continues from `snapshot` (ResumeSession checked the vector's size).
+  void Restore(const Snapshot& snapshot) {
+    context_.Restore(snapshot);
+    if (snapshot.context_vector.empty()) return;
+    torch::InferenceMode guard;
+    hidden_ = torch::tensor(snapshot.context_vector, torch::kFloat32)
+                  .reshape({1, 1, model_.config.model_dim()});
+  }
+
  private:
   std::map<std::string, data::FrameState> Track(absl::string_view utterance) {
     torch::InferenceMode guard;
@@ -1145,6 +1160,24 @@ absl::StatusOr<std::unique_ptr<DstSession>> DstModel::NewSession(
   if (services.empty()) return absl::InvalidArgumentError("a dialogue needs at least one service");
   try {
     return std::unique_ptr<DstSession>(new TorchDstSession(*impl_, services));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<DstSession>> DstModel::ResumeSession(
+    const std::vector<const data::ServiceSchema*>& services, const Snapshot& snapshot) const {
+  const size_t dim = static_cast<size_t>(impl_->config.model_dim());
+  if (!snapshot.context_vector.empty() && snapshot.context_vector.size() != dim) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("context vector: ", snapshot.context_vector.size(),
+                     " floats where this model's context GRU has ", dim));
+  }
+  if (services.empty()) return absl::InvalidArgumentError("a dialogue needs at least one service");
+  try {
+    auto session = std::make_unique<TorchDstSession>(*impl_, services);
+    session->Restore(snapshot);
+    return std::unique_ptr<DstSession>(std::move(session));
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
   }

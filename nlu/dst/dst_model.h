@@ -40,6 +40,7 @@
 #include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
 #include "nlu/data/dataset.h"
+#include "nlu/dst/dst_features.h"
 #include "nlu/model/nlu_model.h"
 
 namespace helpline::nlu::dst {
@@ -101,6 +102,8 @@ class DstSession {
       absl::string_view utterance) = 0;
   // The context GRU's state after the last user turn (model_dim floats; zeros before).
   virtual std::vector<float> context_vector() const = 0;
+  // Everything the session knows (context and GRU state), for DstModel::ResumeSession.
+  virtual Snapshot snapshot() const = 0;
 };
 
 class DstModel {
@@ -127,6 +130,14 @@ class DstModel {
   // INVALID_ARGUMENT when `services` is empty.
   absl::StatusOr<std::unique_ptr<DstSession>> NewSession(
       const std::vector<const data::ServiceSchema*>& services) const;
+
+  // A session that continues from `snapshot` (a DstSession::snapshot of a session over the
+  // same services, possibly of another process): it predicts the next turns exactly as the
+  // session the snapshot was taken from would. Names the snapshot has and `services` lack
+  // are skipped (a domain that changed); an empty context vector starts from zeros.
+  // INVALID_ARGUMENT when `services` is empty or the vector is not model_dim floats.
+  absl::StatusOr<std::unique_ptr<DstSession>> ResumeSession(
+      const std::vector<const data::ServiceSchema*>& services, const Snapshot& snapshot) const;
 
   const DstModelConfig& config() const;
   // The record of the training run (data, seed, epochs, time, label counts, services seen).

@@ -157,6 +157,85 @@ TEST(DstModel, ContextVectorMoves) {
   EXPECT_NE((*session)->context_vector(), before);
 }
 
+// A stateless service resumes the session from a snapshot at every turn: after each user
+// turn of each dialogue, a session resumed from the snapshot (through a copy, as another
+// process would get it) predicts the rest of the dialogue exactly as the uninterrupted one,
+// states and context vectors alike.
+TEST(DstModel, ResumedSessionEqualsTheUninterruptedOne) {
+  const DstModel& model = Trained();
+  const data::DialogueDataset test = testing::ShopDialogues(3, 4);
+  const data::ServiceSchema* service = &test.services[0];
+  int compared = 0;
+  for (const data::Dialogue& d : test.dialogues) {
+    for (size_t cut = 0; cut < d.turns.size(); ++cut) {
+      if (d.turns[cut].speaker != data::Speaker::kUser) continue;
+      auto whole = model.NewSession({service});
+      ASSERT_TRUE(whole.ok());
+      std::unique_ptr<DstSession> resumed;
+      for (size_t i = 0; i < d.turns.size(); ++i) {
+        const data::Turn& turn = d.turns[i];
+        if (turn.speaker == data::Speaker::kSystem) {
+          ASSERT_TRUE((*whole)->SystemTurn(turn).ok());
+          if (resumed != nullptr) {
+            ASSERT_TRUE(resumed->SystemTurn(turn).ok());
+          }
+          continue;
+        }
+        auto a = (*whole)->UserTurn(turn.utterance);
+        ASSERT_TRUE(a.ok());
+        if (resumed != nullptr) {
+          auto b = resumed->UserTurn(turn.utterance);
+          ASSERT_TRUE(b.ok());
+          EXPECT_EQ((*b)[service->name].slot_values, (*a)[service->name].slot_values)
+              << d.id << " cut " << cut << " turn " << i;
+          EXPECT_EQ((*b)[service->name].active_intent, (*a)[service->name].active_intent);
+          EXPECT_EQ((*b)[service->name].requested_slots, (*a)[service->name].requested_slots);
+          EXPECT_EQ(resumed->context_vector(), (*whole)->context_vector());
+          ++compared;
+        }
+        if (i == cut) {
+          const Snapshot copy = (*whole)->snapshot();
+          ASSERT_EQ(copy.context_vector, (*whole)->context_vector());
+          auto r = model.ResumeSession({service}, copy);
+          ASSERT_TRUE(r.ok()) << r.status();
+          resumed = *std::move(r);
+        }
+      }
+    }
+  }
+  EXPECT_GT(compared, 30);
+}
+
+// What the resumed session needs and the snapshot lacks: without the GRU state (an older
+// dialogue state) it starts from zeros and still tracks; a vector of another size is refused.
+TEST(DstModel, ResumeWithoutVectorOrWithAWrongOne) {
+  const DstModel& model = Trained();
+  const data::DialogueDataset test = testing::ShopDialogues(1, 3);
+  const data::ServiceSchema* service = &test.services[0];
+  const data::Dialogue& d = test.dialogues[0];
+  Snapshot snapshot;
+  snapshot.values["Shop_1"]["city"] = "Rome";
+  snapshot.values["Shop_1"]["no_such_slot"] = "x";
+  snapshot.values["Other_9"]["city"] = "x";
+  snapshot.intents["Shop_1"] = "TrackOrder";
+  auto session = model.ResumeSession({service}, snapshot);
+  ASSERT_TRUE(session.ok()) << session.status();
+  EXPECT_EQ((*session)->context_vector(),
+            std::vector<float>(static_cast<size_t>(model.config().model_dim()), 0.0f));
+  ASSERT_TRUE((*session)->SystemTurn(d.turns[1]).ok());  // REQUEST order_id
+  auto state = (*session)->UserTurn(d.turns[2].utterance);
+  ASSERT_TRUE(state.ok());
+  const auto& values = (*state)["Shop_1"].slot_values;
+  EXPECT_EQ(values.at("city"), std::vector<std::string>{"Rome"});  // carried over
+  EXPECT_EQ(values.at("order_id"), std::vector<std::string>{d.turns[2].utterance});
+  EXPECT_EQ(values.count("no_such_slot"), 0u);
+
+  snapshot.context_vector = {0.5f, 0.25f};
+  auto wrong = model.ResumeSession({service}, snapshot);
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(wrong.status().message(), HasSubstr("2 floats"));
+}
+
 TEST(DstModel, EmptyUtteranceKeepsTheState) {
   const DstModel& model = Trained();
   const data::DialogueDataset test = testing::ShopDialogues(1);

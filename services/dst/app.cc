@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "common/status/status.h"
+#include "services/dst/dialogue_model.h"
 #include "services/dst/model_scorer.h"
 
 namespace helpline::dst {
@@ -22,6 +23,14 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::DstConfig& config) {
   if (!config.model_dir().empty()) {
     HELPLINE_ASSIGN_OR_RETURN(app->model_, LoadModel(config.model_dir(), app->domain_));
     tracker_options.model = app->model_;
+  }
+  if (!config.dialogue_model_dir().empty()) {
+    HELPLINE_ASSIGN_OR_RETURN(app->dialogue_model_,
+                              LoadDialogueModel(config.dialogue_model_dir(), *app->domain_));
+    tracker_options.dialogue_model = app->dialogue_model_;
+  }
+  if (app->model_ != nullptr || app->dialogue_model_ != nullptr) {
+    // A model makes a turn cost a millisecond or more: off gRPC's callback threads.
     app->executor_ = std::make_unique<rpc::Executor>(
         config.server().worker_threads(), config.server().max_queued_requests(), "dst-worker");
   }
@@ -38,7 +47,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::DstConfig& config) {
                         {"domain", app->domain_->name},
                         {"intents", app->domain_->intents.size()},
                         {"slots", app->domain_->slots.size()},
-                        {"model_dir", config.model_dir()}});
+                        {"model_dir", config.model_dir()},
+                        {"dialogue_model_dir", config.dialogue_model_dir()}});
   return app;
 }
 
@@ -58,6 +68,22 @@ absl::StatusOr<std::shared_ptr<const UtteranceModel>> App::LoadModel(
              {"ensemble", (*model)->info().config.ensemble},
              {"load_ms", absl::ToDoubleMilliseconds(absl::Now() - start)}});
   return std::shared_ptr<const UtteranceModel>(*std::move(model));
+}
+
+absl::StatusOr<std::shared_ptr<const DialogueModel>> App::LoadDialogueModel(
+    const std::string& dir, const domain::Domain& domain) {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::unique_ptr<LearnedDialogueModel>> model =
+      LearnedDialogueModel::Load(dir, domain);
+  if (!model.ok()) {
+    return absl::Status(model.status().code(),
+                        absl::StrCat("dialogue_model_dir: ", model.status().message()));
+  }
+  log::Info("dialogue state tracker loaded",
+            {{"dialogue_model_dir", dir},
+             {"model", (*model)->name()},
+             {"load_ms", absl::ToDoubleMilliseconds(absl::Now() - start)}});
+  return std::shared_ptr<const DialogueModel>(*std::move(model));
 }
 
 App::~App() {

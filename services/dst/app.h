@@ -20,6 +20,7 @@ class App {
  public:
   // Checks the config (domain_file required, intent_threshold in [0, 1]), loads and
   // validates the domain file, loads `model_dir` when set and checks it against the domain,
+  // loads `dialogue_model_dir` when set (the learned tracker, zero-shot on the domain),
   // starts serving and turns ready. Errors name the field or the file and path within it
   // (`model_dir: model folder m does not match domain shop.yaml: intents missing in the
   // model: [refund]`). `config.server` must have had ApplyServerDefaults.
@@ -31,6 +32,8 @@ class App {
   int Run();
 
   rpc::Server& server() { return *server_; }
+  // The loaded learned dialogue state tracker; null without `dialogue_model_dir`.
+  const DialogueModel* dialogue_model() const { return dialogue_model_.get(); }
   // The loaded utterance model; null without `model_dir`.
   const UtteranceModel* model() const { return model_.get(); }
 
@@ -39,9 +42,13 @@ class App {
   // ModelUtteranceModel::Load with errors prefixed by the config field.
   static absl::StatusOr<std::shared_ptr<const UtteranceModel>> LoadModel(
       const std::string& dir, std::shared_ptr<const domain::Domain> domain);
+  // LearnedDialogueModel::Load with errors prefixed by the config field.
+  static absl::StatusOr<std::shared_ptr<const DialogueModel>> LoadDialogueModel(
+      const std::string& dir, const domain::Domain& domain);
 
   std::shared_ptr<const domain::Domain> domain_;
   std::shared_ptr<const UtteranceModel> model_;
+  std::shared_ptr<const DialogueModel> dialogue_model_;
   std::unique_ptr<Tracker> tracker_;
   // Workers for Track when a model makes a turn cost a millisecond; null without a model.
   std::unique_ptr<rpc::Executor> executor_;

@@ -2,7 +2,8 @@
 // turn and a turn with a prior state (the intent known, the order number asked for), in
 // English and Chinese. Run from the source tree or with HELPLINE_SOURCE_DIR set.
 // Also the trained utterance model on a 20-word turn (p50/p99 per call as counters) and a
-// tracker using it: the folder of HELPLINE_DST_MODEL_DIR, else one trained here first.
+// tracker using it: the folder of HELPLINE_DST_MODEL_DIR, else one trained here first; and a
+// tracker with the learned dialogue state tracker of HELPLINE_DST_DIALOGUE_MODEL_DIR.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include "benchmark/benchmark.h"
 #include "common/domain/domain.h"
 #include "common/metrics/metrics.h"
+#include "services/dst/dialogue_model.h"
 #include "services/dst/dst_service.h"
 #include "services/dst/model_scorer.h"
 #include "services/dst/model_testutil.h"
@@ -160,6 +162,64 @@ void BM_TrackWithModel(benchmark::State& state, TurnInput input) {
   }
 }
 BENCHMARK_CAPTURE(BM_TrackWithModel, en_20_words, FirstTurn(kTwentyWords, "en"))
+    ->Unit(benchmark::kMicrosecond);
+
+// The learned dialogue state tracker (nlu/dst) of HELPLINE_DST_DIALOGUE_MODEL_DIR on the shop
+// domain, zero-shot; the benchmarks below are skipped without it.
+std::shared_ptr<const LearnedDialogueModel> SharedDialogueModel() {
+  static const std::shared_ptr<const LearnedDialogueModel> model =
+      []() -> std::shared_ptr<const LearnedDialogueModel> {
+    const char* dir = std::getenv("HELPLINE_DST_DIALOGUE_MODEL_DIR");
+    if (dir == nullptr || *dir == '\0') return nullptr;
+    auto loaded = LearnedDialogueModel::Load(dir, **testutil::ShopDomain());
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "%s\n", loaded.status().ToString().c_str());
+      std::exit(1);
+    }
+    return std::shared_ptr<const LearnedDialogueModel>(*std::move(loaded));
+  }();
+  return model;
+}
+
+// A whole turn (Tracker::Track) with the learned tracker, timed one by one: the session is
+// resumed from the prior state's context, the turn tracked, the context written back. The
+// prior is the state after a first turn, so the context (vector, history, REQUEST) is full.
+void BM_TrackWithDialogueModel(benchmark::State& state, TurnInput input) {
+  std::shared_ptr<const LearnedDialogueModel> model = SharedDialogueModel();
+  if (model == nullptr) {
+    state.SkipWithError("set HELPLINE_DST_DIALOGUE_MODEL_DIR to a learned tracker folder");
+    return;
+  }
+  TrackerOptions options;
+  options.dialogue_model = model;
+  Tracker tracker(*testutil::ShopDomain(), options);
+  TurnInput first = FirstTurn("Hi, I need help with an order of mine.", "en");
+  auto prior = tracker.Track(first);
+  if (!prior.ok()) {
+    state.SkipWithError("first turn failed");
+    return;
+  }
+  input.prior = prior->state;
+  std::vector<double> ms;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    auto result = tracker.Track(input);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                           start)
+                     .count());
+    if (!result.ok()) state.SkipWithError("track failed");
+    benchmark::DoNotOptimize(result);
+  }
+  std::sort(ms.begin(), ms.end());
+  state.counters["p50_ms"] = ms[ms.size() / 2];
+  state.counters["p99_ms"] = ms[std::min(ms.size() - 1, ms.size() * 99 / 100)];
+  state.counters["max_ms"] = ms.back();
+}
+BENCHMARK_CAPTURE(BM_TrackWithDialogueModel, en_20_words, FirstTurn(kTwentyWords, "en"))
+    ->Iterations(1000)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_TrackWithDialogueModel, en_answer, FirstTurn("it is A-1234567", "en"))
+    ->Iterations(1000)
     ->Unit(benchmark::kMicrosecond);
 
 void BM_Score(benchmark::State& state, const char* text) {

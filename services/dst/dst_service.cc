@@ -48,6 +48,8 @@ absl::Status DstService::TrackOne(const v1::TrackRequest& request, v1::TrackResp
   input.language = request.language();
   input.evidence.assign(request.evidence().begin(), request.evidence().end());
   input.prior = prior;
+  // The reply the customer answers, for the learned tracker (the history's last turn).
+  if (!request.history().empty()) input.last_reply = request.history().rbegin()->reply();
   absl::StatusOr<TrackResult> result = tracker_.Track(input);
   if (!result.ok()) return result.status();
 

@@ -16,6 +16,8 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "nlu/dst/dst_model.h"
+#include "nlu/dst/dst_test_data.h"
 #include "services/dst/app.h"
 #include "services/dst/model_testutil.h"
 #include "tests/testing/shop_domain.h"
@@ -267,6 +269,133 @@ TEST(DstModelAppTest, MismatchingMissingOrBrokenModelStopsTheStart) {
   ASSERT_FALSE(app.ok());
   EXPECT_EQ(app.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(app.status().message(), HasSubstr("nlu_model.json"));
+}
+
+// A tiny learned tracker (nlu/dst) trained on nlu/dst's inline shop dialogues, whose service
+// services/dst/testdata/delivery.yaml writes as a domain; trained once (a few seconds).
+std::string DialogueModelDir() {
+  static const std::string dir = [] {
+    const std::string path = ::testing::TempDir() + "/dst_service_test_dialogue_model";
+    std::filesystem::remove_all(path);
+    nlu::dst::DstTrainOptions o;
+    o.config.embedding_dim = 24;
+    o.config.hidden_dim = 24;
+    o.config.schema_dim = 24;
+    o.config.mlp_dim = 48;
+    o.config.min_count = 1;
+    o.config.dropout = 0.1;
+    o.epochs = 30;
+    o.batch_dialogues = 4;
+    o.learning_rate = 5e-3;
+    nlu::model::SetTorchThreads(1);
+    auto model = nlu::dst::DstModel::Train(nlu::dst::testing::ShopDialogues(36), o, nullptr);
+    if (!model.ok() || !(*model)->Save(path).ok()) return std::string();
+    return path;
+  }();
+  return dir;
+}
+
+std::string DeliveryDomainPath() {
+  return absl::StrCat(SourceDir(), "/services/dst/testdata/delivery.yaml");
+}
+
+// One customer turn over gRPC after `prior` (whose reply asked what its state asks).
+v1::TrackResponse TrackTurn(v1::DialogueStateService::Stub& stub,
+                            const common::v1::DialogueState& prior, const std::string& text) {
+  v1::TrackRequest request;
+  request.set_user_text(text);
+  request.set_language("en");
+  *request.mutable_prior_state() = prior;
+  v1::TrackResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  const grpc::Status status = stub.Track(&context, request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return response;
+}
+
+// The learned tracker in the service: its context vector travels in the state and moves
+// every turn; the reply's question (REQUEST) is in the context for the next turn, so a bare
+// value answers it; an older state without context still works.
+TEST(DstDialogueModelAppTest, ContextTravelsInTheStateAndMovesEveryTurn) {
+  ASSERT_FALSE(DialogueModelDir().empty());
+  v1::DstConfig config = TestConfig(DeliveryDomainPath());
+  config.set_dialogue_model_dir(DialogueModelDir());
+  auto app = App::Create(config);
+  ASSERT_TRUE(app.ok()) << app.status();
+  ASSERT_NE((*app)->dialogue_model(), nullptr);
+  EXPECT_TRUE((*app)->server().ready());  // Create returns only after the model loaded.
+  auto stub = v1::DialogueStateService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*app)->server().grpc_port()),
+                          grpc::InsecureChannelCredentials()));
+
+  std::vector<common::v1::DialogueState> states = {common::v1::DialogueState()};
+  for (const char* text : {"where is my order", "CD204411", "please schedule the delivery",
+                           "Lisbon"}) {
+    states.push_back(TrackTurn(*stub, states.back(), text).state());
+  }
+  const size_t dim = 48;  // 2 x hidden_dim
+  for (size_t i = 1; i < states.size(); ++i) {
+    const common::v1::DialogueContext& c = states[i].context();
+    ASSERT_EQ(static_cast<size_t>(c.vector_size()), dim) << "turn " << i;
+    EXPECT_THAT(c.model(), HasSubstr("helpline-dst-1 dst_service_test_dialogue_model (48)"));
+    EXPECT_EQ(c.user_turns(), i);
+    EXPECT_THAT(c.services(), ElementsAre("delivery"));
+    const std::vector<float> now(c.vector().begin(), c.vector().end());
+    const auto& before = states[i - 1].context().vector();
+    EXPECT_NE(now, std::vector<float>(before.begin(), before.end())) << "turn " << i;
+  }
+  // Turn 1 asks for the order number: the context holds the reply's REQUEST.
+  EXPECT_EQ(states[1].active_intent(), "track_order");
+  ASSERT_EQ(states[1].context().system_acts_size(), 1);
+  EXPECT_EQ(states[1].context().system_acts(0).act(), "REQUEST");
+  EXPECT_EQ(states[1].context().system_acts(0).slot(), "order_id");
+  EXPECT_EQ(states[2].slots().at("order_id").value(), "CD204411");
+  // A new request, then a bare city right after the reply asked for it.
+  EXPECT_EQ(states[3].active_intent(), "schedule_delivery");
+  EXPECT_THAT(states[3].requested_slots(), ElementsAre("city"));
+  ASSERT_TRUE(states[4].slots().contains("city"));
+  EXPECT_EQ(states[4].slots().at("city").value(), "Lisbon");
+  EXPECT_EQ(states[4].slots().at("order_id").value(), "CD204411");  // carried over
+  // The history of values met is there for references.
+  bool city_in_history = false;
+  for (const auto& h : states[4].context().history()) {
+    city_in_history = city_in_history || (h.slot() == "city" && h.value() == "Lisbon");
+  }
+  EXPECT_TRUE(city_in_history);
+
+  // A state written without the learned tracker (no context): its memory starts at zeros.
+  common::v1::DialogueState old = states[3];
+  old.clear_context();
+  const common::v1::DialogueState resumed = TrackTurn(*stub, old, "Lisbon").state();
+  EXPECT_EQ(resumed.slots().at("city").value(), "Lisbon");
+  EXPECT_EQ(resumed.context().vector_size(), static_cast<int>(dim));
+  EXPECT_EQ(resumed.context().user_turns(), 1u);
+  (*app)->server().Shutdown();
+}
+
+TEST(DstDialogueModelAppTest, MissingOrBrokenDialogueModelStopsTheStart) {
+  ASSERT_FALSE(DialogueModelDir().empty());
+  v1::DstConfig config = TestConfig(DeliveryDomainPath());
+  config.set_dialogue_model_dir("/nonexistent/dst-dialogue-model");
+  auto app = App::Create(config);
+  ASSERT_FALSE(app.ok());
+  EXPECT_EQ(app.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(app.status().message(),
+              HasSubstr("dialogue_model_dir: dialogue model folder "
+                        "/nonexistent/dst-dialogue-model does not exist"));
+
+  const std::string broken = ::testing::TempDir() + "/dst_service_test_broken_dialogue";
+  std::filesystem::remove_all(broken);
+  std::filesystem::copy(DialogueModelDir(), broken);
+  std::ofstream(broken + "/dst_model.json", std::ios::trunc) << "{not json";
+  config.set_dialogue_model_dir(broken);
+  app = App::Create(config);
+  ASSERT_FALSE(app.ok());
+  EXPECT_EQ(app.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(app.status().message(), HasSubstr("dialogue_model_dir: "));
+  EXPECT_THAT(app.status().message(), HasSubstr(broken + "/dst_model.json"));
+  std::filesystem::remove_all(broken);
 }
 
 // Runs `command` and returns its exit code and combined output.

@@ -327,6 +327,10 @@ constexpr common::v1::ConfirmationStatus kDeclined = common::v1::CONFIRMATION_ST
 
 // A value the customer confirmed is as sure as one they typed.
 constexpr float kConfirmedConfidence = 0.95f;
+// A value or intent of the learned tracker: below the typed extractors (0.85-0.95) and the
+// utterance model's spans (0.8), since the rules that apply win over it.
+constexpr float kLearnedSlotConfidence = 0.7f;
+constexpr float kLearnedIntentConfidence = 0.7f;
 // Request fingerprints kept in the state to notice a repeated question.
 constexpr int kRecentRequests = 3;
 
@@ -440,6 +444,11 @@ struct Tracker::Turn {
   std::vector<IntentScore> scores;
   bool out_of_scope = false;
   std::vector<SlotCandidate> model_slots;
+  // The learned tracker's view of the turn (empty without it), and the slots whose value
+  // comes from it (source SLOT_SOURCE_DIALOGUE_MODEL).
+  DialogueAnalysis learned;
+  bool has_learned = false;
+  std::vector<std::pair<std::string, std::string>> learned_now;  // (slot, value)
   bool confident = false;  // The text names an intent (best score over the threshold).
   bool switched = false;   // The active intent changed (a new one or a resumed one).
   const domain::Intent* intent = nullptr;  // The active intent after DecideIntent.
@@ -509,7 +518,7 @@ absl::StatusOr<TrackResult> Tracker::Track(const TurnInput& input) const {
   for (const auto& e : input.evidence) has_evidence = has_evidence || !e.text().empty();
   if (!t.has_text && !has_evidence) {
     // Nothing left after preprocessing (spaces, punctuation, an emoji): the conversation
-    // stays where it was; only the turn is counted.
+    // stays where it was (the learned tracker's memory too); only the turn is counted.
     result.empty_turn = true;
     state.set_turn_count(t.index + 1);
     return result;
@@ -551,9 +560,12 @@ absl::StatusOr<TrackResult> Tracker::Track(const TurnInput& input) const {
                              domain_->FindSlot(c.slot)->type != domain::SlotType::kFreeText;
     }
   }
+  if (absl::Status s = AnalyzeDialogue(t); !s.ok()) return s;
+  TakeLearnedIntent(t);
   DecideIntent(t);
   ExtractTypedSlots(t);
   MergeModelSlots(t);
+  MergeLearnedSlots(t);
   ApplyNegations(t);
   ApplyCorrectionFallback(t);
   ApplyTypedSlots(t);
@@ -561,6 +573,7 @@ absl::StatusOr<TrackResult> Tracker::Track(const TurnInput& input) const {
   MergeEvidence(t);
   UpdateEscalation(t);
   FinishState(t);
+  WriteDialogueContext(t);
   return result;
 }
 
@@ -802,6 +815,111 @@ void Tracker::MergeModelSlots(Turn& t) const {
   }
 }
 
+absl::Status Tracker::AnalyzeDialogue(Turn& t) const {
+  if (options_.dialogue_model == nullptr || !t.has_text) return absl::OkStatus();
+  const DialogueState* prior = &t.prior;
+  DialogueState with_reply;
+  if (!t.input.last_reply.empty()) {
+    with_reply = t.prior;
+    with_reply.mutable_context()->set_system_utterance(t.input.last_reply);
+    prior = &with_reply;
+  }
+  absl::StatusOr<DialogueAnalysis> analysis = options_.dialogue_model->Analyze(*prior, t.user_text);
+  if (!analysis.ok()) return analysis.status();
+  t.learned = *std::move(analysis);
+  t.has_learned = true;
+  return absl::OkStatus();
+}
+
+void Tracker::TakeLearnedIntent(Turn& t) const {
+  // The rules (or the utterance model) decide when the text names an intent; the learned
+  // tracker, which reads the turn in its context ("yes" to "shall I schedule the
+  // delivery?"), names one when they do not.
+  if (!t.has_learned || t.confident || t.learned.intent.empty()) return;
+  if (t.learned.intent == t.prior.active_intent()) return;
+  if (domain_->FindIntent(t.learned.intent) == nullptr) return;
+  t.result.best = {t.learned.intent, kLearnedIntentConfidence};
+  t.confident = true;
+  t.out_of_scope = false;
+}
+
+namespace {
+
+// The first occurrence of `value` in `text` ignoring ASCII case, as a byte span; false when
+// it does not occur (a categorical or offered value the customer did not type).
+bool LocateValue(absl::string_view lowered, absl::string_view value, size_t* begin, size_t* end) {
+  const std::string v = text::AsciiLower(std::string(value));
+  if (v.empty()) return false;
+  const size_t at = lowered.find(v);
+  if (at == absl::string_view::npos) return false;
+  *begin = at;
+  *end = at + v.size();
+  return true;
+}
+
+}  // namespace
+
+void Tracker::MergeLearnedSlots(Turn& t) const {
+  for (const DialogueAnalysis::Value& learned : t.learned.values) {
+    const domain::Slot* slot = domain_->FindSlot(learned.slot);
+    if (slot == nullptr) continue;
+    // The rules' value for the slot wins, and so does a removal of the slot by name.
+    bool taken = Contains(t.removed_by_name, learned.slot);
+    for (const SlotCandidate& c : t.candidates) taken = taken || c.slot == learned.slot;
+    if (taken) continue;
+    // The slot's own extractor checks and canonicalizes the value, as it does the
+    // utterance model's spans: an enum synonym becomes its value, an invalid order number
+    // is dropped. An open slot of the learned tracker's schema keeps its value as written.
+    ExtractOptions options = t.options;
+    std::optional<SlotCandidate> c = extractor_.ExtractSlot(*slot, learned.value, options);
+    if (!c.has_value() && learned.open) c = SlotCandidate{learned.slot, learned.value, 0, 0, 0};
+    if (!c.has_value()) continue;
+    c->confidence = kLearnedSlotConfidence;
+    // Located in the text, a value is subject to the negation rules ("not Berlin").
+    if (!LocateValue(t.lowered, learned.value, &c->begin, &c->end)) c->begin = c->end = 0;
+    t.learned_now.emplace_back(c->slot, c->value);
+    t.candidates.push_back(*std::move(c));
+  }
+}
+
+void Tracker::WriteDialogueContext(Turn& t) const {
+  if (options_.dialogue_model == nullptr) return;
+  DialogueState& state = t.state;
+  if (t.has_learned) *state.mutable_context() = std::move(t.learned.context);
+  common::v1::DialogueContext& context = *state.mutable_context();
+  // The acts of the reply this state asks for, which the customer's next turn answers: the
+  // learned tracker reads them as it read the system acts of its training dialogues.
+  context.clear_system_acts();
+  context.clear_system_utterance();
+  for (const std::string& name : state.requested_slots()) {
+    common::v1::ContextAct* act = context.add_system_acts();
+    act->set_act("REQUEST");
+    act->set_slot(name);
+  }
+  for (const std::string& name : state.confirm_slots()) {
+    auto it = state.proposed_slots().find(name);
+    if (it == state.proposed_slots().end()) continue;
+    common::v1::ContextAct* act = context.add_system_acts();
+    act->set_act("CONFIRM");
+    act->set_slot(name);
+    act->add_values(it->second.value());
+  }
+  const domain::Intent* intent = domain_->FindIntent(state.active_intent());
+  if (intent != nullptr && state.confirmation() == kPending) {
+    // "Shall I cancel order AB123456?": one CONFIRM per value the reply repeats.
+    for (const auto* names : {&intent->required_slots, &intent->optional_slots}) {
+      for (const std::string& name : *names) {
+        auto it = state.slots().find(name);
+        if (it == state.slots().end() || it->second.value().empty()) continue;
+        common::v1::ContextAct* act = context.add_system_acts();
+        act->set_act("CONFIRM");
+        act->set_slot(name);
+        act->add_values(it->second.value());
+      }
+    }
+  }
+}
+
 void Tracker::ApplyNegations(Turn& t) const {
   if (!t.may_negate) return;
   std::string rest = t.user_text;
@@ -929,7 +1047,10 @@ void Tracker::ApplyTypedSlots(Turn& t) const {
     SlotValue& v = slots[c.slot];
     v.set_value(c.value);
     v.set_confidence(c.confidence);
-    v.set_source(common::v1::SLOT_SOURCE_CUSTOMER_TEXT);
+    const bool learned = std::find(t.learned_now.begin(), t.learned_now.end(),
+                                   std::make_pair(c.slot, c.value)) != t.learned_now.end();
+    v.set_source(learned ? common::v1::SLOT_SOURCE_DIALOGUE_MODEL
+                         : common::v1::SLOT_SOURCE_CUSTOMER_TEXT);
     v.set_turn(t.index);
     t.typed_now.push_back(c.slot);
   }

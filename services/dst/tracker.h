@@ -78,6 +78,37 @@ class UtteranceModel {
   virtual UtteranceAnalysis Analyze(absl::string_view text, absl::string_view language) const = 0;
 };
 
+// What the learned dialogue state tracker (nlu/dst: schema-guided, with a context GRU over
+// the conversation so far) says about one customer turn. Implemented outside the tracker
+// (services/dst/dialogue_model.h) so that the tracker itself does not depend on libtorch.
+struct DialogueAnalysis {
+  struct Value {
+    std::string slot;   // A domain slot.
+    std::string value;  // As the learned tracker wrote it (a span, a schema value, an offer).
+    // True when the learned tracker's schema takes any value for the slot (SGD's
+    // non-categorical slots): a value the slot's extractor rejects is still a value. False
+    // for the domain's own slots, whose extractor is the judge.
+    bool open = false;
+  };
+  // Slot values it set in this turn (changes against the prior state, not carry-over).
+  std::vector<Value> values;
+  // A domain intent it made active in this turn; "" when none changed (or to none).
+  std::string intent;
+  // Its memory after the turn, for DialogueState.context (the tracker adds the acts of the
+  // next reply).
+  common::v1::DialogueContext context;
+};
+
+class DialogueModel {
+ public:
+  virtual ~DialogueModel() = default;
+  // Thread-safe. Resumes the learned tracker from `prior` (its slots, intent and context,
+  // whose system_acts are those of the reply the customer answers) and tracks `text` (the
+  // customer's normalized text). INTERNAL for libtorch errors.
+  virtual absl::StatusOr<DialogueAnalysis> Analyze(const common::v1::DialogueState& prior,
+                                                   absl::string_view text) const = 0;
+};
+
 struct TrackerOptions {
   // Lowest TF-IDF intent score that names an intent (with a model, its own out-of-scope
   // decision does).
@@ -90,6 +121,11 @@ struct TrackerOptions {
   // (a span is kept when the slot's extractor accepts its text, e.g. an enum synonym or a
   // number; typed candidates win). Null: rules only.
   std::shared_ptr<const UtteranceModel> model;
+  // The learned dialogue state tracker; when set, its slot values add to the rules' (a slot
+  // the rules set, removed or negated in the turn stays theirs; each value passes the slot's
+  // extractor), its new active intent is taken when the text names none, and its context
+  // is written into DialogueState.context every turn. Null: no learned tracker.
+  std::shared_ptr<const DialogueModel> dialogue_model;
   // Customer turns in a row that are out of scope or not understood before escalating
   // ("out_of_scope_streak").
   uint32_t max_low_confidence_turns = 3;
@@ -118,6 +154,8 @@ struct TurnInput {
   std::vector<common::v1::Evidence> evidence;
   // The state after the previous turn; default for a new session.
   common::v1::DialogueState prior;
+  // The reply the customer answers (the learned tracker reads it with its acts); may be empty.
+  std::string last_reply;
 };
 
 struct TrackResult {
@@ -175,6 +213,12 @@ class Tracker {
   void DecideIntent(Turn& t) const;
   void ExtractTypedSlots(Turn& t) const;
   void MergeModelSlots(Turn& t) const;
+  // The learned tracker: Analyze before the rules; its intent when the text names none;
+  // its values for slots the rules left alone; its context and the next reply's acts.
+  absl::Status AnalyzeDialogue(Turn& t) const;
+  void TakeLearnedIntent(Turn& t) const;
+  void MergeLearnedSlots(Turn& t) const;
+  void WriteDialogueContext(Turn& t) const;
   void ApplyNegations(Turn& t) const;
   void ApplyCorrectionFallback(Turn& t) const;
   void ApplyTypedSlots(Turn& t) const;

@@ -1129,3 +1129,80 @@ TEST(DebugScores, Print) {
   }
 }
 }  // namespace helpline::dst
+
+namespace helpline::dst {
+namespace {
+
+// The learned tracker's answers for the fusion rules, scripted: what a trained model says
+// about a turn cannot be chosen (the real model runs in dst_service_test and eval_test).
+class ScriptedDialogueModel : public DialogueModel {
+ public:
+  absl::StatusOr<DialogueAnalysis> Analyze(const common::v1::DialogueState& prior,
+                                           absl::string_view text) const override {
+    seen_prior = prior;
+    DialogueAnalysis out = next;
+    out.context.set_model("scripted");
+    out.context.add_vector(static_cast<float>(prior.context().vector_size() + 1));
+    out.context.set_user_turns(prior.context().user_turns() + 1);
+    return out;
+  }
+  DialogueAnalysis next;
+  mutable common::v1::DialogueState seen_prior;
+};
+
+class FusionTest : public ConversationTest {
+ protected:
+  FusionTest() : ConversationTest(Shop()) {
+    TrackerOptions options;
+    options.dialogue_model = model_;
+    tracker_ = std::make_unique<Tracker>(Shop(), std::move(options));
+  }
+  std::shared_ptr<ScriptedDialogueModel> model_ = std::make_shared<ScriptedDialogueModel>();
+};
+
+TEST_F(FusionTest, LearnedValuesFillWhatTheRulesLeaveThroughTheSlotsExtractor) {
+  Say("where is my parcel");
+  ASSERT_EQ(state_.active_intent(), "track_order");
+  // The rules find no order number in "the one I told you about"; the learned tracker's
+  // value is canonicalized by the regex slot (upper case) and marked as its own.
+  model_->next.values = {{"order_id", "ab123456", false}};
+  Say("the one I told you about");
+  EXPECT_EQ(Slot("order_id"), "AB123456");
+  EXPECT_EQ(state_.slots().at("order_id").source(), common::v1::SLOT_SOURCE_DIALOGUE_MODEL);
+  EXPECT_FLOAT_EQ(state_.slots().at("order_id").confidence(), 0.7f);
+  // A typed value wins over the learned one; a value the extractor rejects is dropped.
+  model_->next.values = {{"order_id", "99887766", false}, {"reason", "sunny", false}};
+  Say("no, it is 12345678");
+  EXPECT_EQ(Slot("order_id"), "12345678");
+  EXPECT_EQ(state_.slots().at("order_id").source(), SLOT_SOURCE_CUSTOMER_TEXT);
+  EXPECT_EQ(Slot("reason"), "");
+}
+
+TEST_F(FusionTest, LearnedIntentOnlyWhenTheTextNamesNone) {
+  model_->next.intent = "track_order";
+  Say("mm hm");  // The rules name no intent: the learned one is taken.
+  EXPECT_EQ(state_.active_intent(), "track_order");
+  model_->next.intent = "track_order";
+  Say("I want to return an item");  // The text names return_item: the rules win.
+  EXPECT_EQ(state_.active_intent(), "return_item");
+}
+
+TEST_F(FusionTest, ContextAndTheNextRepliesActsAreWrittenEveryTurn) {
+  Say("where is my order");
+  EXPECT_EQ(state_.context().model(), "scripted");
+  EXPECT_THAT(state_.context().vector(), ElementsAre(1.0f));
+  // The reply asks for the order number: the next turn's learned tracker reads REQUEST.
+  ASSERT_EQ(state_.context().system_acts_size(), 1);
+  EXPECT_EQ(state_.context().system_acts(0).act(), "REQUEST");
+  EXPECT_EQ(state_.context().system_acts(0).slot(), "order_id");
+  Say("12345678");
+  EXPECT_EQ(model_->seen_prior.context().system_acts(0).slot(), "order_id");
+  EXPECT_THAT(state_.context().vector(), ElementsAre(2.0f));  // resumed from the prior
+  EXPECT_EQ(state_.context().user_turns(), 2u);
+  // An empty turn keeps the memory as it was.
+  Say("?!");
+  EXPECT_EQ(state_.context().user_turns(), 2u);
+}
+
+}  // namespace
+}  // namespace helpline::dst

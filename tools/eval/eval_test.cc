@@ -251,6 +251,19 @@ TEST(DstModelFolderTest, LoadedScoredAndBeatsTheRuleTracker) {
   EXPECT_GT(learned_jga, rule_result->metrics.at("joint_goal_accuracy"));
   EXPECT_DOUBLE_EQ(learned_result->metrics.at("joint_goal_accuracy_seen"), learned_jga);
 
+  // The service's fused tracker (rules + this learned tracker, its memory carried in the
+  // state from turn to turn): above the rules alone.
+  auto fused = MakeFusedDialoguePredictor(dir, dev, &train);
+  ASSERT_TRUE(fused.ok()) << fused.status();
+  EXPECT_THAT((*fused)->Describe(), HasSubstr("fused: rule"));
+  auto fused_result = EvaluateDialogues(**fused, dev, {"Shop_1"}, {});
+  ASSERT_TRUE(fused_result.ok()) << fused_result.status();
+  EXPECT_GT(fused_result->metrics.at("joint_goal_accuracy"),
+            rule_result->metrics.at("joint_goal_accuracy"));
+  auto missing = MakeFusedDialoguePredictor(dir + "_missing", dev, &train);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("--dialogue-model " + dir + "_missing"));
+
   // The folder is refused for utterance data; a broken folder names its file.
   const data::UtteranceDataset utterances = Utterances({Example("x", "a")});
   auto wrong_mode = LoadUtterancePredictor(dir, nullptr, utterances);

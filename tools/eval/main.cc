@@ -14,6 +14,7 @@
 #include "tools/eval/evaluate.h"
 #include "tools/eval/generation_eval.h"
 #include "tools/eval/model_loader.h"
+#include "tools/eval/rule_predictor.h"
 
 namespace helpline::eval {
 namespace {
@@ -39,6 +40,8 @@ struct Args {
   std::string report;
   size_t limit = 0;
   bool quiet = false;
+  // dst with --model rule: the learned tracker fused into the rule tracker (the service's).
+  std::string dialogue_model;
 };
 
 // Reads the training split: --train, or (--model rule, or dst) the train split of a --data folder.
@@ -67,6 +70,12 @@ int Run(const Args& args) {
   absl::StatusOr<data::Format> format = data::ParseFormat(args.format);
   if (!format.ok()) return Fail(format.status(), 2);
   const bool dialogue = data::IsDialogueFormat(*format);
+  if (!args.dialogue_model.empty() && (args.mode != "dst" || args.model != "rule")) {
+    return Fail(absl::InvalidArgumentError(
+                    "--dialogue-model fuses a learned tracker into the rule tracker: use it "
+                    "with 'helpline-eval dst --model rule'"),
+                2);
+  }
   if (dialogue != (args.mode == "dst")) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
                     args.format, " is ", dialogue ? "a dialogue" : "an utterance",
@@ -116,7 +125,9 @@ int Run(const Args& args) {
     }
     start = Clock::now();
     absl::StatusOr<std::unique_ptr<DialoguePredictor>> predictor =
-        LoadDialoguePredictor(args.model, train->get(), *eval);
+        args.dialogue_model.empty()
+            ? LoadDialoguePredictor(args.model, train->get(), *eval)
+            : MakeFusedDialoguePredictor(args.dialogue_model, *eval, train->get());
     if (!predictor.ok()) return Fail(predictor.status(), 1);
     build_seconds = SecondsSince(start);
     header = absl::StrFormat("data:  %s (%s, split %s, %zu dialogues)\nmodel: %s\n", eval->origin,
@@ -175,6 +186,9 @@ int main(int argc, char** argv) {
   app.add_option("--limit", args.limit,
                  "evaluate at most N utterances / dialogues, spread evenly (0: all)");
   app.add_flag("--quiet", args.quiet, "no progress on stderr");
+  app.add_option("--dialogue-model", args.dialogue_model,
+                 "dst with --model rule: fuse this learned tracker folder (dst_model.json) "
+                 "into the rule tracker, as helpline-dst's dialogue_model_dir does");
   CLI11_PARSE(app, argc, argv);
   return helpline::eval::Run(args);
 }

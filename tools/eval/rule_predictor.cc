@@ -11,6 +11,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "nlu/dst/dst_model.h"
+#include "services/dst/dialogue_model.h"
 #include "services/dst/tracker.h"
 
 namespace helpline::eval {
@@ -111,29 +113,53 @@ const std::map<std::string, std::vector<std::string>>& ActSlotAliases() {
   return *kAliases;
 }
 
+// The domain slot "<service>.<slot>" an act names (MultiWOZ's act names through
+// ActSlotAliases); "" when the domain has none.
+std::string ActSlot(const domain::Domain& domain, const std::string& service,
+                    const std::string& slot) {
+  if (slot.empty()) return "";
+  std::vector<std::string> names = {slot};
+  auto alias = ActSlotAliases().find(slot);
+  if (alias != ActSlotAliases().end()) names = alias->second;
+  for (const std::string& name : names) {
+    std::string full = absl::StrCat(service, ".", name);
+    if (domain.FindSlot(full) != nullptr) return full;
+  }
+  return "";
+}
+
 class RuleDialogueSession : public DialogueSession {
  public:
   RuleDialogueSession(const dst::Tracker& tracker, bool intents,
-                      std::vector<const data::ServiceSchema*> services)
-      : tracker_(tracker), intents_(intents), services_(std::move(services)) {}
+                      std::vector<const data::ServiceSchema*> services, bool learned)
+      : tracker_(tracker), intents_(intents), services_(std::move(services)), learned_(learned) {
+    // The learned tracker follows the dialogue's services (as a session of it alone does).
+    if (learned_) {
+      for (const data::ServiceSchema* s : services_) state_.mutable_context()->add_services(s->name);
+    }
+  }
 
   absl::Status SystemTurn(const data::Turn& turn) override {
-    // What the system really asked for replaces what the tracker would have asked.
+    // What the system really asked for replaces what the tracker would have asked; the
+    // learned tracker reads the system's real acts and utterance too.
     state_.clear_requested_slots();
+    common::v1::DialogueContext* context = learned_ ? state_.mutable_context() : nullptr;
+    if (context != nullptr) {
+      context->clear_system_acts();
+      context->set_system_utterance(turn.utterance);
+    }
     const domain::Domain& domain = tracker_.domain();
     for (const data::Frame& frame : turn.frames) {
       for (const data::DialogueAct& act : frame.actions) {
-        if (act.act != "REQUEST" || act.slot.empty()) continue;
-        std::vector<std::string> names = {act.slot};
-        auto alias = ActSlotAliases().find(act.slot);
-        if (alias != ActSlotAliases().end()) names = alias->second;
-        for (const std::string& name : names) {
-          const std::string full = absl::StrCat(frame.service, ".", name);
-          if (domain.FindSlot(full) != nullptr) {
-            state_.add_requested_slots(full);
-            break;
-          }
+        const std::string slot = ActSlot(domain, frame.service, act.slot);
+        if (context != nullptr) {
+          common::v1::ContextAct* a = context->add_system_acts();
+          a->set_act(act.act);
+          a->set_service(frame.service);
+          a->set_slot(slot);
+          for (const std::string& v : act.values) a->add_values(v);
         }
+        if (act.act == "REQUEST" && !slot.empty()) state_.add_requested_slots(slot);
       }
     }
     return absl::OkStatus();
@@ -146,7 +172,8 @@ class RuleDialogueSession : public DialogueSession {
     input.language = "en";
     input.prior = state_;
     absl::StatusOr<dst::TrackResult> result = tracker_.Track(input);
-    if (result.ok()) state_ = std::move(result->state);
+    if (!result.ok()) return result.status();  // The learned tracker failed (libtorch).
+    state_ = std::move(result->state);
     const std::string& intent = state_.active_intent();
     const size_t dot = intent.find('.');
     if (dot != std::string::npos) last_intent_[intent.substr(0, dot)] = intent.substr(dot + 1);
@@ -172,6 +199,7 @@ class RuleDialogueSession : public DialogueSession {
   const dst::Tracker& tracker_;
   bool intents_;
   std::vector<const data::ServiceSchema*> services_;
+  bool learned_;
   common::v1::DialogueState state_;
   std::map<std::string, std::string> last_intent_;
 };
@@ -179,21 +207,30 @@ class RuleDialogueSession : public DialogueSession {
 class RuleDialoguePredictor : public DialoguePredictor {
  public:
   RuleDialoguePredictor(std::shared_ptr<const domain::Domain> domain, bool intents,
-                        std::string description)
-      : tracker_(std::move(domain), dst::TrackerOptions{}),
+                        std::string description,
+                        std::shared_ptr<const dst::DialogueModel> learned)
+      : tracker_(std::move(domain), Options(learned)),
         intents_(intents),
+        learned_(learned != nullptr),
         description_(std::move(description)) {}
 
   absl::StatusOr<std::unique_ptr<DialogueSession>> NewSession(
       const std::vector<const data::ServiceSchema*>& services) override {
-    return std::make_unique<RuleDialogueSession>(tracker_, intents_, services);
+    return std::make_unique<RuleDialogueSession>(tracker_, intents_, services, learned_);
   }
 
   std::string Describe() const override { return description_; }
 
  private:
+  static dst::TrackerOptions Options(const std::shared_ptr<const dst::DialogueModel>& learned) {
+    dst::TrackerOptions options;
+    options.dialogue_model = learned;
+    return options;
+  }
+
   dst::Tracker tracker_;
   bool intents_;
+  bool learned_;
   std::string description_;
 };
 
@@ -336,9 +373,34 @@ std::unique_ptr<UtterancePredictor> MakeRuleUtterancePredictor(
 }
 
 std::unique_ptr<DialoguePredictor> MakeRuleDialoguePredictor(
-    std::shared_ptr<const domain::Domain> domain, bool intents, std::string description) {
+    std::shared_ptr<const domain::Domain> domain, bool intents, std::string description,
+    std::shared_ptr<const dst::DialogueModel> learned) {
   return std::make_unique<RuleDialoguePredictor>(std::move(domain), intents,
-                                                 std::move(description));
+                                                 std::move(description), std::move(learned));
+}
+
+absl::StatusOr<std::unique_ptr<DialoguePredictor>> MakeFusedDialoguePredictor(
+    const std::string& dialogue_model_dir, const data::DialogueDataset& eval,
+    const data::DialogueDataset* train) {
+  absl::StatusOr<domain::Domain> domain = DomainFromDialogues(eval, train);
+  if (!domain.ok()) return domain.status();
+  absl::StatusOr<std::unique_ptr<nlu::dst::DstModel>> model =
+      nlu::dst::DstModel::Load(dialogue_model_dir);
+  if (!model.ok()) {
+    return absl::Status(model.status().code(), absl::StrCat("--dialogue-model ",
+                                                            dialogue_model_dir, ": ",
+                                                            model.status().message()));
+  }
+  const std::string name = absl::StrCat("helpline-dst-1 ", dialogue_model_dir);
+  std::shared_ptr<const dst::DialogueModel> learned = dst::LearnedDialogueModel::ForServices(
+      std::shared_ptr<const nlu::dst::DstModel>(*std::move(model)), name, eval.services);
+  const std::string description = absl::StrCat(
+      "fused: rule (domain from the schema of ", eval.origin,
+      train != nullptr ? absl::StrCat(" and the dialogues of ", train->origin) : "", ": ",
+      domain->intents.size(), " intents, ", domain->slots.size(), " slots) + learned tracker ",
+      dialogue_model_dir, " (services/dst Tracker with TrackerOptions::dialogue_model)");
+  return MakeRuleDialoguePredictor(std::make_shared<const domain::Domain>(*std::move(domain)),
+                                   eval.format != "multiwoz21", description, std::move(learned));
 }
 
 }  // namespace helpline::eval

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "common/domain/domain.h"
 #include "nlu/data/dataset.h"
+#include "services/dst/tracker.h"
 #include "tools/eval/predictor.h"
 
 namespace helpline::eval {
@@ -42,7 +43,20 @@ std::unique_ptr<UtterancePredictor> MakeRuleUtterancePredictor(
 // last intent the tracker set for the service, "NONE" before; slots "<service>.<slot>").
 // The tracker predicts no user-requested slots. `intents` false (MultiWOZ): active intents
 // are reported as "" (the data set has none).
+// `learned` (may be null): the learned dialogue state tracker fused in by the tracker
+// (TrackerOptions::dialogue_model); the session then gives it the system's real acts and
+// utterance (DialogueState.context) and the dialogue's services, and the state carries its
+// memory from turn to turn as the service's does.
 std::unique_ptr<DialoguePredictor> MakeRuleDialoguePredictor(
-    std::shared_ptr<const domain::Domain> domain, bool intents, std::string description);
+    std::shared_ptr<const domain::Domain> domain, bool intents, std::string description,
+    std::shared_ptr<const dst::DialogueModel> learned = nullptr);
+
+// The service's fused tracker on a dialogue data set: the rule tracker of
+// MakeRuleDialoguePredictor (domain from `eval`'s schema and `train`) with the learned
+// tracker of the folder `dialogue_model_dir` (nlu/dst) over the data set's own schemas.
+// NOT_FOUND / INVALID_ARGUMENT naming the folder when it cannot be loaded.
+absl::StatusOr<std::unique_ptr<DialoguePredictor>> MakeFusedDialoguePredictor(
+    const std::string& dialogue_model_dir, const data::DialogueDataset& eval,
+    const data::DialogueDataset* train);
 
 }  // namespace helpline::eval
