@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,8 +19,10 @@
 #include "nlu/data/readers.h"
 #include "nlu/dst/dst_model.h"
 #include "nlu/model/nlu_model.h"
+#include "nlu/model/pretrain.h"
 #include "services/dst/extractors.h"
 #include "tools/train/commands.h"
+#include "train/dialogue_text.h"
 
 namespace helpline::train::cli {
 namespace {
@@ -31,7 +34,11 @@ struct NluFlags {
   std::string data_path, format_name, domain_path, dev_path, out_dir;
   model::TrainOptions options;
   nlu::dst::DstTrainOptions dst;
-  int epochs = 0;  // 0: the default of the kind of model (15 utterance, 3 dialogue)
+  int epochs = 0;  // 0: the default of the kind of model (15 utterance, 3 dialogue, 1 pretraining)
+  std::string init_encoder;                  // utterance models: pretrained encoder folder
+  std::vector<std::string> pretrain_corpus;  // FORMAT=PATH: pretrain an encoder instead
+  model::PretrainOptions pretrain;
+  double pretrain_minutes = 0;
   int threads = 1;  // 2 threads were 50x slower on this loaded 2-core machine (OpenMP spinning)
 };
 
@@ -188,6 +195,92 @@ int RunDialogue(NluFlags& f, data::Format format) {
   return 0;
 }
 
+// The texts of one FORMAT=PATH corpus: the train split's utterances (banking77, clinc150,
+// snips, bitext) or the customer turns of the train split's dialogues (sgd, multiwoz21,
+// taskmaster, camrest).
+absl::StatusOr<std::vector<std::string>> ReadCorpus(const std::string& spec) {
+  const size_t eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--pretrain-corpus '", spec, "': expected FORMAT=PATH"));
+  }
+  const std::string name = spec.substr(0, eq), path = spec.substr(eq + 1);
+  std::vector<std::string> texts;
+  absl::StatusOr<data::Format> format = data::ParseFormat(name);
+  if (format.ok() && !data::IsDialogueFormat(*format)) {
+    auto set = data::ReadUtterances(path, *format, {.split = "train"});
+    if (!set.ok()) return set.status();
+    for (auto& e : set->examples) texts.push_back(std::move(e.text));
+    return texts;
+  }
+  absl::StatusOr<TextFormat> text_format = ParseTextFormat(name);
+  if (!text_format.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--pretrain-corpus '", spec,
+        "': format must be banking77, clinc150, snips, bitext, sgd, multiwoz21, taskmaster or "
+        "camrest"));
+  }
+  TextOptions options;
+  options.split = "train";
+  auto dialogues = ReadTextDialogues(path, *text_format, options);
+  if (!dialogues.ok()) return dialogues.status();
+  for (auto& d : *dialogues) {
+    for (auto& turn : d.turns) {
+      if (!turn.user.empty()) texts.push_back(std::move(turn.user));
+    }
+  }
+  return texts;
+}
+
+// --pretrain-corpus: the encoder of the utterance models, pretrained on unlabeled text.
+int RunPretrain(NluFlags& f) {
+  std::vector<std::string> texts;
+  std::set<std::string> seen;
+  nlohmann::json corpora = nlohmann::json::array();
+  for (const std::string& spec : f.pretrain_corpus) {
+    absl::StatusOr<std::vector<std::string>> corpus = ReadCorpus(spec);
+    if (!corpus.ok()) return Fail(corpus.status().message(), 1);
+    size_t added = 0;
+    for (std::string& t : *corpus) {
+      if (seen.insert(t).second) {
+        texts.push_back(std::move(t));
+        ++added;
+      }
+    }
+    std::fprintf(stderr, "corpus %s: %zu texts, %zu new\n", spec.c_str(), corpus->size(), added);
+    corpora.push_back({{"corpus", spec}, {"texts", corpus->size()}, {"new", added}});
+  }
+  model::PretrainOptions& o = f.pretrain;
+  o.epochs = f.epochs > 0 ? f.epochs : 1;
+  o.seed = f.options.seed;
+  o.learning_rate = f.options.learning_rate;
+  o.embedding_dim = f.options.config.embedding_dim;
+  o.hidden_dim = f.options.config.hidden_dim;
+  o.max_seconds = 60 * f.pretrain_minutes;
+  model::SetTorchThreads(f.threads);
+  ProgressBar bar("next-word acc");
+  o.progress = [&bar](const model::TrainProgress& p) { bar.Update(p); };
+  model::PretrainReport report;
+  auto encoder = model::PretrainedEncoder::Train(texts, o, &report);
+  if (!encoder.ok()) return Fail(encoder.status().message(), 1);
+  (*encoder)->training()["corpora"] = corpora;
+  (*encoder)->training()["threads"] = f.threads;
+  if (absl::Status s = (*encoder)->Save(f.out_dir); !s.ok()) return Fail(s.message(), 1);
+  std::printf("pretrained the utterance encoder (forward + backward language model)\n");
+  std::printf("  sentences %zu (deduplicated), tokens %zu, vocabulary %zu words, %zu character "
+              "n-grams\n",
+              report.sentences, report.tokens, report.words, report.char_ngrams);
+  std::printf("  %d epoch(s), batch %d, %d negatives, seed %llu, %d thread(s): %s\n", o.epochs,
+              o.batch_size, o.negatives, static_cast<unsigned long long>(o.seed), f.threads,
+              Duration(report.seconds).c_str());
+  std::printf("  steps %zu%s\n", report.steps,
+              report.stopped_by_time ? " (stopped by the time budget)" : "");
+  std::printf("  sampled-softmax loss: first epoch %.4f, last epoch %.4f\n",
+              report.first_epoch_loss, report.final_epoch_loss);
+  std::printf("  wrote %s\n", f.out_dir.c_str());
+  return 0;
+}
+
 int RunUtterance(NluFlags& f) {
   std::vector<data::UtteranceExample> train, dev;
   std::string oos_label, source;
@@ -228,6 +321,16 @@ int RunUtterance(NluFlags& f) {
   }
   model::TrainOptions& options = f.options;
   options.epochs = f.epochs > 0 ? f.epochs : 15;
+  std::unique_ptr<model::PretrainedEncoder> encoder;
+  if (!f.init_encoder.empty()) {
+    auto loaded = model::PretrainedEncoder::Load(f.init_encoder);
+    if (!loaded.ok()) return Fail(loaded.status().message(), 1);
+    encoder = *std::move(loaded);
+    options.init_encoder = encoder.get();
+    std::fprintf(stderr, "encoder initialised from %s (%lld words, %lld character n-grams)\n",
+                 f.init_encoder.c_str(), static_cast<long long>(encoder->featurizer().num_words()),
+                 static_cast<long long>(encoder->featurizer().num_char_ngrams()));
+  }
   model::SetTorchThreads(f.threads);
   std::fprintf(stderr, "training on %s: %zu examples; calibration on %s\n", source.c_str(),
                train.size(), dev.empty() ? "a tenth of the training data" : f.dev_path.c_str());
@@ -251,7 +354,11 @@ int RunUtterance(NluFlags& f) {
       {"dev_metrics", report.dev_metrics},
       {"dev_nll_before_calibration", report.dev_nll_before},
       {"dev_nll_after_calibration", report.dev_nll_after},
+      {"label_smoothing", options.label_smoothing},
   };
+  if (encoder != nullptr) {
+    info.training["init_encoder"] = {{"dir", f.init_encoder}, {"training", encoder->training()}};
+  }
   if (!domain_note.empty()) info.training["slots"] = domain_note;
   if (absl::Status s = (*trained)->Save(f.out_dir); !s.ok()) return Fail(s.message(), 1);
   std::printf("trained on %s\n", source.c_str());
@@ -260,6 +367,7 @@ int RunUtterance(NluFlags& f) {
               oos_label.empty() ? "" : absl::StrCat(" (incl. '", oos_label, "')").c_str(),
               info.slot_types.size(), absl::StrJoin(info.slot_types, ", ").c_str());
   if (!domain_note.empty()) std::printf("  %s\n", domain_note.c_str());
+  if (encoder != nullptr) std::printf("  encoder initialised from %s\n", f.init_encoder.c_str());
   std::printf("  ensemble %d x BiGRU %lld, %d epochs, seed %llu, %d thread(s): %s\n",
               info.config.ensemble, static_cast<long long>(info.config.hidden_dim), options.epochs,
               static_cast<unsigned long long>(options.seed), f.threads,
@@ -275,6 +383,13 @@ int RunUtterance(NluFlags& f) {
 }
 
 int RunNlu(NluFlags& f) {
+  if (!f.pretrain_corpus.empty()) {
+    if (!f.data_path.empty() || !f.domain_path.empty() || !f.init_encoder.empty()) {
+      return Fail("--pretrain-corpus pretrains an encoder: no --data, --domain or --init-encoder",
+                  2);
+    }
+    return RunPretrain(f);
+  }
   if (f.domain_path.empty() == f.data_path.empty()) {
     return Fail("give either --data PATH --format F or --domain FILE", 2);
   }
@@ -305,7 +420,7 @@ void AddNluCommand(CLI::App& app) {
   cmd->add_option("--dev", f->dev_path,
                   "calibration data of utterance models (default: the dev split of --data, else "
                   "a tenth of the training data held out)");
-  cmd->add_option("--out", f->out_dir, "model folder to write")->required();
+  cmd->add_option("--out", f->out_dir, "model (or encoder) folder to write")->required();
   cmd->add_option("--seed", f->options.seed, "random seed")->capture_default_str();
   cmd->add_option("--epochs", f->epochs, "epochs (default 15 utterance models, 3 trackers)");
   cmd->add_option("--batch-size", f->options.batch_size, "utterances per batch")
@@ -326,6 +441,31 @@ void AddNluCommand(CLI::App& app) {
   cmd->add_option("--oos-recall-target", f->options.oos_recall_target,
                   "data with an out-of-scope class: threshold = best in-scope dev accuracy with "
                   "at least this OOS recall")
+      ->capture_default_str();
+  cmd->add_option("--label-smoothing", f->options.label_smoothing,
+                  "utterance models: label smoothing of the intent loss")
+      ->capture_default_str();
+  cmd->add_option("--init-encoder", f->init_encoder,
+                  "utterance models: start from a pretrained encoder folder (--pretrain-corpus)");
+  cmd->add_option("--pretrain-corpus", f->pretrain_corpus,
+                  "pretrain the utterance encoder instead (forward + backward language model) on "
+                  "FORMAT=PATH corpora (repeatable; train splits: utterances of banking77, "
+                  "clinc150, snips, bitext; customer turns of sgd, multiwoz21, taskmaster, "
+                  "camrest); --epochs defaults to 1");
+  cmd->add_option("--pretrain-batch-size", f->pretrain.batch_size)->capture_default_str();
+  cmd->add_option("--pretrain-negatives", f->pretrain.negatives,
+                  "sampled softmax: words drawn per step")
+      ->capture_default_str();
+  cmd->add_option("--pretrain-max-words", f->pretrain.max_words, "encoder vocabulary: words")
+      ->capture_default_str();
+  cmd->add_option("--pretrain-max-char-ngrams", f->pretrain.max_char_ngrams,
+                  "encoder vocabulary: character n-grams")
+      ->capture_default_str();
+  cmd->add_option("--pretrain-min-count", f->pretrain.min_count)->capture_default_str();
+  cmd->add_option("--pretrain-dropout", f->pretrain.dropout)->capture_default_str();
+  cmd->add_option("--pretrain-minutes", f->pretrain_minutes,
+                  "time budget of the pretraining (0: none; the learning rate decays with the "
+                  "larger of the step and the time fraction)")
       ->capture_default_str();
   cmd->add_option("--max-dialogues", f->dst.max_dialogues,
                   "tracker: train on at most N dialogues, spread evenly (0: all)")
