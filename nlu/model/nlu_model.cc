@@ -359,7 +359,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
   {
     std::vector<std::string> texts;
     for (const auto& e : train) texts.push_back(e.text);
-    impl->featurizer = options.init_encoder == nullptr
+    impl->featurizer = options.init_encoder == nullptr || !options.extend_vocabulary
                            ? Featurizer::Build(texts)
                            : Featurizer::BuildWith(texts, options.init_encoder->featurizer());
   }

@@ -61,10 +61,12 @@ class PretrainedEncoder;  // pretrain.h
 
 struct TrainOptions {
   NluModelConfig config;
-  // When set (not owned; must outlive Train): the vocabulary is the training texts' plus the
-  // encoder's, and every member's token embeddings and BiGRU start from the encoder's
-  // weights (pretrain.h). Its dims must equal config.embedding_dim / hidden_dim.
+  // When set (not owned; must outlive Train): every member's token embeddings (rows of the
+  // words / n-grams the encoder knows) and BiGRU start from the encoder's weights (pretrain.h). Its dims must equal config.embedding_dim / hidden_dim.
   const PretrainedEncoder* init_encoder = nullptr;
+  // With init_encoder: add the encoder's words and character n-grams to the vocabulary
+  // (true), or keep the training texts' vocabulary and copy only the rows it shares (false).
+  bool extend_vocabulary = true;
   // Intent cross-entropy with label smoothing (0: none).
   double label_smoothing = 0.0;
   uint64_t seed = 1;

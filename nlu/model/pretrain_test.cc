@@ -153,6 +153,38 @@ TEST_F(PretrainTest, UtteranceModelStartsFromTheEncoder) {
   }
 }
 
+TEST_F(PretrainTest, WithoutVocabularyExtensionOnlySharedRowsAreCopied) {
+  auto encoder = PretrainedEncoder::Train(Corpus(), TinyOptions(), nullptr);
+  ASSERT_TRUE(encoder.ok()) << encoder.status();
+  TrainOptions o;
+  o.epochs = 1;
+  o.learning_rate = 0;  // the weights stay where they started
+  o.config.embedding_dim = 16;
+  o.config.hidden_dim = 16;
+  o.init_encoder = encoder->get();
+  o.extend_vocabulary = false;
+  auto model = NluModel::Train({Example("cancel my card", "cancel"), Example("pay it", "pay")},
+                               {}, "", {}, o, nullptr);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const std::string dir = TempDir("noextend");
+  ASSERT_TRUE((*model)->Save(dir).ok());
+  std::ifstream in(dir + "/nlu_model.json");
+  const nlohmann::json json = nlohmann::json::parse(in);
+  std::filesystem::remove_all(dir);
+  const auto words = json["vocabulary"]["words"].get<std::vector<std::string>>();
+  EXPECT_EQ(words, (std::vector<std::string>{"<pad>", "<unk>", "cancel", "card", "it", "my",
+                                             "pay"}));
+  const auto weights = (*model)->Weights();
+  const auto& model_word = weights.at("m0.word.weight");
+  const auto& encoder_word = (*encoder)->tensors().at("word.weight").values;
+  const int64_t source = (*encoder)->featurizer().FindWord("card");
+  for (int64_t d = 0; d < 16; ++d) {
+    EXPECT_EQ(model_word[3 * 16 + d], encoder_word[source * 16 + d]);
+  }
+  EXPECT_EQ(weights.at("m0.gru.weight_hh_l0"),
+            (*encoder)->tensors().at("gru.weight_hh_l0").values);
+}
+
 TEST_F(PretrainTest, EncoderOfOtherDimsIsRefused) {
   auto encoder = PretrainedEncoder::Train(Corpus(), TinyOptions(), nullptr);
   ASSERT_TRUE(encoder.ok()) << encoder.status();

@@ -357,7 +357,9 @@ int RunUtterance(NluFlags& f) {
       {"label_smoothing", options.label_smoothing},
   };
   if (encoder != nullptr) {
-    info.training["init_encoder"] = {{"dir", f.init_encoder}, {"training", encoder->training()}};
+    info.training["init_encoder"] = {{"dir", f.init_encoder},
+                                     {"extend_vocabulary", options.extend_vocabulary},
+                                     {"training", encoder->training()}};
   }
   if (!domain_note.empty()) info.training["slots"] = domain_note;
   if (absl::Status s = (*trained)->Save(f.out_dir); !s.ok()) return Fail(s.message(), 1);
@@ -447,6 +449,10 @@ void AddNluCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--init-encoder", f->init_encoder,
                   "utterance models: start from a pretrained encoder folder (--pretrain-corpus)");
+  cmd->add_option("--extend-vocabulary", f->options.extend_vocabulary,
+                  "with --init-encoder: add the encoder's words and character n-grams to the "
+                  "vocabulary (true), or keep the training texts' and copy the shared rows (false)")
+      ->capture_default_str();
   cmd->add_option("--pretrain-corpus", f->pretrain_corpus,
                   "pretrain the utterance encoder instead (forward + backward language model) on "
                   "FORMAT=PATH corpora (repeatable; train splits: utterances of banking77, "
