@@ -311,6 +311,8 @@ absl::StatusOr<TrackerOptions> TrackerOptionsFromConfig(const v1::DstConfig& con
   if (config.frustration_threshold() > 0) {
     options.frustration_threshold = config.frustration_threshold();
   }
+  options.learned_intent_first = config.dialogue_model_first();
+  options.learned_values_first = config.dialogue_model_first();
   return options;
 }
 
@@ -835,7 +837,8 @@ void Tracker::TakeLearnedIntent(Turn& t) const {
   // The rules (or the utterance model) decide when the text names an intent; the learned
   // tracker, which reads the turn in its context ("yes" to "shall I schedule the
   // delivery?"), names one when they do not.
-  if (!t.has_learned || t.confident || t.learned.intent.empty()) return;
+  const bool over_tfidf = options_.learned_intent_first && options_.model == nullptr;
+  if (!t.has_learned || (t.confident && !over_tfidf) || t.learned.intent.empty()) return;
   if (t.learned.intent == t.prior.active_intent()) return;
   if (domain_->FindIntent(t.learned.intent) == nullptr) return;
   t.result.best = {t.learned.intent, kLearnedIntentConfidence};
@@ -863,10 +866,14 @@ void Tracker::MergeLearnedSlots(Turn& t) const {
   for (const DialogueAnalysis::Value& learned : t.learned.values) {
     const domain::Slot* slot = domain_->FindSlot(learned.slot);
     if (slot == nullptr) continue;
-    // The rules' value for the slot wins, and so does a removal of the slot by name.
+    // The rules' value for the slot wins (unless learned_values_first and the slot is not
+    // typed), and so does a removal of the slot by name.
+    const bool overrides = options_.learned_values_first &&
+                           (slot->type == domain::SlotType::kEnum ||
+                            slot->type == domain::SlotType::kFreeText);
     bool taken = Contains(t.removed_by_name, learned.slot);
     for (const SlotCandidate& c : t.candidates) taken = taken || c.slot == learned.slot;
-    if (taken) continue;
+    if (taken && !overrides) continue;
     // The slot's own extractor checks and canonicalizes the value, as it does the
     // utterance model's spans: an enum synonym becomes its value, an invalid order number
     // is dropped. An open slot of the learned tracker's schema keeps its value as written.
@@ -877,6 +884,11 @@ void Tracker::MergeLearnedSlots(Turn& t) const {
     c->confidence = kLearnedSlotConfidence;
     // Located in the text, a value is subject to the negation rules ("not Berlin").
     if (!LocateValue(t.lowered, learned.value, &c->begin, &c->end)) c->begin = c->end = 0;
+    if (taken) {
+      t.candidates.erase(std::remove_if(t.candidates.begin(), t.candidates.end(),
+                                        [&](const SlotCandidate& k) { return k.slot == c->slot; }),
+                         t.candidates.end());
+    }
     t.learned_now.emplace_back(c->slot, c->value);
     t.candidates.push_back(*std::move(c));
   }

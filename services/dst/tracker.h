@@ -126,6 +126,12 @@ struct TrackerOptions {
   // extractor), its new active intent is taken when the text names none, and its context
   // is written into DialogueState.context every turn. Null: no learned tracker.
   std::shared_ptr<const DialogueModel> dialogue_model;
+  // With dialogue_model: a new active intent of the learned tracker is taken over the
+  // TF-IDF classifier's (never over the utterance model's calibrated one).
+  bool learned_intent_first = false;
+  // With dialogue_model: the learned tracker's value of a categorical or free-text slot
+  // replaces the rules' (typed slots, negations, removals and corrections stay the rules').
+  bool learned_values_first = false;
   // Customer turns in a row that are out of scope or not understood before escalating
   // ("out_of_scope_streak").
   uint32_t max_low_confidence_turns = 3;

@@ -42,6 +42,8 @@ struct Args {
   bool quiet = false;
   // dst with --model rule: the learned tracker fused into the rule tracker (the service's).
   std::string dialogue_model;
+  // With dialogue_model: rules (default), learned-intent, learned-values, learned (both).
+  std::string fusion = "rules";
 };
 
 // Reads the training split: --train, or (--model rule, or dst) the train split of a --data folder.
@@ -127,7 +129,10 @@ int Run(const Args& args) {
     absl::StatusOr<std::unique_ptr<DialoguePredictor>> predictor =
         args.dialogue_model.empty()
             ? LoadDialoguePredictor(args.model, train->get(), *eval)
-            : MakeFusedDialoguePredictor(args.dialogue_model, *eval, train->get());
+            : MakeFusedDialoguePredictor(
+                  args.dialogue_model, *eval, train->get(),
+                  {args.fusion == "learned" || args.fusion == "learned-intent",
+                   args.fusion == "learned" || args.fusion == "learned-values"});
     if (!predictor.ok()) return Fail(predictor.status(), 1);
     build_seconds = SecondsSince(start);
     header = absl::StrFormat("data:  %s (%s, split %s, %zu dialogues)\nmodel: %s\n", eval->origin,
@@ -189,6 +194,11 @@ int main(int argc, char** argv) {
   app.add_option("--dialogue-model", args.dialogue_model,
                  "dst with --model rule: fuse this learned tracker folder (dst_model.json) "
                  "into the rule tracker, as helpline-dst's dialogue_model_dir does");
+  app.add_option("--fusion", args.fusion,
+                 "with --dialogue-model, who wins where both found something: rules "
+                 "(default), learned-intent, learned-values, learned (both; helpline-dst's "
+                 "dialogue_model_first)")
+      ->check(CLI::IsMember({"rules", "learned-intent", "learned-values", "learned"}));
   CLI11_PARSE(app, argc, argv);
   return helpline::eval::Run(args);
 }

@@ -208,8 +208,9 @@ class RuleDialoguePredictor : public DialoguePredictor {
  public:
   RuleDialoguePredictor(std::shared_ptr<const domain::Domain> domain, bool intents,
                         std::string description,
-                        std::shared_ptr<const dst::DialogueModel> learned)
-      : tracker_(std::move(domain), Options(learned)),
+                        std::shared_ptr<const dst::DialogueModel> learned,
+                        const FusionOptions& fusion)
+      : tracker_(std::move(domain), Options(learned, fusion)),
         intents_(intents),
         learned_(learned != nullptr),
         description_(std::move(description)) {}
@@ -222,9 +223,12 @@ class RuleDialoguePredictor : public DialoguePredictor {
   std::string Describe() const override { return description_; }
 
  private:
-  static dst::TrackerOptions Options(const std::shared_ptr<const dst::DialogueModel>& learned) {
+  static dst::TrackerOptions Options(const std::shared_ptr<const dst::DialogueModel>& learned,
+                                     const FusionOptions& fusion) {
     dst::TrackerOptions options;
     options.dialogue_model = learned;
+    options.learned_intent_first = fusion.learned_intent_first;
+    options.learned_values_first = fusion.learned_values_first;
     return options;
   }
 
@@ -374,14 +378,15 @@ std::unique_ptr<UtterancePredictor> MakeRuleUtterancePredictor(
 
 std::unique_ptr<DialoguePredictor> MakeRuleDialoguePredictor(
     std::shared_ptr<const domain::Domain> domain, bool intents, std::string description,
-    std::shared_ptr<const dst::DialogueModel> learned) {
+    std::shared_ptr<const dst::DialogueModel> learned, FusionOptions fusion) {
   return std::make_unique<RuleDialoguePredictor>(std::move(domain), intents,
-                                                 std::move(description), std::move(learned));
+                                                 std::move(description), std::move(learned),
+                                                 fusion);
 }
 
 absl::StatusOr<std::unique_ptr<DialoguePredictor>> MakeFusedDialoguePredictor(
     const std::string& dialogue_model_dir, const data::DialogueDataset& eval,
-    const data::DialogueDataset* train) {
+    const data::DialogueDataset* train, FusionOptions fusion) {
   absl::StatusOr<domain::Domain> domain = DomainFromDialogues(eval, train);
   if (!domain.ok()) return domain.status();
   absl::StatusOr<std::unique_ptr<nlu::dst::DstModel>> model =
@@ -398,9 +403,12 @@ absl::StatusOr<std::unique_ptr<DialoguePredictor>> MakeFusedDialoguePredictor(
       "fused: rule (domain from the schema of ", eval.origin,
       train != nullptr ? absl::StrCat(" and the dialogues of ", train->origin) : "", ": ",
       domain->intents.size(), " intents, ", domain->slots.size(), " slots) + learned tracker ",
-      dialogue_model_dir, " (services/dst Tracker with TrackerOptions::dialogue_model)");
+      dialogue_model_dir, " (services/dst Tracker with TrackerOptions::dialogue_model; ",
+      fusion.learned_intent_first ? "learned intent first" : "rules' intent first", ", ",
+      fusion.learned_values_first ? "learned values first" : "rules' values first", ")");
   return MakeRuleDialoguePredictor(std::make_shared<const domain::Domain>(*std::move(domain)),
-                                   eval.format != "multiwoz21", description, std::move(learned));
+                                   eval.format != "multiwoz21", description, std::move(learned),
+                                   fusion);
 }
 
 }  // namespace helpline::eval

@@ -47,9 +47,17 @@ std::unique_ptr<UtterancePredictor> MakeRuleUtterancePredictor(
 // (TrackerOptions::dialogue_model); the session then gives it the system's real acts and
 // utterance (DialogueState.context) and the dialogue's services, and the state carries its
 // memory from turn to turn as the service's does.
+// Which side wins where both the rules and the learned tracker found something
+// (TrackerOptions::learned_intent_first / learned_values_first; helpline-dst's
+// dialogue_model_first sets both).
+struct FusionOptions {
+  bool learned_intent_first = false;
+  bool learned_values_first = false;
+};
+
 std::unique_ptr<DialoguePredictor> MakeRuleDialoguePredictor(
     std::shared_ptr<const domain::Domain> domain, bool intents, std::string description,
-    std::shared_ptr<const dst::DialogueModel> learned = nullptr);
+    std::shared_ptr<const dst::DialogueModel> learned = nullptr, FusionOptions fusion = {});
 
 // The service's fused tracker on a dialogue data set: the rule tracker of
 // MakeRuleDialoguePredictor (domain from `eval`'s schema and `train`) with the learned
@@ -57,6 +65,6 @@ std::unique_ptr<DialoguePredictor> MakeRuleDialoguePredictor(
 // NOT_FOUND / INVALID_ARGUMENT naming the folder when it cannot be loaded.
 absl::StatusOr<std::unique_ptr<DialoguePredictor>> MakeFusedDialoguePredictor(
     const std::string& dialogue_model_dir, const data::DialogueDataset& eval,
-    const data::DialogueDataset* train);
+    const data::DialogueDataset* train, FusionOptions fusion = {});
 
 }  // namespace helpline::eval
