@@ -1,5 +1,5 @@
-// The one libtorch translation unit of nlu/model: the network, training, calibration,
-// inference and the safetensors round trip.
+// The utterance model (libtorch; pretrain.cc holds the encoder pretraining): the network,
+// training, calibration, inference and the safetensors round trip.
 #include "nlu/model/nlu_model.h"
 
 #include <torch/torch.h>
