@@ -14,19 +14,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-DstTrainOptions TinyOptions() {
-  DstTrainOptions o;
-  o.config.embedding_dim = 24;
-  o.config.hidden_dim = 24;
-  o.config.schema_dim = 24;
-  o.config.mlp_dim = 48;
-  o.config.min_count = 1;
-  o.config.dropout = 0.1;
-  o.epochs = 30;
-  o.batch_dialogues = 4;
-  o.learning_rate = 5e-3;
-  return o;
-}
+DstTrainOptions TinyOptions() { return testing::TinyTrainOptions(); }
 
 std::string TempDir(const std::string& name) {
   const fs::path dir = fs::temp_directory_path() / ("dst_model_test_" + name);

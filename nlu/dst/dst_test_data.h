@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "nlu/data/dataset.h"
+#include "nlu/dst/dst_model.h"
 
 namespace helpline::nlu::dst::testing {
 
@@ -128,6 +129,21 @@ inline data::DialogueDataset ShopDialogues(size_t count, size_t value_offset = 0
   set.services = {ShopService()};
   for (size_t i = 0; i < count; ++i) set.dialogues.push_back(ShopDialogue(i, value_offset));
   return set;
+}
+
+// Options that train a tiny tracker on ShopDialogues in seconds (tests only).
+inline DstTrainOptions TinyTrainOptions() {
+  DstTrainOptions o;
+  o.config.embedding_dim = 24;
+  o.config.hidden_dim = 24;
+  o.config.schema_dim = 24;
+  o.config.mlp_dim = 48;
+  o.config.min_count = 1;
+  o.config.dropout = 0.1;
+  o.epochs = 30;
+  o.batch_dialogues = 4;
+  o.learning_rate = 5e-3;
+  return o;
 }
 
 }  // namespace helpline::nlu::dst::testing

@@ -277,18 +277,9 @@ std::string DialogueModelDir() {
   static const std::string dir = [] {
     const std::string path = ::testing::TempDir() + "/dst_service_test_dialogue_model";
     std::filesystem::remove_all(path);
-    nlu::dst::DstTrainOptions o;
-    o.config.embedding_dim = 24;
-    o.config.hidden_dim = 24;
-    o.config.schema_dim = 24;
-    o.config.mlp_dim = 48;
-    o.config.min_count = 1;
-    o.config.dropout = 0.1;
-    o.epochs = 30;
-    o.batch_dialogues = 4;
-    o.learning_rate = 5e-3;
     nlu::model::SetTorchThreads(1);
-    auto model = nlu::dst::DstModel::Train(nlu::dst::testing::ShopDialogues(36), o, nullptr);
+    auto model = nlu::dst::DstModel::Train(nlu::dst::testing::ShopDialogues(36),
+                                           nlu::dst::testing::TinyTrainOptions(), nullptr);
     if (!model.ok() || !(*model)->Save(path).ok()) return std::string();
     return path;
   }();
