@@ -192,7 +192,6 @@ bool KeepsSlotValues(const reply::ReplyChooser& chooser,
   return KeepsSlots(check.candidates.front().rejection_reasons);
 }
 
-
 std::string RetrievalContext(const generation::v1::GenerationContext& context) {
   std::string out;
   if (!context.history().empty()) {

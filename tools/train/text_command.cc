@@ -1,3 +1,4 @@
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -45,6 +46,12 @@ void AddTextCommand(CLI::App& app) {
       std::fprintf(stderr, "helpline-train text: --weights: give one per --data (%zu), not %zu\n",
                    flags->data.size(), flags->weights.size());
       throw CLI::RuntimeError(2);
+    }
+    for (double w : flags->weights) {  // before any data is read
+      if (!(w >= 0.0) || !std::isfinite(w)) {
+        std::fprintf(stderr, "helpline-train text: --weights: %g is not a number >= 0\n", w);
+        throw CLI::RuntimeError(2);
+      }
     }
     TextOptions options;
     options.split = flags->split;
