@@ -438,6 +438,33 @@ std::shared_ptr<const domain::Domain> PromptDomain(const std::string& system_pro
 
 namespace {
 
+// The whole prompt of a context, untrimmed: system part, every history turn, this turn.
+std::string RenderPrompt(const generation::reply::PromptBuilder& builder,
+                         const generation::v1::GenerationContext& context) {
+  std::string prompt = builder.SystemPart("en");
+  for (const common::v1::Turn& turn : context.history()) prompt += builder.HistoryPart(turn, "en");
+  return prompt + builder.TurnPart(context, "en");
+}
+
+// One prompt builder per distinct system prompt (a domain carries the prompt). The token
+// counter is never used: the examples are not trimmed to a budget here.
+class Builders {
+ public:
+  absl::StatusOr<const generation::reply::PromptBuilder*> For(const std::string& system) {
+    auto it = builders_.find(system);
+    if (it != builders_.end()) return it->second.get();
+    absl::StatusOr<std::unique_ptr<const generation::reply::PromptBuilder>> b =
+        generation::reply::PromptBuilder::Create(
+            PromptDomain(system), generation::reply::PromptFormat{},
+            generation::reply::PromptOptions{}, [](absl::string_view text) { return text.size(); });
+    if (!b.ok()) return b.status();
+    return (builders_[system] = std::move(*b)).get();
+  }
+
+ private:
+  std::map<std::string, std::unique_ptr<const generation::reply::PromptBuilder>> builders_;
+};
+
 // Renders every example of `dialogues` and hands each to `emit` with its record fields.
 // One loop for the training text and the evaluation records, so they cannot differ.
 absl::Status RenderEach(
@@ -445,23 +472,10 @@ absl::Status RenderEach(
     const std::function<void(TrainingExample, const TextDialogue&, generation::v1::GenerationContext,
                              std::string reference)>& emit) {
   namespace reply = generation::reply;
-  // One builder per distinct system prompt (a domain carries the prompt). The token counter
-  // is never used: the examples are not trimmed to a budget here.
-  std::map<std::string, std::unique_ptr<const reply::PromptBuilder>> builders;
-  auto builder_for = [&](const std::string& system) -> absl::StatusOr<const reply::PromptBuilder*> {
-    auto it = builders.find(system);
-    if (it != builders.end()) return it->second.get();
-    absl::StatusOr<std::unique_ptr<const reply::PromptBuilder>> b =
-        reply::PromptBuilder::Create(PromptDomain(system), reply::PromptFormat{},
-                                     reply::PromptOptions{},
-                                     [](absl::string_view text) { return text.size(); });
-    if (!b.ok()) return b.status();
-    return (builders[system] = std::move(*b)).get();
-  };
+  Builders builders;
   for (const TextDialogue& d : dialogues) {
-    absl::StatusOr<const reply::PromptBuilder*> builder = builder_for(d.system_prompt);
+    absl::StatusOr<const reply::PromptBuilder*> builder = builders.For(d.system_prompt);
     if (!builder.ok()) return builder.status();
-    const std::string system = (*builder)->SystemPart("en");
     for (size_t i = 0; i < d.turns.size(); ++i) {
       const TextTurn& t = d.turns[i];
       const std::string user = reply::CollapseWhitespace(t.user);
@@ -470,7 +484,6 @@ absl::Status RenderEach(
       if (options.max_reply_bytes > 0 && agent.size() > options.max_reply_bytes) continue;
       TrainingExample ex;
       ex.origin = absl::StrCat(d.origin, "#", i);
-      ex.prompt = system;
       generation::v1::GenerationContext context;
       const size_t first = i > static_cast<size_t>(std::max(0, options.max_history_turns))
                                 ? i - static_cast<size_t>(options.max_history_turns)
@@ -484,13 +497,12 @@ absl::Status RenderEach(
         turn.set_reply(d.turns[h].agent);
         turn.set_intent(d.turns[h].intent);
         FillState(d.turns[h], *turn.mutable_state());
-        ex.prompt += (*builder)->HistoryPart(turn, "en");
       }
       context.set_user_text(t.user);
       context.set_language("en");
       context.set_cache_key(d.origin);
       FillState(t, *context.mutable_state());
-      ex.prompt += (*builder)->TurnPart(context, "en");
+      ex.prompt = RenderPrompt(**builder, context);
       ex.reply = absl::StrCat(" ", options.placeholders ? InsertPlaceholders(agent, t.slots) : agent);
       emit(std::move(ex), d, std::move(context), std::move(agent));
     }
@@ -536,6 +548,44 @@ absl::StatusOr<std::vector<ExampleRecord>> ReadExampleRecords(const std::string&
   absl::StatusOr<std::vector<TextDialogue>> dialogues = ReadTextDialogues(path, format, options);
   if (!dialogues.ok()) return dialogues.status();
   return RenderExampleRecords(*dialogues, options);
+}
+
+generation::reply::ExemplarIndex MakeExemplarIndex(const std::vector<ExampleRecord>& pool) {
+  std::vector<generation::reply::ExemplarIndex::Entry> entries;
+  entries.reserve(pool.size());
+  for (const ExampleRecord& r : pool) {
+    entries.push_back({generation::reply::RetrievalKey(r.context),
+                       std::string(absl::StripLeadingAsciiWhitespace(r.example.reply)),
+                       r.context.cache_key()});
+  }
+  return generation::reply::ExemplarIndex(std::move(entries));
+}
+
+absl::Status AddExemplars(std::vector<ExampleRecord>& records,
+                          const std::vector<ExampleRecord>& pool, const ExemplarOptions& options) {
+  if (!(options.drop_share >= 0.0 && options.drop_share <= 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("exemplar drop share ", options.drop_share, " is not in [0, 1]"));
+  }
+  const generation::reply::ExemplarIndex index = MakeExemplarIndex(pool);
+  Builders builders;
+  for (ExampleRecord& r : records) {
+    // FNV-1a of the seed and the origin: the same examples go without, run after run.
+    uint64_t h = 1469598103934665603ull ^ options.seed;
+    for (unsigned char c : r.example.origin) h = (h ^ c) * 1099511628211ull;
+    const double u = static_cast<double>(h >> 11) / static_cast<double>(1ull << 53);
+    const std::string* exemplar = nullptr;
+    if (u >= options.drop_share) exemplar = index.Find(r.context, r.context.cache_key());
+    if (exemplar == nullptr) {
+      r.context.clear_exemplar();
+    } else {
+      r.context.set_exemplar(*exemplar);
+    }
+    absl::StatusOr<const generation::reply::PromptBuilder*> builder = builders.For(r.system_prompt);
+    if (!builder.ok()) return builder.status();
+    r.example.prompt = RenderPrompt(**builder, r.context);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<TrainingExample>> ReadTrainingExamples(const std::string& path,

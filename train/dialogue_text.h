@@ -34,16 +34,19 @@
 // Lines: the line; JSON: the line of the syntax error, or the entry of a missing field).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/domain/domain.h"
 #include "helpline/generation/v1/generation_service.pb.h"
 #include "nlu/data/dataset.h"
+#include "services/generation/reply/retrieval.h"
 
 namespace helpline::train {
 
@@ -141,6 +144,27 @@ absl::StatusOr<std::vector<ExampleRecord>> ReadExampleRecords(const std::string&
                                                               const TextOptions& options);
 absl::StatusOr<std::vector<ExampleRecord>> RenderExampleRecords(
     const std::vector<TextDialogue>& dialogues, const TextOptions& options);
+
+// Exemplars (services/generation/reply/retrieval.h) in the examples' prompts.
+struct ExemplarOptions {
+  // Share of the examples shown no exemplar, so that the model also answers without one
+  // (a domain with no past dialogues); chosen by a hash of the example's origin and the seed.
+  double drop_share = 0.2;
+  uint64_t seed = 1;
+};
+
+// Gives each record, as context.exemplar, the target reply (with its {{slot}} placeholders)
+// of the pool example nearest by reply::RetrievalKey, leaving out the pool examples of the
+// record's own dialogue (context.cache_key), and renders example.prompt again with it. With
+// the records' own split as the pool that is leave-one-dialogue-out (training text); other
+// splits take the train split as the pool, as serving would. `records` may be `pool` itself.
+// INVALID_ARGUMENT for a drop share outside [0, 1].
+absl::Status AddExemplars(std::vector<ExampleRecord>& records,
+                          const std::vector<ExampleRecord>& pool, const ExemplarOptions& options);
+
+// The exemplar index of a pool: each example's key, target reply (placeholders kept, no
+// leading space) and dialogue.
+generation::reply::ExemplarIndex MakeExemplarIndex(const std::vector<ExampleRecord>& pool);
 
 // The domain the examples' prompts are rendered with: name "training", language "en", the
 // system prompt, no slots or intents (so Known lists slots by name and Missing is the

@@ -156,6 +156,46 @@ TEST(DialogueTextTest, BadFilesAreNamedWithTheirLine) {
   EXPECT_EQ(*ParseTextFormat("taskmaster"), TextFormat::kTaskmaster);
 }
 
+// Three one-turn Bitext dialogues: two about refunds, one about delivery. Each example's
+// exemplar is the nearest reply of another dialogue (never its own), placeholders kept, on an
+// Example: line just before the customer's; a drop share of 1 leaves every prompt as it was.
+TEST(DialogueTextTest, ExemplarsComeFromOtherDialoguesAndCanBeDropped) {
+  TextOptions options;
+  options.system_prompt = "You help.";
+  absl::StatusOr<std::vector<TextDialogue>> d = ParseBitext(
+      "{\"instruction\": \"i want a refund for order {{Order Number}}\", \"response\": \"Refund "
+      "{{Order Number}} is on its way.\"}\n"
+      "{\"instruction\": \"can i get a refund please\", \"response\": \"Sure, which order?\"}\n"
+      "{\"instruction\": \"where is my parcel\", \"response\": \"It ships today.\"}\n",
+      "train.jsonl", options);
+  ASSERT_TRUE(d.ok()) << d.status();
+  absl::StatusOr<std::vector<ExampleRecord>> records = RenderExampleRecords(*d, options);
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 3u);
+  const std::string plain = (*records)[0].example.prompt;
+
+  ExemplarOptions exemplars;
+  exemplars.drop_share = 0.0;
+  ASSERT_TRUE(AddExemplars(*records, *records, exemplars).ok());
+  EXPECT_EQ((*records)[0].context.exemplar(), "Sure, which order?");
+  EXPECT_EQ((*records)[1].context.exemplar(), "Refund {{order_number}} is on its way.");
+  EXPECT_EQ((*records)[0].example.prompt,
+            "You help.\nIntent: none\nKnown: none\nMissing: none\n"
+            "Example: Sure, which order?\n"
+            "Customer: i want a refund for order {{order_number}}\nAgent:");
+  // "where is my parcel" shares no word with the other dialogues: no exemplar, no line.
+  EXPECT_EQ((*records)[2].context.exemplar(), "");
+  EXPECT_EQ((*records)[2].example.prompt.find("Example:"), std::string::npos);
+
+  exemplars.drop_share = 1.0;
+  ASSERT_TRUE(AddExemplars(*records, *records, exemplars).ok());
+  EXPECT_EQ((*records)[0].context.exemplar(), "");
+  EXPECT_EQ((*records)[0].example.prompt, plain);
+
+  exemplars.drop_share = 1.5;
+  EXPECT_EQ(AddExemplars(*records, *records, exemplars).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(DialogueTextTest, WeightExamplesRepeatsOrThinsEvenly) {
   std::vector<TrainingExample> examples(5);
   for (size_t i = 0; i < examples.size(); ++i) examples[i].reply = std::to_string(i);

@@ -75,22 +75,6 @@ class Progress {
   Clock::time_point last_;
 };
 
-bool IsWordByte(unsigned char c) { return absl::ascii_isalnum(c) || c >= 0x80; }
-
-// Lowercase words of `text` for TF-IDF.
-std::vector<std::string> Words(absl::string_view text) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i < text.size()) {
-    while (i < text.size() && !IsWordByte(static_cast<unsigned char>(text[i]))) ++i;
-    size_t j = i;
-    while (j < text.size() && IsWordByte(static_cast<unsigned char>(text[j]))) ++j;
-    if (j > i) out.push_back(absl::AsciiStrToLower(text.substr(i, j - i)));
-    i = j;
-  }
-  return out;
-}
-
 // log softmax(row)[id] in double precision.
 double LogProbOf(const float* row, int vocab, int32_t id) {
   float max = row[0];
@@ -190,70 +174,6 @@ bool KeepsSlotValues(const reply::ReplyChooser& chooser,
   candidate.text = std::string(text);
   reply::ReplyChoice check = chooser.Choose(context, absl::MakeConstSpan(&candidate, 1));
   return KeepsSlots(check.candidates.front().rejection_reasons);
-}
-
-std::string RetrievalContext(const generation::v1::GenerationContext& context) {
-  std::string out;
-  if (!context.history().empty()) {
-    absl::StrAppend(&out, context.history(context.history_size() - 1).reply(), "\n");
-  }
-  const common::v1::DialogueState& state = context.state();
-  absl::StrAppend(&out, state.active_intent(), "\n");
-  std::vector<std::string> slots;
-  for (const auto& [name, value] : state.slots()) slots.push_back(absl::StrCat(name, " ", value.value()));
-  std::sort(slots.begin(), slots.end());
-  absl::StrAppend(&out, absl::StrJoin(slots, " "), "\n",
-                  absl::StrJoin(state.missing_slots(), " "), "\n", context.user_text());
-  return out;
-}
-
-TfidfIndex::TfidfIndex(const std::vector<std::string>& documents) : documents_(documents.size()) {
-  std::vector<std::vector<std::pair<uint32_t, uint32_t>>> counts(documents.size());  // (term, tf)
-  std::vector<uint32_t> df;
-  for (size_t d = 0; d < documents.size(); ++d) {
-    std::map<uint32_t, uint32_t> tf;
-    for (std::string& w : Words(documents[d])) {
-      auto [it, added] = term_ids_.emplace(std::move(w), static_cast<uint32_t>(df.size()));
-      if (added) df.push_back(0);
-      ++tf[it->second];
-    }
-    for (const auto& [term, n] : tf) {
-      ++df[term];
-      counts[d].emplace_back(term, n);
-    }
-  }
-  idf_.resize(df.size());
-  const double n = static_cast<double>(documents.size());
-  for (size_t t = 0; t < df.size(); ++t) idf_[t] = std::log((1 + n) / (1 + df[t])) + 1;
-  postings_.resize(df.size());
-  for (size_t d = 0; d < counts.size(); ++d) {
-    double norm = 0.0;
-    for (const auto& [term, tf] : counts[d]) norm += std::pow(tf * idf_[term], 2);
-    norm = std::sqrt(norm);
-    for (const auto& [term, tf] : counts[d]) {
-      postings_[term].push_back({static_cast<uint32_t>(d), static_cast<float>(tf * idf_[term] / norm)});
-    }
-  }
-}
-
-size_t TfidfIndex::Nearest(absl::string_view query) const {
-  if (documents_ == 0) return 0;
-  std::map<uint32_t, uint32_t> tf;
-  for (const std::string& w : Words(query)) {
-    auto it = term_ids_.find(w);
-    if (it != term_ids_.end()) ++tf[it->second];
-  }
-  // The query's norm is the same for every document: it does not change the order.
-  std::vector<double> score(documents_, 0.0);
-  for (const auto& [term, n] : tf) {
-    const double q = n * idf_[term];
-    for (const Posting& p : postings_[term]) score[p.document] += q * p.weight;
-  }
-  size_t best = 0;
-  for (size_t d = 1; d < documents_; ++d) {
-    if (score[d] > score[best]) best = d;
-  }
-  return best;
 }
 
 absl::StatusOr<std::vector<double>> TargetLogProbs(lm::Gpt2Model& model,
@@ -419,6 +339,11 @@ absl::StatusOr<Inputs> ReadInputs(const GenerationEvalOptions& options) {
           "the retrieval data holds the evaluated example ", r.example.origin,
           ": pass the training split as --retrieval-data"));
     }
+  }
+  if (options.exemplars) {
+    train::ExemplarOptions exemplar;
+    exemplar.drop_share = 0.0;
+    if (absl::Status s = train::AddExemplars(in.all, in.pool, exemplar); !s.ok()) return s;
   }
   in.picked = Pick(in.all.size(), options.limit);
   return in;
@@ -634,11 +559,11 @@ absl::StatusOr<std::vector<Outcome>> Generate(const GenerationEvalOptions& optio
 double RetrievalChrf(const Inputs& in, const std::vector<Item>& items, std::vector<size_t>& nearest_out) {
   std::vector<std::string> contexts;
   contexts.reserve(in.pool.size());
-  for (const train::ExampleRecord& r : in.pool) contexts.push_back(RetrievalContext(r.context));
+  for (const train::ExampleRecord& r : in.pool) contexts.push_back(RetrievalKey(r.context));
   const TfidfIndex index(contexts);
   ChrfAccumulator chrf;
   for (const Item& item : items) {
-    const size_t nearest = index.Nearest(RetrievalContext(item.record->context));
+    const size_t nearest = index.Nearest(RetrievalKey(item.record->context));
     nearest_out.push_back(nearest);
     chrf.Add(in.pool[nearest].reference, item.record->reference);
   }
@@ -709,6 +634,7 @@ absl::Status WriteSamples(const std::string& path, const Inputs& in, const std::
         {"sent", o.sent},
         {"degraded", o.degraded},
         {"chosen", o.chosen_index},
+        {"exemplar", r.context.exemplar()},
         {"retrieval", k < nearest.size() ? in.pool[nearest[k]].reference : ""}};
     out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   }
@@ -801,6 +727,9 @@ absl::StatusOr<std::map<std::string, double>> EvaluateGeneration(
   m["perplexity_tokens"] = static_cast<double>(target_tokens);
   m["retrieval_chrf"] = retrieval_chrf;
   m["retrieval_examples"] = static_cast<double>(in->pool.size());
+  size_t with_exemplar = 0;
+  for (const Item& item : items) with_exemplar += item.record->context.exemplar().empty() ? 0 : 1;
+  m["exemplar_rate"] = items.empty() ? 0.0 : static_cast<double>(with_exemplar) / items.size();
   AddReplyMetrics(s, items, *outcomes, m);
   m["typed_slots"] = static_cast<double>(
       std::count_if(s.domain->slots.begin(), s.domain->slots.end(),
@@ -847,6 +776,10 @@ int RunGenerationEval(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--constrain-placeholders", options.constrain_placeholders,
                  "decode only {{placeholders}} the state can fill (the service does)")
+      ->capture_default_str();
+  app.add_option("--exemplars", options.exemplars,
+                 "show the model the nearest training reply as an exemplar (the shipped model is "
+                 "trained with them; false for a model trained without)")
       ->capture_default_str();
   app.add_option("--report", report, "also write the metrics to this file as one JSON object");
   app.add_option("--samples", options.samples_file,

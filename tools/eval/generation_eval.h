@@ -12,7 +12,7 @@
 //                              against the data's replies, 0..100
 //   chrf_unfiltered            the same for the model's own candidate before the filter
 //   retrieval_chrf             the baseline: the reply of the retrieval example whose context
-//                              is nearest by TF-IDF cosine (RetrievalContext)
+//                              is nearest by TF-IDF cosine (reply::RetrievalKey)
 //   slot_fidelity              share of sent replies that keep every slot value of the state:
 //                              the serving filter finds neither slot_contradiction nor
 //                              unfilled_placeholder in them (EvaluationDomain types the slots)
@@ -46,6 +46,7 @@
 #include "services/generation/generator.h"
 #include "services/generation/reply/chrf.h"
 #include "services/generation/reply/reply_chooser.h"
+#include "services/generation/reply/retrieval.h"
 #include "train/dialogue_text.h"
 
 namespace helpline::eval {
@@ -54,31 +55,9 @@ namespace helpline::eval {
 using generation::reply::ChrfAccumulator;
 using generation::reply::SentenceChrf;
 
-// The text the retrieval baseline compares: the previous agent reply (the last history
-// turn), this turn's intent, slot names and values, missing slots, and the customer's text.
-std::string RetrievalContext(const generation::v1::GenerationContext& context);
-
-// TF-IDF over lowercase words (runs of ASCII letters and digits, bytes >= 0x80 joining them):
-// tf = count, idf = ln((1 + N) / (1 + df)) + 1 (scikit-learn's smooth idf), vectors L2
-// normalised; Nearest is the document of highest cosine, ties (also all-zero) to the lowest
-// index. Immutable after construction; Nearest is thread-safe.
-class TfidfIndex {
- public:
-  explicit TfidfIndex(const std::vector<std::string>& documents);
-  // INVALID_ARGUMENT-free: an empty index answers 0 (callers ensure it is not empty).
-  size_t Nearest(absl::string_view query) const;
-  size_t size() const { return documents_; }
-
- private:
-  struct Posting {
-    uint32_t document;
-    float weight;
-  };
-  std::unordered_map<std::string, uint32_t> term_ids_;
-  std::vector<double> idf_;
-  std::vector<std::vector<Posting>> postings_;  // by term id
-  size_t documents_ = 0;
-};
+// The retrieval baseline's text and index (services/generation/reply/retrieval.h).
+using generation::reply::RetrievalKey;
+using generation::reply::TfidfIndex;
 
 // One sequence to score: the target tokens given the prompt tokens.
 struct ScoringInput {
@@ -136,6 +115,9 @@ struct GenerationEvalOptions {
   double consensus_weight = generation::reply::RerankWeights{}.consensus;
   // Decode only the {{placeholders}} the state can fill, as the service does.
   bool constrain_placeholders = true;
+  // Give each example's prompt the reply of the nearest retrieval example as its exemplar
+  // (train::AddExemplars, none left out), as the service does with an exemplar index.
+  bool exemplars = true;
   // Progress lines (examples done, rate, ETA); null for none.
   std::ostream* progress = nullptr;
   // When set: one JSON line per evaluated example (origin, customer text, reference, the

@@ -151,17 +151,6 @@ fs::path* GenerationEvalTest::root_ = nullptr;
 std::string* GenerationEvalTest::model_ = nullptr;
 std::string* GenerationEvalTest::skip_ = nullptr;
 
-TEST(TfidfTest, FindsTheDuplicateAndPrefersRareWords) {
-  const TfidfIndex index({"where is my order", "i want a refund for my order",
-                          "cancel my subscription", "where is my parcel"});
-  EXPECT_EQ(index.Nearest("i want a refund for my order"), 1u);
-  EXPECT_EQ(index.Nearest("Cancel my Subscription!"), 2u);
-  // "parcel" is rarer than "order": it decides.
-  EXPECT_EQ(index.Nearest("my parcel"), 3u);
-  // Nothing in common: the first document.
-  EXPECT_EQ(index.Nearest("zzz"), 0u);
-}
-
 TEST(EvaluationDomainTest, TypesSlotsByTheirValuesAndKeepsSlotValuesFollowsTheFilter) {
   std::vector<train::ExampleRecord> records(3);
   const char* emails[] = {"ann@example.com", "bob@example.org", "dontcare"};

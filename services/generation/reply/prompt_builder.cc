@@ -66,7 +66,8 @@ absl::StatusOr<std::unique_ptr<const PromptBuilder>> PromptBuilder::Create(
       {"intent_label", &format.intent_label},     {"known_label", &format.known_label},
       {"missing_label", &format.missing_label},   {"escalate_label", &format.escalate_label},
       {"evidence_label", &format.evidence_label}, {"none_value", &format.none_value},
-      {"confirmation_label", &format.confirmation_label}};
+      {"confirmation_label", &format.confirmation_label},
+      {"exemplar_label", &format.exemplar_label}};
   for (const auto& [field, label] : labels) {
     if (absl::Status s = CheckLabel(field, *label); !s.ok()) return s;
   }
@@ -112,8 +113,13 @@ std::string PromptBuilder::HistoryPart(const common::v1::Turn& turn,
 }
 
 std::string PromptBuilder::TurnPart(const v1::GenerationContext& context,
-                                    absl::string_view language) const {
-  return absl::StrCat(StatePart(context.state(), context.evidence(), language),
+                                    absl::string_view language, bool with_exemplar) const {
+  std::string exemplar;
+  if (with_exemplar) {
+    const std::string text = CollapseWhitespace(Utf8Prefix(context.exemplar(), format_.max_exemplar_bytes));
+    if (!text.empty()) exemplar = Line(format_.exemplar_label, text);
+  }
+  return absl::StrCat(StatePart(context.state(), context.evidence(), language), exemplar,
                       Line(format_.customer_label, context.user_text()), format_.agent_label);
 }
 
@@ -186,8 +192,12 @@ absl::StatusOr<BuiltPrompt> PromptBuilder::Build(const v1::GenerationContext& co
   BuiltPrompt built;
   built.language = domain::ResolveLanguage(*domain_, context.language(), context.state());
   const std::string system = SystemPart(built.language);
-  const std::string turn = TurnPart(context, built.language);
-  const size_t base_tokens = count_tokens_(absl::StrCat(system, turn));
+  std::string turn = TurnPart(context, built.language);
+  size_t base_tokens = count_tokens_(absl::StrCat(system, turn));
+  if (base_tokens > max_prompt_tokens && !context.exemplar().empty()) {
+    turn = TurnPart(context, built.language, /*with_exemplar=*/false);
+    base_tokens = count_tokens_(absl::StrCat(system, turn));
+  }
   if (base_tokens > max_prompt_tokens) {
     return absl::InvalidArgumentError(absl::StrCat(
         "context.user_text: this turn needs ", base_tokens,

@@ -16,6 +16,7 @@
 //                                                                   confirms (state.confirmation)
 //   Handover: yes\n                                                 only when escalating
 //   Evidence: (<source>) <text>\n                                   one per attachment
+//   Example: <context.exemplar>\n                                    only with an exemplar
 //   Customer: <user_text>\n
 //   Agent:                                                          the cue, no space
 //
@@ -32,7 +33,8 @@
 // the oldest. With history_alignment g > 1 the first kept turn is always one whose
 // Turn.index is a multiple of g (so the start of the prompt, and the cached prefix, moves
 // only every g turns, not every turn). When even the system prompt and this turn do not
-// fit: INVALID_ARGUMENT naming context.user_text.
+// fit, the exemplar line is left out; when that does not fit either: INVALID_ARGUMENT naming
+// context.user_text.
 //
 // Thread-safe after construction (const methods only).
 #pragma once
@@ -69,6 +71,8 @@ struct PromptFormat {
   // (declined). Absent when unset, so prompts of training data without it do not change.
   std::string confirmation_label = "Confirmation:";
   std::string evidence_label = "Evidence:";
+  // The reply of a similar past turn (context.exemplar), which the model may follow.
+  std::string exemplar_label = "Example:";
   // Written where there is no intent, no filled slot or nothing missing.
   std::string none_value = "none";
   // Between "slot=value" items and between missing slot names.
@@ -82,6 +86,8 @@ struct PromptFormat {
   bool history_intents = false;
   // Longest evidence text per attachment, in bytes (cut at a character boundary).
   size_t max_evidence_bytes = 1000;
+  // Longest exemplar, in bytes (cut at a character boundary).
+  size_t max_exemplar_bytes = 1000;
 };
 
 // The stop sequences a model needs with this format: "\n" (a reply is one line; after it
@@ -130,7 +136,8 @@ class PromptBuilder {
   // prompt of turn k+1 starts with the prompt of turn k plus its reply; without a state
   // only the customer and agent lines (and the intent with history_intents).
   std::string HistoryPart(const common::v1::Turn& turn, absl::string_view language = "") const;
-  std::string TurnPart(const v1::GenerationContext& context, absl::string_view language) const;
+  std::string TurnPart(const v1::GenerationContext& context, absl::string_view language,
+                       bool with_exemplar = true) const;
   // The state lines (intent, known, missing, handover) and the evidence lines.
   std::string StatePart(const common::v1::DialogueState& state,
                         const google::protobuf::RepeatedPtrField<common::v1::Evidence>& evidence,

@@ -367,6 +367,41 @@ TEST(PromptBuilderTest, EvidenceIsCutToMaxBytesAtACharacterBoundary) {
   EXPECT_THAT(p->text, HasSubstr("\nEvidence: (ocr) 订单号\n"));
 }
 
+// The exemplar is a line just before the customer's, cut to its byte limit; it is not part
+// of the stable prefix (history keeps no exemplar), and it is the first thing given up when
+// this turn does not fit, before the request is refused.
+TEST(PromptBuilderTest, ExemplarLineBeforeTheCustomerAndDroppedWhenThisTurnDoesNotFit) {
+  PromptFormat format;
+  format.max_exemplar_bytes = 40;
+  auto builder = Builder(format);
+  v1::GenerationContext context;
+  context.set_user_text("Where is my order?");
+  context.mutable_state()->set_active_intent("track_order");
+  *context.add_history() = MakeTurn(0, "hi", "Hello!");
+  context.set_exemplar("Could you give me your {{order_id}}, please? It is on\nthe receipt.");
+  absl::StatusOr<BuiltPrompt> p = builder->Build(context, 1000);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->text, absl::StrCat(builder->SystemPart("en"),
+                                  "Customer: hi\nAgent: Hello!\n"
+                                  "Intent: track_order\nKnown: none\nMissing: order_id\n"
+                                  "Example: Could you give me your {{order_id}}, ple\n"
+                                  "Customer: Where is my order?\nAgent:"));
+  EXPECT_EQ(p->text.substr(0, p->stable_bytes),
+            absl::StrCat(builder->SystemPart("en"), builder->HistoryPart(context.history(0))));
+  EXPECT_EQ(builder->TurnPart(context, "en", /*with_exemplar=*/false),
+            "Intent: track_order\nKnown: none\nMissing: order_id\nCustomer: Where is my order?\nAgent:");
+
+  // A budget that holds this turn only without the exemplar: history goes, then the exemplar.
+  const size_t bare = CountUnits(absl::StrCat(
+      builder->SystemPart("en"), builder->TurnPart(context, "en", /*with_exemplar=*/false)));
+  p = builder->Build(context, bare);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_THAT(p->text, Not(HasSubstr("Example:")));
+  EXPECT_EQ(p->history_turns_dropped, 1u);
+  EXPECT_EQ(p->tokens, bare);
+  EXPECT_EQ(builder->Build(context, bare - 1).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 // A counter that is not additive over parts (bytes / 4, rounded up): the builder still
 // never returns a prompt over the budget.
 TEST(PromptBuilderTest, NonAdditiveCounterStaysWithinBudget) {
