@@ -16,6 +16,7 @@
 #include "services/generation/decoding.h"
 #include "services/generation/default_blocklist.h"
 #include "services/generation/reply/reply_text.h"
+#include "train/dialogue_text.h"
 
 namespace helpline::generation {
 namespace {
@@ -77,7 +78,18 @@ class NeuralReplyEngine::Call final : public ReplyCall,
     }
     size_t budget = static_cast<size_t>(n_positions) - max_tokens;
     if (owner_.max_prompt_tokens_ > 0) budget = std::min<size_t>(budget, owner_.max_prompt_tokens_);
-    absl::StatusOr<reply::BuiltPrompt> prompt = owner_.prompts_->Build(context_, budget);
+    // The prompt's context: the request's, with the exemplar index's nearest reply when the
+    // request brings no exemplar.
+    const v1::GenerationContext* prompt_context = &context_;
+    v1::GenerationContext with_exemplar;
+    if (context_.exemplar().empty() && owner_.exemplars_ != nullptr) {
+      if (const std::string* e = owner_.exemplars_->Find(context_)) {
+        with_exemplar = context_;
+        with_exemplar.set_exemplar(*e);
+        prompt_context = &with_exemplar;
+      }
+    }
+    absl::StatusOr<reply::BuiltPrompt> prompt = owner_.prompts_->Build(*prompt_context, budget);
     if (!prompt.ok()) return Done(prompt.status());
 
     lm::GenerationRequest request;
@@ -356,6 +368,27 @@ absl::StatusOr<std::unique_ptr<NeuralReplyEngine>> NeuralReplyEngine::Create(
       reply::ReplyChooser::Create(domain, *std::move(blocklist), chooser);
   if (!choose.ok()) return choose.status();
   engine->chooser_ = *std::move(choose);
+
+  if (!reply_config.exemplar_data().empty()) {
+    absl::StatusOr<train::TextFormat> format = train::ParseTextFormat(reply_config.exemplar_format());
+    if (!format.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("reply.exemplar_format: ", format.status().message()));
+    }
+    train::TextOptions text;
+    text.split = "train";
+    absl::StatusOr<std::vector<train::ExampleRecord>> pool =
+        train::ReadExampleRecords(reply_config.exemplar_data(), *format, text);
+    if (!pool.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("reply.exemplar_data: ", pool.status().message()));
+    }
+    if (pool->empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("reply.exemplar_data: ", reply_config.exemplar_data(),
+                                                     " has no agent turns"));
+    }
+    engine->exemplars_ = std::make_unique<const reply::ExemplarIndex>(train::MakeExemplarIndex(*pool));
+    log::Info("exemplars loaded", {{"turns", engine->exemplars_->size()},
+                                   {"data", reply_config.exemplar_data()}});
+  }
 
   reply::PromptOptions prompt_options;
   prompt_options.history_alignment = std::max<uint32_t>(1, reply_config.history_alignment());

@@ -29,6 +29,7 @@
 #include "services/generation/generator.h"
 #include "services/generation/reply/prompt_builder.h"
 #include "services/generation/reply/reply_chooser.h"
+#include "services/generation/reply/retrieval.h"
 #include "services/generation/reply_engine.h"
 
 namespace helpline::generation {
@@ -36,7 +37,8 @@ namespace helpline::generation {
 class NeuralReplyEngine final : public ReplyEngine {
  public:
   // Loads the tokenizer and the model from config.model().dir(), checks the engine options
-  // and the reply config (the blocklist file), and starts the engine's owner thread.
+  // and the reply config (the blocklist file, the exemplar data), and starts the engine's
+  // owner thread.
   // `fallback` must outlive the engine. Errors name the file or the config field.
   static absl::StatusOr<std::unique_ptr<NeuralReplyEngine>> Create(
       const v1::GenerationConfig& config, std::shared_ptr<const domain::Domain> domain,
@@ -62,6 +64,8 @@ class NeuralReplyEngine final : public ReplyEngine {
   std::unique_ptr<lm::Gpt2Model> model_;
   std::unique_ptr<const reply::PromptBuilder> prompts_;
   std::unique_ptr<const reply::ReplyChooser> chooser_;
+  // reply.exemplar_data's turns; null without.
+  std::unique_ptr<const reply::ExemplarIndex> exemplars_;
   std::vector<std::string> format_stops_;
   uint32_t max_prompt_tokens_ = 0;
   int no_repeat_ngram_ = kDefaultNoRepeatNgram;

@@ -5,6 +5,7 @@
 // seeds, streaming, the session prefix cache, errors, cancel).
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <thread>
@@ -357,6 +358,77 @@ TEST(NeuralAppTest, ABrokenModelFolderIsAStartupErrorNamingTheFile) {
   app = App::Create(config);
   ASSERT_FALSE(app.ok());
   EXPECT_THAT(app.status().message(), HasSubstr("reply.candidate_temperature"));
+  std::filesystem::remove_all(dir);
+}
+
+// reply.exemplar_data: the service finds the nearest past agent turn for a request without an
+// exemplar and puts it on the prompt's Example: line (the prompt grows by exactly that line);
+// a request's own exemplar is kept; bad exemplar data stops the start, naming the field.
+TEST(NeuralAppTest, ExemplarDataPutsTheNearestReplyOnThePrompt) {
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / absl::StrCat("neural_exemplars_", ::getpid())).string();
+  absl::Status made = testutil::MakeTinyGpt2(dir, "--merges all --positions 512 --embd 64 --layers 2 --heads 4");
+  if (absl::IsFailedPrecondition(made)) GTEST_SKIP() << made;
+  ASSERT_TRUE(made.ok()) << made;
+  const std::string data = dir + "/exemplars.jsonl";
+  const std::string reply = "Your order {{order_number}} is on its way.";
+  {
+    std::ofstream out(data);
+    out << R"({"instruction": "where is my order {{Order Number}}", "response": "Your order {{Order Number}} is on its way."})" "\n"
+        << R"({"instruction": "i want to cancel my subscription", "response": "It is cancelled."})" "\n";
+  }
+  v1::GenerationConfig config;
+  config.mutable_server()->set_host("127.0.0.1");
+  config.mutable_server()->set_grpc_port(0);
+  config.mutable_server()->set_metrics_port(0);
+  config.set_domain_file(testutil::ShopDomainPath());
+  config.mutable_model()->set_dir(dir);
+  rpc::ApplyServerDefaults(*config.mutable_server());
+
+  // Prompt tokens of one greedy request to an app made from `c`.
+  auto prompt_tokens = [](const v1::GenerationConfig& c, const v1::GenerationContext& context) -> int64_t {
+    auto app = App::Create(c);
+    EXPECT_TRUE(app.ok()) << app.status();
+    if (!app.ok()) return -1;
+    auto stub = v1::GenerationService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", (*app)->server().grpc_port()), grpc::InsecureChannelCredentials()));
+    v1::GenerateRequest request;
+    *request.mutable_context() = context;
+    request.mutable_params()->set_max_tokens(4);
+    request.mutable_params()->set_n(1);
+    request.mutable_params()->set_temperature(0.5f);
+    v1::GenerateResponse response;
+    grpc::ClientContext call;
+    call.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    const grpc::Status s = stub->Generate(&call, request, &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    (*app)->server().Shutdown();
+    return s.ok() ? static_cast<int64_t>(response.usage().prompt_tokens()) : -1;
+  };
+  auto tokenizer = lm::BpeTokenizer::Load(dir);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  const int64_t line = static_cast<int64_t>((*tokenizer)->Encode(absl::StrCat("Example: ", reply, "\n")).size());
+
+  const v1::GenerationContext context = OrderContext("");
+  const int64_t without = prompt_tokens(config, context);
+  config.mutable_reply()->set_exemplar_data(data);
+  config.mutable_reply()->set_exemplar_format("bitext");
+  EXPECT_EQ(prompt_tokens(config, context), without + line);
+  // The request's own exemplar wins over the index.
+  v1::GenerationContext own = context;
+  own.set_exemplar("Thanks!");
+  EXPECT_EQ(prompt_tokens(config, own),
+            without + static_cast<int64_t>((*tokenizer)->Encode("Example: Thanks!\n").size()));
+
+  config.mutable_reply()->set_exemplar_format("csv");
+  auto app = App::Create(config);
+  ASSERT_FALSE(app.ok());
+  EXPECT_THAT(app.status().message(), HasSubstr("reply.exemplar_format"));
+  config.mutable_reply()->set_exemplar_format("bitext");
+  config.mutable_reply()->set_exemplar_data(dir + "/missing.jsonl");
+  app = App::Create(config);
+  ASSERT_FALSE(app.ok());
+  EXPECT_THAT(app.status().message(), HasSubstr("reply.exemplar_data"));
   std::filesystem::remove_all(dir);
 }
 
