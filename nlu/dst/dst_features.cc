@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -282,6 +283,16 @@ void DialogueContext::Restore(const Snapshot& snapshot) {
     if (j >= 0) history.push_back({i, j, h.value, h.from_system, h.turn});
   }
   user_turn = snapshot.user_turn;
+}
+
+std::vector<Snapshot::Value> RecentHistory(const std::vector<Snapshot::Value>& history,
+                                           size_t limit) {
+  std::vector<Snapshot::Value> newest_first;
+  std::set<std::tuple<std::string, std::string, std::string>> seen;
+  for (auto it = history.rbegin(); it != history.rend() && newest_first.size() < limit; ++it) {
+    if (seen.emplace(it->service, it->slot, it->value).second) newest_first.push_back(*it);
+  }
+  return std::vector<Snapshot::Value>(newest_first.rbegin(), newest_first.rend());
 }
 
 void DialogueContext::SetValue(int service, int slot, const std::string& value) {

@@ -104,6 +104,16 @@ struct Snapshot {
   int user_turn = 0;
 };
 
+// `history` (oldest first) as a bounded memory: each (service, slot, value) once, at its
+// newest entry, and of those the `limit` most recent, in their order. Dropping an older copy
+// of a value met again under the same slot changes no prediction: ReferCandidates reads the
+// history newest first and takes a value once, so the older copy is never a candidate. An
+// entry beyond `limit` is lost to a slot's references only when the kept entries give that
+// slot fewer than the 16 candidates ReferCandidates takes (kept entries that are the slot's
+// own values or repeat a value under another slot give none). limit 0 keeps nothing.
+std::vector<Snapshot::Value> RecentHistory(const std::vector<Snapshot::Value>& history,
+                                           size_t limit);
+
 // A value met in the dialogue: a state value or a system act's value, with its slot.
 struct HistoryValue {
   int service = 0;

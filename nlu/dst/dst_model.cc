@@ -535,6 +535,15 @@ struct DstModel::Impl {
   }
 };
 
+// The encodings are a function of the weights and the schema texts alone: computed once they
+// stand for every session over the same services (the rows index the projected tensors).
+struct ServiceEncodings {
+  const DstModel::Impl* model = nullptr;  // the model that made them
+  std::vector<const data::ServiceSchema*> services;
+  std::vector<ServiceRows> rows;  // per service: its slots', values' and intents' rows
+  SchemaRows schema;              // the projected rows, made under InferenceMode
+};
+
 namespace {
 
 // One step of training on a batch of dialogues: the summed loss and the status accuracy.
@@ -740,13 +749,29 @@ StepResult TrainStep(Net& net, const std::vector<const PreparedDialogue*>& batch
 
 // ---- The session ----
 
+// The schema of `services` through the model's encoder (ServiceEncodings).
+std::shared_ptr<const ServiceEncodings> Encode(
+    const DstModel::Impl& model, const std::vector<const data::ServiceSchema*>& services) {
+  torch::InferenceMode guard;
+  auto out = std::make_shared<ServiceEncodings>();
+  out->model = &model;
+  out->services = services;
+  Bags bags;
+  for (const data::ServiceSchema* s : services) out->rows.push_back(AddService(*s, bags));
+  out->schema = ProjectSchema(model.net, bags);
+  return out;
+}
+
 class TorchDstSession : public DstSession {
  public:
-  TorchDstSession(const DstModel::Impl& model, std::vector<const data::ServiceSchema*> services)
-      : model_(model), context_(services) {
+  // Keeps `encodings` (of `model`) alive: other sessions may share them.
+  TorchDstSession(const DstModel::Impl& model, std::shared_ptr<const ServiceEncodings> encodings)
+      : model_(model),
+        encodings_(std::move(encodings)),
+        context_(encodings_->services),
+        rows_(encodings_->rows),
+        schema_(encodings_->schema) {
     torch::InferenceMode guard;
-    for (const data::ServiceSchema* s : services) rows_.push_back(AddService(*s, bags_));
-    schema_ = ProjectSchema(model_.net, bags_);
     hidden_ = torch::zeros({1, 1, model_.config.model_dim()});
   }
 
@@ -941,10 +966,11 @@ class TorchDstSession : public DstSession {
   }
 
   const DstModel::Impl& model_;
+  const std::shared_ptr<const ServiceEncodings> encodings_;
   DialogueContext context_;
-  Bags bags_;
-  std::vector<ServiceRows> rows_;
-  SchemaRows schema_;
+  // Borrowed from encodings_ (read only: sessions on other threads read them too).
+  const std::vector<ServiceRows>& rows_;
+  const SchemaRows& schema_;
   torch::Tensor hidden_;
 };
 
@@ -1155,11 +1181,36 @@ absl::StatusOr<std::unique_ptr<DstModel>> DstModel::Load(const std::string& dir)
   return std::unique_ptr<DstModel>(new DstModel(std::move(impl)));
 }
 
-absl::StatusOr<std::unique_ptr<DstSession>> DstModel::NewSession(
+absl::Status DstModel::CheckEncodings(const ServiceEncodings* encodings) const {
+  if (encodings == nullptr) return absl::InvalidArgumentError("service encodings: null");
+  if (encodings->model != impl_.get()) {
+    return absl::InvalidArgumentError("service encodings: made by another model");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const ServiceEncodings>> DstModel::EncodeServices(
     const std::vector<const data::ServiceSchema*>& services) const {
   if (services.empty()) return absl::InvalidArgumentError("a dialogue needs at least one service");
   try {
-    return std::unique_ptr<DstSession>(new TorchDstSession(*impl_, services));
+    return Encode(*impl_, services);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<DstSession>> DstModel::NewSession(
+    const std::vector<const data::ServiceSchema*>& services) const {
+  absl::StatusOr<std::shared_ptr<const ServiceEncodings>> encodings = EncodeServices(services);
+  if (!encodings.ok()) return encodings.status();
+  return NewSession(*std::move(encodings));
+}
+
+absl::StatusOr<std::unique_ptr<DstSession>> DstModel::NewSession(
+    std::shared_ptr<const ServiceEncodings> encodings) const {
+  if (absl::Status s = CheckEncodings(encodings.get()); !s.ok()) return s;
+  try {
+    return std::unique_ptr<DstSession>(new TorchDstSession(*impl_, std::move(encodings)));
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
   }
@@ -1167,15 +1218,22 @@ absl::StatusOr<std::unique_ptr<DstSession>> DstModel::NewSession(
 
 absl::StatusOr<std::unique_ptr<DstSession>> DstModel::ResumeSession(
     const std::vector<const data::ServiceSchema*>& services, const Snapshot& snapshot) const {
+  absl::StatusOr<std::shared_ptr<const ServiceEncodings>> encodings = EncodeServices(services);
+  if (!encodings.ok()) return encodings.status();
+  return ResumeSession(*std::move(encodings), snapshot);
+}
+
+absl::StatusOr<std::unique_ptr<DstSession>> DstModel::ResumeSession(
+    std::shared_ptr<const ServiceEncodings> encodings, const Snapshot& snapshot) const {
+  if (absl::Status s = CheckEncodings(encodings.get()); !s.ok()) return s;
   const size_t dim = static_cast<size_t>(impl_->config.model_dim());
   if (!snapshot.context_vector.empty() && snapshot.context_vector.size() != dim) {
     return absl::InvalidArgumentError(
         absl::StrCat("context vector: ", snapshot.context_vector.size(),
                      " floats where this model's context GRU has ", dim));
   }
-  if (services.empty()) return absl::InvalidArgumentError("a dialogue needs at least one service");
   try {
-    auto session = std::make_unique<TorchDstSession>(*impl_, services);
+    auto session = std::make_unique<TorchDstSession>(*impl_, std::move(encodings));
     session->Restore(snapshot);
     return std::unique_ptr<DstSession>(std::move(session));
   } catch (const c10::Error& e) {

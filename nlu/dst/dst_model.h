@@ -106,6 +106,15 @@ class DstSession {
   virtual Snapshot snapshot() const = 0;
 };
 
+// The schema encodings of a dialogue's services: every slot, possible value and intent text
+// through the model's schema encoder (hashed bag -> projection). They depend only on the model
+// and the services, never on the dialogue, so a caller that tracks the same services turn after
+// turn computes them once (DstModel::EncodeServices) and starts every session from them instead
+// of re-encoding the schema per session. Opaque outside dst_model.cc; immutable once made, so
+// any number of sessions on any threads may share one. Borrows the model and the services:
+// both must outlive it.
+struct ServiceEncodings;
+
 class DstModel {
  public:
   ~DstModel();
@@ -127,9 +136,22 @@ class DstModel {
   absl::Status Save(const std::string& dir) const;
 
   // A session over `services` (they outlive the session, which borrows the model).
+  // Encodes the services' schemas for this session alone (EncodeServices).
   // INVALID_ARGUMENT when `services` is empty.
   absl::StatusOr<std::unique_ptr<DstSession>> NewSession(
       const std::vector<const data::ServiceSchema*>& services) const;
+
+  // The schema encodings of `services` (see ServiceEncodings), to share between sessions.
+  // Blocks for the encoder's forward pass (the cost of a schema: well under a turn's).
+  // INVALID_ARGUMENT when `services` is empty; INTERNAL for libtorch errors.
+  absl::StatusOr<std::shared_ptr<const ServiceEncodings>> EncodeServices(
+      const std::vector<const data::ServiceSchema*>& services) const;
+
+  // A session over the services of `encodings` (made by this model's EncodeServices), which
+  // it keeps alive. The same predictions as NewSession over those services, bit for bit.
+  // INVALID_ARGUMENT when `encodings` is null or another model's.
+  absl::StatusOr<std::unique_ptr<DstSession>> NewSession(
+      std::shared_ptr<const ServiceEncodings> encodings) const;
 
   // A session that continues from `snapshot` (a DstSession::snapshot of a session over the
   // same services, possibly of another process): it predicts the next turns exactly as the
@@ -138,6 +160,11 @@ class DstModel {
   // INVALID_ARGUMENT when `services` is empty or the vector is not model_dim floats.
   absl::StatusOr<std::unique_ptr<DstSession>> ResumeSession(
       const std::vector<const data::ServiceSchema*>& services, const Snapshot& snapshot) const;
+  // The same, from encodings of this model's EncodeServices (no schema encoding per call):
+  // what a stateless service does every turn. INVALID_ARGUMENT as ResumeSession above, and
+  // when `encodings` is null or another model's.
+  absl::StatusOr<std::unique_ptr<DstSession>> ResumeSession(
+      std::shared_ptr<const ServiceEncodings> encodings, const Snapshot& snapshot) const;
 
   const DstModelConfig& config() const;
   // The record of the training run (data, seed, epochs, time, label counts, services seen).
@@ -151,6 +178,8 @@ class DstModel {
 
  private:
   explicit DstModel(std::unique_ptr<Impl> impl);
+  // INVALID_ARGUMENT unless `encodings` were made by this model.
+  absl::Status CheckEncodings(const ServiceEncodings* encodings) const;
   std::unique_ptr<Impl> impl_;
 };
 

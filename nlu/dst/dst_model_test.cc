@@ -2,7 +2,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlu/dst/dst_features.h"
@@ -58,6 +60,79 @@ TEST(DstFeatures, MatchFormAndBags) {
   EXPECT_EQ(TextBag("city"), TextBag("City"));
   EXPECT_NE(TextBag("city"), TextBag("time"));
   EXPECT_FALSE(TextBag("").empty());
+}
+
+Snapshot::Value HistoryEntry(const std::string& service, const std::string& slot,
+                             const std::string& value, bool from_system, int turn) {
+  return {service, slot, value, from_system, turn};
+}
+
+std::vector<std::string> Describe(const std::vector<Snapshot::Value>& history) {
+  std::vector<std::string> out;
+  for (const Snapshot::Value& h : history) {
+    out.push_back(
+        absl::StrCat(h.service, ".", h.slot, "=", h.value, h.from_system ? " sys " : " ", h.turn));
+  }
+  return out;
+}
+
+TEST(DstFeatures, RecentHistoryKeepsTheNewestOfEachValueUpToTheLimit) {
+  const std::vector<Snapshot::Value> history = {
+      HistoryEntry("Shop_1", "city", "Paris", true, 0),
+      HistoryEntry("Shop_1", "order_id", "AB123456", false, 1),
+      HistoryEntry("Shop_1", "city", "Rome", false, 2),
+      HistoryEntry("Shop_1", "city", "Paris", false, 3),           // met again: the older one goes
+      HistoryEntry("Shop_1", "delivery_time", "Paris", false, 3),  // same value, other slot
+      HistoryEntry("Other_1", "city", "Rome", false, 4),           // same slot name, other service
+  };
+  EXPECT_THAT(Describe(RecentHistory(history, 100)),
+              ::testing::ElementsAre("Shop_1.order_id=AB123456 1", "Shop_1.city=Rome 2",
+                                     "Shop_1.city=Paris 3", "Shop_1.delivery_time=Paris 3",
+                                     "Other_1.city=Rome 4"));
+  EXPECT_THAT(Describe(RecentHistory(history, 3)),
+              ::testing::ElementsAre("Shop_1.city=Paris 3", "Shop_1.delivery_time=Paris 3",
+                                     "Other_1.city=Rome 4"));
+  EXPECT_TRUE(RecentHistory(history, 0).empty());
+  EXPECT_TRUE(RecentHistory({}, 5).empty());
+}
+
+// Dropping the older copies of a value met again under the same slot changes no refer
+// candidate of any slot (values, features and order), however the history repeats itself.
+TEST(DstFeatures, DedupedHistoryGivesTheSameReferCandidates) {
+  const data::ServiceSchema service = testing::ShopService();
+  const std::vector<std::string> slots = {"order_id", "city", "delivery_time", "speed"};
+  const std::vector<std::string> values = {"Paris", "paris",   "AB123456", "5 pm",
+                                           "Rome",  "express", "Lisbon"};
+  Snapshot full;
+  for (int i = 0; i < 60; ++i) {
+    full.history.push_back(HistoryEntry("Shop_1", slots[(i * 7) % slots.size()],
+                                        values[(i * 5 + i / 3) % values.size()], i % 4 == 0,
+                                        i / 3));
+  }
+  full.user_turn = 20;
+  Snapshot deduped = full;
+  deduped.history = RecentHistory(full.history, full.history.size());
+  ASSERT_LT(deduped.history.size(), full.history.size());  // the test repeats values
+  DialogueContext a({&service}), b({&service});
+  a.Restore(full);
+  b.Restore(deduped);
+  TurnInputs turn;
+  turn.match_form = MatchForm("the same as paris, at 5 pm");
+  int compared = 0;
+  for (size_t j = 0; j < service.slots.size(); ++j) {
+    SlotInstance slot;
+    slot.slot = static_cast<int>(j);
+    const std::vector<ReferCandidate> x = ReferCandidates(a, turn, slot);
+    const std::vector<ReferCandidate> y = ReferCandidates(b, turn, slot);
+    ASSERT_EQ(x.size(), y.size()) << service.slots[j].name;
+    for (size_t c = 0; c < x.size(); ++c) {
+      EXPECT_EQ(x[c].slot, y[c].slot);
+      EXPECT_EQ(x[c].value, y[c].value);
+      EXPECT_EQ(x[c].features, y[c].features);
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 8);
 }
 
 TEST(DstFeatures, LabelsFollowTheGoldState) {
@@ -224,6 +299,125 @@ TEST(DstModel, ResumeWithoutVectorOrWithAWrongOne) {
   EXPECT_THAT(wrong.status().message(), HasSubstr("2 floats"));
 }
 
+// One user turn's result: the state of the shop service and the context vector after it.
+struct TurnResult {
+  data::FrameState state;
+  std::vector<float> vector;
+};
+
+void ExpectSameTurns(const std::vector<TurnResult>& a, const std::vector<TurnResult>& b,
+                     const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].state.slot_values, b[i].state.slot_values) << what << " turn " << i;
+    EXPECT_EQ(a[i].state.active_intent, b[i].state.active_intent) << what << " turn " << i;
+    EXPECT_EQ(a[i].state.requested_slots, b[i].state.requested_slots) << what << " turn " << i;
+    EXPECT_EQ(a[i].vector, b[i].vector) << what << " turn " << i;  // bit for bit
+  }
+}
+
+// The dialogue in one session of NewSession(services): the schema encoded for it alone.
+std::vector<TurnResult> TrackInOneSession(const DstModel& model, const data::Dialogue& d,
+                                          const data::ServiceSchema* service) {
+  std::vector<TurnResult> out;
+  auto session = model.NewSession({service});
+  EXPECT_TRUE(session.ok()) << session.status();
+  for (const data::Turn& turn : d.turns) {
+    if (turn.speaker == data::Speaker::kSystem) {
+      EXPECT_TRUE((*session)->SystemTurn(turn).ok());
+      continue;
+    }
+    auto state = (*session)->UserTurn(turn.utterance);
+    EXPECT_TRUE(state.ok()) << state.status();
+    out.push_back({(*state)[service->name], (*session)->context_vector()});
+  }
+  return out;
+}
+
+// The dialogue as the stateless service runs it: every user turn a new session resumed from
+// the last snapshot, all of them from the same encodings.
+std::vector<TurnResult> TrackResumingEveryTurn(
+    const DstModel& model, const data::Dialogue& d, const std::string& service_name,
+    const std::shared_ptr<const ServiceEncodings>& encodings) {
+  std::vector<TurnResult> out;
+  Snapshot snapshot;
+  const data::Turn* reply = nullptr;
+  for (const data::Turn& turn : d.turns) {
+    if (turn.speaker == data::Speaker::kSystem) {
+      reply = &turn;
+      continue;
+    }
+    auto session = model.ResumeSession(encodings, snapshot);
+    EXPECT_TRUE(session.ok()) << session.status();
+    if (!session.ok()) return out;
+    if (reply != nullptr) {
+      EXPECT_TRUE((*session)->SystemTurn(*reply).ok());
+    }
+    reply = nullptr;
+    auto state = (*session)->UserTurn(turn.utterance);
+    EXPECT_TRUE(state.ok()) << state.status();
+    out.push_back({(*state)[service_name], (*session)->context_vector()});
+    snapshot = (*session)->snapshot();
+  }
+  return out;
+}
+
+// Encodings made once and shared by every turn's session (the service's cache) track exactly
+// as a session that encodes the schema for itself: states and context vectors bit for bit,
+// also with two threads using the same encodings at once.
+TEST(DstModel, SharedEncodingsTrackExactlyAsFreshOnes) {
+  const DstModel& model = Trained();
+  const data::DialogueDataset test = testing::ShopDialogues(6, 2);
+  const data::ServiceSchema* service = &test.services[0];
+  auto encodings = model.EncodeServices({service});
+  ASSERT_TRUE(encodings.ok()) << encodings.status();
+  std::vector<std::vector<TurnResult>> fresh;
+  for (const data::Dialogue& d : test.dialogues) {
+    fresh.push_back(TrackInOneSession(model, d, service));
+    ExpectSameTurns(TrackResumingEveryTurn(model, d, service->name, *encodings), fresh.back(),
+                    d.id);
+  }
+  std::vector<std::vector<TurnResult>> by_thread[2];
+  std::vector<std::thread> threads;
+  for (auto& results : by_thread) {
+    threads.emplace_back([&model, &test, &encodings, &results, service] {
+      for (int round = 0; round < 3; ++round) {
+        for (const data::Dialogue& d : test.dialogues) {
+          results.push_back(TrackResumingEveryTurn(model, d, service->name, *encodings));
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const auto& results : by_thread) {
+    ASSERT_EQ(results.size(), 3 * test.dialogues.size());
+    for (size_t i = 0; i < results.size(); ++i) {
+      ExpectSameTurns(results[i], fresh[i % test.dialogues.size()], "threaded");
+    }
+  }
+}
+
+TEST(DstModel, EncodingsAreThisModelsOnly) {
+  const DstModel& model = Trained();
+  const data::ServiceSchema service = testing::ShopService();
+  EXPECT_EQ(model.EncodeServices({}).status().code(), absl::StatusCode::kInvalidArgument);
+  auto null_session = model.ResumeSession(std::shared_ptr<const ServiceEncodings>(), Snapshot());
+  EXPECT_EQ(null_session.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(null_session.status().message(), HasSubstr("service encodings"));
+  // A copy of the same weights is still another model: its encodings are its own.
+  const std::string dir = TempDir("encodings");
+  ASSERT_TRUE(model.Save(dir).ok());
+  auto copy = DstModel::Load(dir);
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  auto theirs = (*copy)->EncodeServices({&service});
+  ASSERT_TRUE(theirs.ok());
+  auto refused = model.NewSession(*theirs);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("another model"));
+  EXPECT_TRUE((*copy)->NewSession(*theirs).ok());
+  fs::remove_all(dir);
+}
+
 TEST(DstModel, EmptyUtteranceKeepsTheState) {
   const DstModel& model = Trained();
   const data::DialogueDataset test = testing::ShopDialogues(1);
@@ -295,7 +489,8 @@ TEST(DstModel, BadInputsAreNamed) {
   EXPECT_THAT(weightless.status().message(), HasSubstr("status weight"));
 
   // A session without services.
-  EXPECT_EQ(Trained().NewSession({}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Trained().NewSession(std::vector<const data::ServiceSchema*>()).status().code(),
+            absl::StatusCode::kInvalidArgument);
 
   // Missing folder, broken JSON, weights of another architecture.
   EXPECT_EQ(DstModel::Load(TempDir("missing")).status().code(), absl::StatusCode::kNotFound);
