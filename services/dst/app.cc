@@ -11,11 +11,30 @@
 
 namespace helpline::dst {
 
+namespace {
+
+// The learned tracker's options of the config: dialogue_model_history (0: the default).
+absl::StatusOr<LearnedDialogueModelOptions> DialogueModelOptionsFromConfig(
+    const v1::DstConfig& config) {
+  LearnedDialogueModelOptions options;
+  if (config.dialogue_model_history() > kMaxDialogueHistory) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dialogue_model_history: ", config.dialogue_model_history(), " is over ",
+                     kMaxDialogueHistory));
+  }
+  if (config.dialogue_model_history() > 0) options.max_history = config.dialogue_model_history();
+  return options;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::DstConfig& config) {
   if (config.domain_file().empty()) {
     return absl::InvalidArgumentError("domain_file: required (path of the domain YAML file)");
   }
   HELPLINE_ASSIGN_OR_RETURN(TrackerOptions tracker_options, TrackerOptionsFromConfig(config));
+  HELPLINE_ASSIGN_OR_RETURN(LearnedDialogueModelOptions dialogue_options,
+                            DialogueModelOptionsFromConfig(config));
   std::unique_ptr<App> app(new App());
   absl::StatusOr<domain::Domain> domain = domain::LoadDomainFile(config.domain_file());
   if (!domain.ok()) return domain.status();
@@ -25,8 +44,9 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::DstConfig& config) {
     tracker_options.model = app->model_;
   }
   if (!config.dialogue_model_dir().empty()) {
-    HELPLINE_ASSIGN_OR_RETURN(app->dialogue_model_,
-                              LoadDialogueModel(config.dialogue_model_dir(), *app->domain_));
+    HELPLINE_ASSIGN_OR_RETURN(
+        app->dialogue_model_,
+        LoadDialogueModel(config.dialogue_model_dir(), *app->domain_, dialogue_options));
     tracker_options.dialogue_model = app->dialogue_model_;
   }
   if (app->model_ != nullptr || app->dialogue_model_ != nullptr) {
@@ -71,10 +91,11 @@ absl::StatusOr<std::shared_ptr<const UtteranceModel>> App::LoadModel(
 }
 
 absl::StatusOr<std::shared_ptr<const DialogueModel>> App::LoadDialogueModel(
-    const std::string& dir, const domain::Domain& domain) {
+    const std::string& dir, const domain::Domain& domain,
+    const LearnedDialogueModelOptions& options) {
   const absl::Time start = absl::Now();
   absl::StatusOr<std::unique_ptr<LearnedDialogueModel>> model =
-      LearnedDialogueModel::Load(dir, domain);
+      LearnedDialogueModel::Load(dir, domain, options);
   if (!model.ok()) {
     return absl::Status(model.status().code(),
                         absl::StrCat("dialogue_model_dir: ", model.status().message()));
@@ -82,6 +103,7 @@ absl::StatusOr<std::shared_ptr<const DialogueModel>> App::LoadDialogueModel(
   log::Info("dialogue state tracker loaded",
             {{"dialogue_model_dir", dir},
              {"model", (*model)->name()},
+             {"history", options.max_history},
              {"load_ms", absl::ToDoubleMilliseconds(absl::Now() - start)}});
   return std::shared_ptr<const DialogueModel>(*std::move(model));
 }

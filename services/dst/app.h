@@ -11,6 +11,7 @@
 #include "common/grpc/executor.h"
 #include "common/grpc/server.h"
 #include "helpline/dst/v1/dst_config.pb.h"
+#include "services/dst/dialogue_model.h"
 #include "services/dst/dst_service.h"
 #include "services/dst/tracker.h"
 
@@ -18,7 +19,8 @@ namespace helpline::dst {
 
 class App {
  public:
-  // Checks the config (domain_file required, intent_threshold in [0, 1]), loads and
+  // Checks the config (domain_file required, intent_threshold in [0, 1],
+  // dialogue_model_history at most kMaxDialogueHistory), loads and
   // validates the domain file, loads `model_dir` when set and checks it against the domain,
   // loads `dialogue_model_dir` when set (the learned tracker, zero-shot on the domain),
   // starts serving and turns ready. Errors name the field or the file and path within it
@@ -44,7 +46,8 @@ class App {
       const std::string& dir, std::shared_ptr<const domain::Domain> domain);
   // LearnedDialogueModel::Load with errors prefixed by the config field.
   static absl::StatusOr<std::shared_ptr<const DialogueModel>> LoadDialogueModel(
-      const std::string& dir, const domain::Domain& domain);
+      const std::string& dir, const domain::Domain& domain,
+      const LearnedDialogueModelOptions& options);
 
   std::shared_ptr<const domain::Domain> domain_;
   std::shared_ptr<const UtteranceModel> model_;

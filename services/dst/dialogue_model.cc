@@ -1,5 +1,6 @@
 #include "services/dst/dialogue_model.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <system_error>
 
@@ -48,7 +49,12 @@ data::ServiceSchema ServiceFromDomain(const domain::Domain& domain) {
 }
 
 absl::StatusOr<std::unique_ptr<LearnedDialogueModel>> LearnedDialogueModel::Load(
-    const std::string& dir, const domain::Domain& domain) {
+    const std::string& dir, const domain::Domain& domain,
+    const LearnedDialogueModelOptions& options) {
+  if (options.max_history < 1 || options.max_history > kMaxDialogueHistory) {
+    return absl::InvalidArgumentError(absl::StrCat("history size ", options.max_history,
+                                                   " is not in [1, ", kMaxDialogueHistory, "]"));
+  }
   std::error_code error;
   if (!std::filesystem::is_directory(dir, error)) {
     return absl::NotFoundError(absl::StrCat("dialogue model folder ", dir, " does not exist"));
@@ -60,25 +66,34 @@ absl::StatusOr<std::unique_ptr<LearnedDialogueModel>> LearnedDialogueModel::Load
   const std::string name =
       absl::StrCat("helpline-dst-1 ", folder.empty() ? dir : folder, " (",
                    model->config().model_dim(), ")");
-  return std::unique_ptr<LearnedDialogueModel>(
-      new LearnedDialogueModel(std::move(model), name, {ServiceFromDomain(domain)}, false));
+  std::unique_ptr<LearnedDialogueModel> out(new LearnedDialogueModel(
+      std::move(model), name, {ServiceFromDomain(domain)}, false, options));
+  // The domain's one service is every turn's: encoded now, a broken schema stops the start.
+  if (options.cache_encodings) {
+    if (absl::Status s = out->Encodings({0}).status(); !s.ok()) return s;
+  }
+  return out;
 }
 
 std::unique_ptr<LearnedDialogueModel> LearnedDialogueModel::ForServices(
     std::shared_ptr<const ndst::DstModel> model, std::string name,
-    std::vector<data::ServiceSchema> services) {
-  return std::unique_ptr<LearnedDialogueModel>(
-      new LearnedDialogueModel(std::move(model), std::move(name), std::move(services), true));
+    std::vector<data::ServiceSchema> services, const LearnedDialogueModelOptions& options) {
+  LearnedDialogueModelOptions checked = options;
+  if (checked.max_history == 0) checked.max_history = kDefaultDialogueHistory;
+  checked.max_history = std::min(checked.max_history, kMaxDialogueHistory);
+  return std::unique_ptr<LearnedDialogueModel>(new LearnedDialogueModel(
+      std::move(model), std::move(name), std::move(services), true, checked));
 }
 
 LearnedDialogueModel::LearnedDialogueModel(std::shared_ptr<const ndst::DstModel> model,
                                            std::string name,
-                                           std::vector<data::ServiceSchema> services,
-                                           bool prefixed)
+                                           std::vector<data::ServiceSchema> services, bool prefixed,
+                                           const LearnedDialogueModelOptions& options)
     : model_(std::move(model)),
       name_(std::move(name)),
       services_(std::move(services)),
-      prefixed_(prefixed) {}
+      prefixed_(prefixed),
+      options_(options) {}
 
 LearnedDialogueModel::~LearnedDialogueModel() = default;
 
@@ -115,6 +130,25 @@ std::vector<int> LearnedDialogueModel::TrackedServices(
   return out;
 }
 
+absl::StatusOr<std::shared_ptr<const ndst::ServiceEncodings>> LearnedDialogueModel::Encodings(
+    const std::vector<int>& tracked) const {
+  if (options_.cache_encodings) {
+    std::lock_guard<std::mutex> lock(encodings_mu_);
+    auto it = encodings_.find(tracked);
+    if (it != encodings_.end()) return it->second;
+  }
+  std::vector<const data::ServiceSchema*> schemas;
+  for (int i : tracked) schemas.push_back(&services_[i]);
+  // Encoded outside the lock so that turns of other service sets do not wait on it; two turns
+  // of a new set at once both encode it (the same tensors) and the first to finish is kept.
+  absl::StatusOr<std::shared_ptr<const ndst::ServiceEncodings>> encoded =
+      model_->EncodeServices(schemas);
+  if (!encoded.ok() || !options_.cache_encodings) return encoded;
+  std::lock_guard<std::mutex> lock(encodings_mu_);
+  if (encodings_.size() >= kMaxCachedServiceSets) encodings_.clear();
+  return encodings_.emplace(tracked, *std::move(encoded)).first->second;
+}
+
 absl::StatusOr<DialogueAnalysis> LearnedDialogueModel::Analyze(
     const common::v1::DialogueState& prior, absl::string_view text) const {
   const common::v1::DialogueContext& context = prior.context();
@@ -122,8 +156,6 @@ absl::StatusOr<DialogueAnalysis> LearnedDialogueModel::Analyze(
   const auto is_tracked = [&tracked](int i) {
     return i >= 0 && std::find(tracked.begin(), tracked.end(), i) != tracked.end();
   };
-  std::vector<const data::ServiceSchema*> schemas;
-  for (int i : tracked) schemas.push_back(&services_[i]);
 
   // The session as it was after the last customer turn: the state's values (what the
   // conversation holds after the rules), the tracker's own intents, history and vector.
@@ -153,16 +185,22 @@ absl::StatusOr<DialogueAnalysis> LearnedDialogueModel::Analyze(
                                   static_cast<int>(h.turn())});
     }
   }
+  // A state written under a larger cap (or before there was one) is cut back here, so that
+  // the resumed session reads what a capped one would have written.
+  snapshot.history = ndst::RecentHistory(snapshot.history, options_.max_history);
   snapshot.user_turn = static_cast<int>(context.user_turns());
   std::map<std::string, std::map<std::string, std::string>> before = snapshot.values;
   std::map<std::string, std::string> intents_before;
-  for (const data::ServiceSchema* s : schemas) {
-    auto it = snapshot.intents.find(s->name);
-    intents_before[s->name] = it != snapshot.intents.end() ? it->second : ndst::kNoIntent;
+  for (int i : tracked) {
+    const std::string& service = services_[i].name;
+    auto it = snapshot.intents.find(service);
+    intents_before[service] = it != snapshot.intents.end() ? it->second : ndst::kNoIntent;
   }
 
+  absl::StatusOr<std::shared_ptr<const ndst::ServiceEncodings>> encodings = Encodings(tracked);
+  if (!encodings.ok()) return encodings.status();
   absl::StatusOr<std::unique_ptr<ndst::DstSession>> session =
-      model_->ResumeSession(schemas, snapshot);
+      model_->ResumeSession(*std::move(encodings), snapshot);
   if (!session.ok()) return session.status();
   // The reply the customer answers: its acts, as the system turn of the training dialogues.
   data::Turn reply;
@@ -215,7 +253,8 @@ absl::StatusOr<DialogueAnalysis> LearnedDialogueModel::Analyze(
   c.set_user_turns(static_cast<uint32_t>(now.user_turn));
   for (int i : tracked) c.add_services(services_[i].name);
   for (const auto& [service, intent] : now.intents) (*c.mutable_service_intents())[service] = intent;
-  for (const ndst::Snapshot::Value& h : now.history) {
+  // The state is stored every turn: only the most recent values met travel on.
+  for (const ndst::Snapshot::Value& h : ndst::RecentHistory(now.history, options_.max_history)) {
     int service = -1;
     for (int i : tracked) service = services_[i].name == h.service ? i : service;
     if (service < 0) continue;

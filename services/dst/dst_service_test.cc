@@ -2,6 +2,7 @@
 // a real stub; also runs the binary to check its startup errors.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -12,13 +13,17 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/domain/domain.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "nlu/dst/dst_features.h"
 #include "nlu/dst/dst_model.h"
 #include "nlu/dst/dst_test_data.h"
 #include "services/dst/app.h"
+#include "services/dst/dialogue_model.h"
 #include "services/dst/model_testutil.h"
 #include "tests/testing/shop_domain.h"
 
@@ -387,6 +392,211 @@ TEST(DstDialogueModelAppTest, MissingOrBrokenDialogueModelStopsTheStart) {
   EXPECT_THAT(app.status().message(), HasSubstr("dialogue_model_dir: "));
   EXPECT_THAT(app.status().message(), HasSubstr(broken + "/dst_model.json"));
   std::filesystem::remove_all(broken);
+}
+
+// ---- The learned tracker over a long conversation: the history cap and the cached schema ----
+
+// A conversation of `rounds` requests, each with a new order number and city: the values met
+// outgrow any small history cap.
+std::vector<std::string> LongConversation(size_t rounds) {
+  std::vector<std::string> turns;
+  for (size_t r = 0; r < rounds; ++r) {
+    turns.push_back(r % 2 == 0 ? "where is my order" : "I want to track my order");
+    turns.push_back(nlu::dst::testing::OrderIds()[r % nlu::dst::testing::OrderIds().size()]);
+    turns.push_back("please schedule the delivery");
+    turns.push_back(nlu::dst::testing::Cities()[r % nlu::dst::testing::Cities().size()]);
+  }
+  return turns;
+}
+
+// RecentHistory over a state's history (its one service, "delivery").
+std::vector<std::string> ExpectedHistory(const common::v1::DialogueContext& context, size_t limit) {
+  std::vector<nlu::dst::Snapshot::Value> values;
+  for (const common::v1::ContextValue& h : context.history()) {
+    values.push_back(
+        {"delivery", h.slot(), h.value(), h.from_system(), static_cast<int>(h.turn())});
+  }
+  std::vector<std::string> out;
+  for (const auto& h : nlu::dst::RecentHistory(values, limit)) {
+    out.push_back(absl::StrCat(h.slot, "=", h.value, h.from_system ? " sys " : " ", h.turn));
+  }
+  return out;
+}
+
+std::vector<std::string> HistoryOf(const common::v1::DialogueContext& context) {
+  std::vector<std::string> out;
+  for (const common::v1::ContextValue& h : context.history()) {
+    out.push_back(
+        absl::StrCat(h.slot(), "=", h.value(), h.from_system() ? " sys " : " ", h.turn()));
+  }
+  return out;
+}
+
+std::vector<float> VectorOf(const common::v1::DialogueState& state) {
+  return {state.context().vector().begin(), state.context().vector().end()};
+}
+
+// Two states alike but for the last bits of their float scores: the TF-IDF intent score of
+// two Tracker instances can differ in its last bit (its sum runs over a hash map whose order
+// is per table), which has nothing to do with the learned tracker. Its context vector is
+// compared bit for bit on its own (VectorOf).
+bool SameState(const common::v1::DialogueState& a, const common::v1::DialogueState& b) {
+  google::protobuf::util::MessageDifferencer differencer;
+  differencer.set_float_comparison(google::protobuf::util::MessageDifferencer::APPROXIMATE);
+  return differencer.Compare(a, b);
+}
+
+struct RunningApp {
+  std::unique_ptr<App> app;
+  std::unique_ptr<v1::DialogueStateService::Stub> stub;
+};
+
+RunningApp StartDeliveryApp(uint32_t history) {
+  v1::DstConfig config = TestConfig(DeliveryDomainPath());
+  config.set_dialogue_model_dir(DialogueModelDir());
+  config.set_dialogue_model_history(history);
+  auto app = App::Create(config);
+  EXPECT_TRUE(app.ok()) << app.status();
+  if (!app.ok()) return {};
+  RunningApp out;
+  out.app = *std::move(app);
+  out.stub = v1::DialogueStateService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", out.app->server().grpc_port()),
+                          grpc::InsecureChannelCredentials()));
+  return out;
+}
+
+// A long conversation over gRPC with dialogue_model_history 8 against the same conversation
+// with a cap it never reaches: the capped state's history stays at 8, holds the 8 newest
+// values (each slot and value once), and every turn's slots, intent, context vector and
+// acts are the uncapped run's. A state over the cap (written with the wider one) is cut
+// back at its next turn, with the same answer.
+TEST(DstDialogueModelAppTest, LongConversationKeepsTheNewestValuesAtTheCap) {
+  ASSERT_FALSE(DialogueModelDir().empty());
+  constexpr size_t kCap = 8;
+  RunningApp capped = StartDeliveryApp(kCap);
+  RunningApp wide = StartDeliveryApp(static_cast<uint32_t>(kMaxDialogueHistory));
+  ASSERT_NE(capped.stub, nullptr);
+  ASSERT_NE(wide.stub, nullptr);
+  common::v1::DialogueState a, b;
+  size_t turns_at_cap = 0;
+  const std::vector<std::string> turns = LongConversation(10);
+  for (size_t i = 0; i < turns.size(); ++i) {
+    a = TrackTurn(*capped.stub, a, turns[i]).state();
+    b = TrackTurn(*wide.stub, b, turns[i]).state();
+    ASSERT_EQ(a.context().user_turns(), i + 1);
+    EXPECT_LE(static_cast<size_t>(a.context().history_size()), kCap) << "turn " << i;
+    turns_at_cap += static_cast<size_t>(a.context().history_size()) == kCap;
+    // The newest values, each slot and value once, exactly as the uncapped history ends.
+    EXPECT_EQ(HistoryOf(a.context()), ExpectedHistory(b.context(), kCap)) << "turn " << i;
+    // Everything else in the state is the same, the context vector bit for bit.
+    EXPECT_EQ(VectorOf(a), VectorOf(b)) << "turn " << i;
+    common::v1::DialogueState a_rest = a, b_rest = b;
+    a_rest.mutable_context()->clear_history();
+    b_rest.mutable_context()->clear_history();
+    EXPECT_TRUE(SameState(a_rest, b_rest)) << "turn " << i << "\n"
+                                           << a_rest.DebugString() << "\n"
+                                           << b_rest.DebugString();
+  }
+  // The uncapped history outgrew the cap early; the capped one stayed at it from then on.
+  EXPECT_GT(static_cast<size_t>(b.context().history_size()), 2 * kCap);
+  EXPECT_GE(turns_at_cap, turns.size() / 2);
+  // The last city and order number said are kept; the first order number is gone.
+  const std::vector<std::string> kept = HistoryOf(a.context());
+  const std::string last_city = turns.back(), first_id = turns[1],
+                    last_id = turns[turns.size() - 3];
+  const auto has = [&kept](const std::string& text) {
+    return std::any_of(kept.begin(), kept.end(),
+                       [&text](const std::string& h) { return h.find(text) != std::string::npos; });
+  };
+  EXPECT_TRUE(has("city=" + last_city));
+  EXPECT_TRUE(has("order_id=" + last_id));
+  EXPECT_FALSE(has(first_id));
+
+  // The wide state (over the cap) resumed by the capped service: cut back, same answer.
+  ASSERT_GT(static_cast<size_t>(b.context().history_size()), kCap);
+  const common::v1::DialogueState from_capped = TrackTurn(*capped.stub, b, "Oslo").state();
+  const common::v1::DialogueState from_wide = TrackTurn(*wide.stub, b, "Oslo").state();
+  EXPECT_EQ(static_cast<size_t>(from_capped.context().history_size()), kCap);
+  EXPECT_EQ(HistoryOf(from_capped.context()), ExpectedHistory(from_wide.context(), kCap));
+  EXPECT_EQ(VectorOf(from_capped), VectorOf(from_wide));
+  ASSERT_TRUE(from_capped.slots().contains("city"));
+  EXPECT_EQ(from_capped.slots().at("city").value(), from_wide.slots().at("city").value());
+  capped.app->server().Shutdown();
+  wide.app->server().Shutdown();
+}
+
+// The schema encodings cached once per model and domain give every turn exactly what encoding
+// them every turn gives (the whole state, context vector bit for bit), and so do turns of
+// several conversations at once on the shared cache.
+TEST(DstDialogueModelTest, CachedSchemaEncodingsChangeNothing) {
+  ASSERT_FALSE(DialogueModelDir().empty());
+  absl::StatusOr<domain::Domain> loaded = domain::LoadDomainFile(DeliveryDomainPath());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  auto domain = std::make_shared<const domain::Domain>(*std::move(loaded));
+  const auto make_tracker = [&domain](bool cached) -> std::unique_ptr<Tracker> {
+    LearnedDialogueModelOptions options;
+    options.cache_encodings = cached;
+    options.max_history = 16;
+    auto model = LearnedDialogueModel::Load(DialogueModelDir(), *domain, options);
+    EXPECT_TRUE(model.ok()) << model.status();
+    if (!model.ok()) return nullptr;
+    TrackerOptions tracker_options;
+    tracker_options.dialogue_model = std::shared_ptr<const DialogueModel>(*std::move(model));
+    return std::make_unique<Tracker>(domain, tracker_options);
+  };
+  const std::unique_ptr<Tracker> cached = make_tracker(true), uncached = make_tracker(false);
+  ASSERT_NE(cached, nullptr);
+  ASSERT_NE(uncached, nullptr);
+  const std::vector<std::string> turns = LongConversation(4);
+  const auto converse = [&turns](const Tracker& tracker) {
+    std::vector<common::v1::DialogueState> states;
+    common::v1::DialogueState prior;
+    for (const std::string& text : turns) {
+      TurnInput input;
+      input.user_text = text;
+      input.language = "en";
+      input.prior = prior;
+      auto result = tracker.Track(input);
+      EXPECT_TRUE(result.ok()) << result.status();
+      if (!result.ok()) break;
+      prior = result->state;
+      states.push_back(prior);
+    }
+    return states;
+  };
+  const std::vector<common::v1::DialogueState> expected = converse(*uncached);
+  ASSERT_EQ(expected.size(), turns.size());
+  EXPECT_TRUE(expected.back().slots().contains("city"));
+  const auto expect_same = [&expected](const std::vector<common::v1::DialogueState>& got,
+                                       const std::string& what) {
+    ASSERT_EQ(got.size(), expected.size()) << what;
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(VectorOf(got[i]), VectorOf(expected[i])) << what << " turn " << i;
+      EXPECT_TRUE(SameState(got[i], expected[i])) << what << " turn " << i << "\n"
+                                                  << got[i].DebugString() << "\n"
+                                                  << expected[i].DebugString();
+    }
+  };
+  expect_same(converse(*cached), "cached");
+  std::vector<std::vector<common::v1::DialogueState>> by_thread(3);
+  std::vector<std::thread> threads;
+  for (auto& states : by_thread) {
+    threads.emplace_back([&states, &converse, &cached] { states = converse(*cached); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (size_t i = 0; i < by_thread.size(); ++i) {
+    expect_same(by_thread[i], absl::StrCat("thread ", i));
+  }
+}
+
+TEST(DstDialogueModelAppTest, HistorySizeOverTheLimitStopsTheStart) {
+  v1::DstConfig config = TestConfig(DeliveryDomainPath());
+  config.set_dialogue_model_history(static_cast<uint32_t>(kMaxDialogueHistory) + 1);
+  auto app = App::Create(config);
+  ASSERT_FALSE(app.ok());
+  EXPECT_EQ(app.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(app.status().message(), HasSubstr("dialogue_model_history: 4097 is over 4096"));
 }
 
 // Runs `command` and returns its exit code and combined output.
