@@ -78,18 +78,11 @@ class NeuralReplyEngine::Call final : public ReplyCall,
     }
     size_t budget = static_cast<size_t>(n_positions) - max_tokens;
     if (owner_.max_prompt_tokens_ > 0) budget = std::min<size_t>(budget, owner_.max_prompt_tokens_);
-    // The prompt's context: the request's, with the exemplar index's nearest reply when the
-    // request brings no exemplar.
-    const v1::GenerationContext* prompt_context = &context_;
-    v1::GenerationContext with_exemplar;
+    // A request without an exemplar gets the index's nearest reply (prompt and chooser).
     if (context_.exemplar().empty() && owner_.exemplars_ != nullptr) {
-      if (const std::string* e = owner_.exemplars_->Find(context_)) {
-        with_exemplar = context_;
-        with_exemplar.set_exemplar(*e);
-        prompt_context = &with_exemplar;
-      }
+      if (const std::string* e = owner_.exemplars_->Find(context_)) context_.set_exemplar(*e);
     }
-    absl::StatusOr<reply::BuiltPrompt> prompt = owner_.prompts_->Build(*prompt_context, budget);
+    absl::StatusOr<reply::BuiltPrompt> prompt = owner_.prompts_->Build(context_, budget);
     if (!prompt.ok()) return Done(prompt.status());
 
     lm::GenerationRequest request;
@@ -107,7 +100,7 @@ class NeuralReplyEngine::Call final : public ReplyCall,
     }
     request.n = n_;
     // Only placeholders the state can fill: any other makes the filter throw the reply away.
-    request.allowed_placeholders = reply::FillablePlaceholders(context_.state());
+    request.allowed_placeholders = reply::FillablePlaceholders(context_);
     request.sampling.top_p = params_.top_p() == 0 ? 1.0f : params_.top_p();
     request.sampling.top_k = static_cast<int>(params_.top_k());
     request.sampling.repetition_penalty =
@@ -268,7 +261,8 @@ class NeuralReplyEngine::Call final : public ReplyCall,
   void Done(absl::StatusOr<v1::GenerateResponse> result) { sink_.on_done(std::move(result)); }
 
   NeuralReplyEngine& owner_;
-  const v1::GenerationContext context_;
+  // Written only in Run (the exemplar), before the engine has the call; read-only after.
+  v1::GenerationContext context_;
   const v1::SamplingParams params_;
   const bool stream_;
   ReplySink sink_;
@@ -360,6 +354,13 @@ absl::StatusOr<std::unique_ptr<NeuralReplyEngine>> NeuralReplyEngine::Create(
                                                      " is negative"));
     }
     chooser.weights.consensus = reply_config.weight_consensus();
+  }
+  if (reply_config.has_exemplar_votes()) {
+    if (!(reply_config.exemplar_votes() >= 0.0)) {
+      return absl::InvalidArgumentError(absl::StrCat("reply.exemplar_votes: ",
+                                                     reply_config.exemplar_votes(), " is negative"));
+    }
+    chooser.weights.exemplar_votes = reply_config.exemplar_votes();
   }
   chooser.allowed_values.assign(reply_config.allowed_values().begin(),
                                 reply_config.allowed_values().end());

@@ -400,6 +400,7 @@ absl::StatusOr<Serving> LoadServing(const GenerationEvalOptions& options, const 
   reply::ChooserOptions chooser_options;
   chooser_options.role_labels = {s.format.customer_label, s.format.agent_label};
   chooser_options.weights.consensus = options.consensus_weight;
+  chooser_options.weights.exemplar_votes = options.exemplar_votes;
   absl::StatusOr<std::unique_ptr<const reply::ReplyChooser>> chooser =
       reply::ReplyChooser::Create(s.domain, *std::move(blocklist), chooser_options);
   if (!chooser.ok()) return chooser.status();
@@ -535,7 +536,7 @@ absl::StatusOr<std::vector<Outcome>> Generate(const GenerationEvalOptions& optio
     request.sampling.greedy_first = true;
     request.sampling.no_repeat_ngram = options.no_repeat_ngram;
     if (options.constrain_placeholders) {
-      request.allowed_placeholders = reply::FillablePlaceholders(items[k].record->context.state());
+      request.allowed_placeholders = reply::FillablePlaceholders(items[k].record->context);
     }
     request.sampling.seed = options.seed;
     request.stop = stops;
@@ -776,6 +777,9 @@ int RunGenerationEval(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--constrain-placeholders", options.constrain_placeholders,
                  "decode only {{placeholders}} the state can fill (the service does)")
+      ->capture_default_str();
+  app.add_option("--exemplar-votes", options.exemplar_votes,
+                 "votes of the exemplar in the consensus (reply.exemplar_votes)")
       ->capture_default_str();
   app.add_option("--exemplars", options.exemplars,
                  "show the model the nearest training reply as an exemplar (the shipped model is "

@@ -113,6 +113,8 @@ struct GenerationEvalOptions {
   // Weight of the chooser's consensus term (agreement among the candidates); the service's
   // default (reply::RerankWeights).
   double consensus_weight = generation::reply::RerankWeights{}.consensus;
+  // Votes of the exemplar in that consensus (reply::RerankWeights::exemplar_votes).
+  double exemplar_votes = generation::reply::RerankWeights{}.exemplar_votes;
   // Decode only the {{placeholders}} the state can fill, as the service does.
   bool constrain_placeholders = true;
   // Give each example's prompt the reply of the nearest retrieval example as its exemplar

@@ -1,6 +1,7 @@
 #include "services/generation/reply/reply_chooser.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -13,6 +14,13 @@
 
 namespace helpline::generation::reply {
 namespace {
+
+// `text` without any occurrence of the `needles`.
+std::string EraseAll(absl::string_view text, const std::vector<std::string>& needles) {
+  std::string out(text);
+  for (const std::string& n : needles) out = absl::StrReplaceAll(out, {{n, ""}});
+  return out;
+}
 
 namespace text = ::helpline::domain::text;
 
@@ -34,6 +42,12 @@ struct ReplyChooser::TurnFacts {
     std::string key;
   };
   std::vector<Item> coverage_items;
+  // The state for the fill step: the context's, plus "{{name}}" as the value of each
+  // placeholder the customer wrote that the state has no value for (CustomerPlaceholders),
+  // so that a reply may echo it as written. Unset when there is none.
+  std::optional<common::v1::DialogueState> fill_state;
+  // Those placeholders as written ("{{order_number}}").
+  std::vector<std::string> echoed;
 };
 
 const std::vector<absl::string_view>& AllRejectionReasons() {
@@ -94,6 +108,13 @@ ReplyChoice ReplyChooser::Choose(const v1::GenerationContext& context,
   facts.context = &context;
   const common::v1::DialogueState& state = context.state();
   facts.language = domain::ResolveLanguage(*domain_, context.language(), state);
+  for (const std::string& name : CustomerPlaceholders(context.user_text())) {
+    auto it = state.slots().find(name);
+    if (it != state.slots().end() && !it->second.value().empty()) continue;
+    if (!facts.fill_state.has_value()) facts.fill_state = state;
+    (*facts.fill_state->mutable_slots())[name].set_value(absl::StrCat("{{", name, "}}"));
+    facts.echoed.push_back(absl::StrCat("{{", name, "}}"));
+  }
 
   auto add_text = [&](absl::string_view s) {
     for (std::string& key : entities_->LooseKeys(s)) facts.customer.Add(std::move(key));
@@ -162,7 +183,7 @@ ReplyChoice ReplyChooser::Choose(const v1::GenerationContext& context,
   ReplyChoice choice;
   choice.candidates.reserve(candidates.size());
   for (const RawCandidate& raw : candidates) choice.candidates.push_back(Evaluate(facts, raw));
-  if (options_.weights.consensus != 0.0) AddConsensus(choice.candidates);
+  if (options_.weights.consensus != 0.0) AddConsensus(choice.candidates, context.exemplar());
   for (size_t i = 0; i < choice.candidates.size(); ++i) {
     const ScoredCandidate& c = choice.candidates[i];
     if (c.rejected()) continue;
@@ -173,7 +194,8 @@ ReplyChoice ReplyChooser::Choose(const v1::GenerationContext& context,
   return choice;
 }
 
-void ReplyChooser::AddConsensus(std::vector<ScoredCandidate>& candidates) const {
+void ReplyChooser::AddConsensus(std::vector<ScoredCandidate>& candidates,
+                                absl::string_view exemplar) const {
   std::vector<size_t> survivors;
   std::vector<ChrfProfile> profiles;
   for (size_t i = 0; i < candidates.size(); ++i) {
@@ -181,14 +203,18 @@ void ReplyChooser::AddConsensus(std::vector<ScoredCandidate>& candidates) const 
     survivors.push_back(i);
     profiles.emplace_back(candidates[i].text);
   }
-  if (survivors.size() < 2) return;
+  const double votes = exemplar.empty() ? 0.0 : std::max(0.0, options_.weights.exemplar_votes);
+  if (survivors.empty() || (survivors.size() < 2 && votes == 0.0)) return;
+  std::optional<ChrfProfile> exemplar_profile;
+  if (votes > 0.0) exemplar_profile.emplace(exemplar);
   for (size_t a = 0; a < survivors.size(); ++a) {
     double sum = 0.0;
     for (size_t b = 0; b < survivors.size(); ++b) {
       if (b != a) sum += SentenceChrf(profiles[a], profiles[b]) / 100.0;
     }
+    if (exemplar_profile.has_value()) sum += votes * SentenceChrf(profiles[a], *exemplar_profile) / 100.0;
     ScoredCandidate& c = candidates[survivors[a]];
-    c.consensus = sum / static_cast<double>(survivors.size() - 1);
+    c.consensus = sum / (static_cast<double>(survivors.size() - 1) + votes);
     c.score += options_.weights.consensus * c.consensus;
   }
 }
@@ -218,6 +244,32 @@ std::vector<std::string> FillablePlaceholders(const common::v1::DialogueState& s
     if (!slot.value().empty()) names.push_back(name);
   }
   std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::vector<std::string> FillablePlaceholders(const v1::GenerationContext& context) {
+  std::vector<std::string> names = FillablePlaceholders(context.state());
+  for (std::string& name : CustomerPlaceholders(context.user_text())) names.push_back(std::move(name));
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+std::vector<std::string> CustomerPlaceholders(absl::string_view user_text) {
+  std::vector<std::string> names;
+  size_t pos = 0;
+  while ((pos = user_text.find("{{", pos)) != absl::string_view::npos) {
+    const size_t end = user_text.find("}}", pos + 2);
+    if (end == absl::string_view::npos) break;
+    const absl::string_view name = user_text.substr(pos + 2, end - pos - 2);
+    const bool word = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+      return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_';
+    });
+    if (word && std::find(names.begin(), names.end(), name) == names.end()) {
+      names.emplace_back(name);
+    }
+    pos = word ? end + 2 : pos + 2;
+  }
   return names;
 }
 
@@ -259,8 +311,9 @@ ScoredCandidate ReplyChooser::Evaluate(const TurnFacts& facts, const RawCandidat
   }
 
   // 2. Fill.
-  const domain::Rendered rendered =
-      domain::RenderTemplate(*domain_, s, facts.context->state(), facts.language);
+  const domain::Rendered rendered = domain::RenderTemplate(
+      *domain_, s, facts.fill_state.has_value() ? *facts.fill_state : facts.context->state(),
+      facts.language);
   out.text = std::string(absl::StripAsciiWhitespace(rendered.text));
   const std::string& t = out.text;
 
@@ -310,7 +363,8 @@ ScoredCandidate ReplyChooser::Evaluate(const TurnFacts& facts, const RawCandidat
     }
     if (!rendered.unfilled.empty()) {
       reject(kRejectUnfilledPlaceholder, absl::StrCat("{{", rendered.unfilled.front(), "}}"));
-    } else if (absl::StrContains(t, "{{") || absl::StrContains(t, "}}")) {
+    } else if (std::string rest = EraseAll(t, facts.echoed);
+               absl::StrContains(rest, "{{") || absl::StrContains(rest, "}}")) {
       reject(kRejectUnfilledPlaceholder, "leftover braces");
     }
     if (std::string rep = FindRepetition(t, options_.repetition); !rep.empty()) {

@@ -151,6 +151,38 @@ TEST(ReplyChooserTest, ConsensusPrefersTheReplyTheOtherSurvivorsSupport) {
   EXPECT_DOUBLE_EQ(choice.candidates[0].consensus, 0.0);
 }
 
+// The context's exemplar votes in the consensus as exemplar_votes more candidates: a lone
+// survivor worded like it can beat the agreeing pair.
+TEST(ReplyChooserTest, ExemplarVotesPullTheChoiceTowardTheExemplar) {
+  ChooserOptions options;
+  options.weights = {1.0, 0.0, 0.0, 10, /*consensus=*/10.0, /*exemplar_votes=*/4.0};
+  v1::GenerationContext context = TrackOrder();
+  context.set_exemplar("Please check the details on the screen. Is the order correct?");
+  const std::vector<RawCandidate> raws = {
+      Raw(" Your order is on its way and arrives tomorrow.", -6.0, 10),
+      Raw(" Your order is on its way, it arrives tomorrow.", -6.0, 10),
+      Raw(" Please check the details on the screen, is it correct?", -6.0, 10),
+  };
+  ReplyChoice choice = Chooser(options)->Choose(context, raws);
+  for (size_t a = 0; a < raws.size(); ++a) {
+    double sum = 4.0 * SentenceChrf(choice.candidates[a].text, context.exemplar()) / 100.0;
+    for (size_t b = 0; b < raws.size(); ++b) {
+      if (b != a) sum += SentenceChrf(choice.candidates[a].text, choice.candidates[b].text) / 100.0;
+    }
+    EXPECT_NEAR(choice.candidates[a].consensus, sum / (2.0 + 4.0), 1e-12) << a;
+  }
+  EXPECT_EQ(choice.chosen, 2u);
+  // Without votes the pair wins.
+  options.weights.exemplar_votes = 0.0;
+  choice = Chooser(options)->Choose(context, raws);
+  EXPECT_TRUE(choice.chosen == 0u || choice.chosen == 1u);
+  // One survivor with an exemplar: its agreement with the exemplar.
+  options.weights.exemplar_votes = 4.0;
+  choice = Chooser(options)->Choose(context, absl::MakeConstSpan(raws).subspan(2, 1));
+  EXPECT_NEAR(choice.candidates[0].consensus,
+              SentenceChrf(choice.candidates[0].text, context.exemplar()) / 100.0, 1e-12);
+}
+
 TEST(ReplyChooserTest, TiesGoToTheLowerIndex) {
   auto chooser = Chooser();
   const v1::GenerationContext context = TrackOrder();
@@ -279,6 +311,29 @@ TEST(ReplyChooserTest, PlaceholdersAreFilledFromTheState) {
   EXPECT_THAT(choice.candidates[2].rejection_reasons, ElementsAre("unfilled_placeholder"));
   EXPECT_THAT(choice.candidates[3].rejection_reasons, ElementsAre("unfilled_placeholder"));
   EXPECT_EQ(choice.chosen, 0u);
+}
+
+// Templated data writes the customer's values as placeholders ("where is order
+// {{order_number}}"): a reply may echo such a placeholder as written; others stay unfilled.
+TEST(ReplyChooserTest, PlaceholdersTheCustomerWroteAreEchoed) {
+  EXPECT_THAT(CustomerPlaceholders("order {{order_number}} or {{order_number}}, {{a b}} {{x}} {{"),
+              ElementsAre("order_number", "x"));
+  auto chooser = Chooser();
+  v1::GenerationContext context = TrackOrder();
+  context.set_user_text("where is order {{order_number}}?");
+  EXPECT_THAT(FillablePlaceholders(context), ElementsAre("email", "order_id", "order_number"));
+  ReplyChoice choice = chooser->Choose(
+      context, {Raw(" Order {{order_number}} ({{order_id}}) ships today."),
+                Raw(" I sent order {{order_number}} details to {{phone}}."),
+                Raw(" Order {{order_number}} }} ships today.")});
+  EXPECT_THAT(choice.candidates[0].rejection_reasons, IsEmpty());
+  EXPECT_EQ(choice.candidates[0].text, "Order {{order_number}} (A-1234567) ships today.");
+  EXPECT_THAT(choice.candidates[1].rejection_reasons, ElementsAre("unfilled_placeholder"));
+  EXPECT_THAT(choice.candidates[2].rejection_reasons, ElementsAre("unfilled_placeholder"));
+  // A state value wins over the echo.
+  SetSlot(context, "order_number", "B-7");
+  choice = chooser->Choose(context, {Raw(" Order {{order_number}} ships today.")});
+  EXPECT_EQ(choice.candidates[0].text, "Order B-7 ships today.");
 }
 
 TEST(ReplyChooserTest, Repetition) {
