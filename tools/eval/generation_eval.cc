@@ -340,12 +340,16 @@ absl::StatusOr<Inputs> ReadInputs(const GenerationEvalOptions& options) {
           ": pass the training split as --retrieval-data"));
     }
   }
-  if (options.exemplars) {
+  in.picked = Pick(in.all.size(), options.limit);
+  if (options.exemplars) {  // the evaluated examples only (SGD's dev split is 19,384)
+    std::vector<train::ExampleRecord> picked;
+    picked.reserve(in.picked.size());
+    for (size_t i : in.picked) picked.push_back(std::move(in.all[i]));
     train::ExemplarOptions exemplar;
     exemplar.drop_share = 0.0;
-    if (absl::Status s = train::AddExemplars(in.all, in.pool, exemplar); !s.ok()) return s;
+    if (absl::Status s = train::AddExemplars(picked, in.pool, exemplar); !s.ok()) return s;
+    for (size_t k = 0; k < in.picked.size(); ++k) in.all[in.picked[k]] = std::move(picked[k]);
   }
-  in.picked = Pick(in.all.size(), options.limit);
   return in;
 }
 

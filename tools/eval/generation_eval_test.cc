@@ -228,14 +228,27 @@ TEST_F(GenerationEvalTest, PerplexityChrfAndRetrievalOnBitext) {
   EXPECT_EQ(m->at("retrieval_examples"), 5);
   // Every dev example's context and reply are in the training file.
   EXPECT_DOUBLE_EQ(m->at("retrieval_chrf"), 100.0);
-  // One of the four references keeps Bitext's {{order_number}}, which no state fills.
-  EXPECT_DOUBLE_EQ(m->at("reference_rejected_unfilled_placeholder"), 0.25);
+  // One of the four references keeps Bitext's {{order_number}}, which no state fills, but
+  // the customer wrote it too: echoing it is allowed (reply::CustomerPlaceholders).
+  EXPECT_DOUBLE_EQ(m->at("reference_rejected_unfilled_placeholder"), 0.0);
+  // Every evaluated prompt has the nearest training reply as its exemplar.
+  EXPECT_DOUBLE_EQ(m->at("exemplar_rate"), 1.0);
 
-  // Perplexity by hand: the reference reply tokens and the end token after the prompt.
+  // Perplexity by hand: the reference reply tokens and the end token after the prompt, which
+  // carries the exemplar from the train split.
   train::TextOptions text;
   text.split = "dev";
   auto records = train::ReadExampleRecords(Path("bitext"), train::TextFormat::kBitext, text);
   ASSERT_TRUE(records.ok()) << records.status();
+  text.split = "train";
+  auto pool = train::ReadExampleRecords(Path("bitext"), train::TextFormat::kBitext, text);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  train::ExemplarOptions exemplars;
+  exemplars.drop_share = 0.0;
+  ASSERT_TRUE(train::AddExemplars(*records, *pool, exemplars).ok());
+  for (const train::ExampleRecord& r : *records) {
+    EXPECT_NE(r.example.prompt.find("\nExample: "), std::string::npos) << r.example.origin;
+  }
   auto tokenizer = lm::BpeTokenizer::Load(*model_);
   ASSERT_TRUE(tokenizer.ok());
   auto model = lm::Gpt2Model::Load(*model_);
