@@ -33,6 +33,18 @@ double Value(const std::string& series) {
   return std::stod(all.substr(pos + series.size() + 2));
 }
 
+// The service on loopback, ports chosen by the system, the shop domain, the model in `dir`.
+v1::GenerationConfig LoopbackConfig(const std::string& dir) {
+  v1::GenerationConfig config;
+  config.mutable_server()->set_host("127.0.0.1");
+  config.mutable_server()->set_grpc_port(0);
+  config.mutable_server()->set_metrics_port(0);
+  config.set_domain_file(testutil::ShopDomainPath());
+  config.mutable_model()->set_dir(dir);
+  rpc::ApplyServerDefaults(*config.mutable_server());
+  return config;
+}
+
 v1::GenerationContext OrderContext(const std::string& key) {
   v1::GenerationContext context;
   context.set_domain("shop");
@@ -58,14 +70,8 @@ class NeuralServiceTest : public ::testing::Test {
       skip_reason_ = new std::string(made.message());
       return;
     }
-    v1::GenerationConfig config;
-    config.mutable_server()->set_host("127.0.0.1");
-    config.mutable_server()->set_grpc_port(0);
-    config.mutable_server()->set_metrics_port(0);
-    config.set_domain_file(testutil::ShopDomainPath());
-    config.mutable_model()->set_dir(*model_dir_);
+    v1::GenerationConfig config = LoopbackConfig(*model_dir_);
     config.mutable_model()->set_max_waiting_requests(4);
-    rpc::ApplyServerDefaults(*config.mutable_server());
     auto app = App::Create(config);
     ASSERT_TRUE(app.ok()) << app.status();
     app_ = app->release();
@@ -326,13 +332,7 @@ TEST(NeuralAppTest, ABrokenModelFolderIsAStartupErrorNamingTheFile) {
   ASSERT_TRUE(made.ok()) << made;
   std::filesystem::resize_file(dir + "/model.safetensors",
                                std::filesystem::file_size(dir + "/model.safetensors") / 2);
-  v1::GenerationConfig config;
-  config.mutable_server()->set_host("127.0.0.1");
-  config.mutable_server()->set_grpc_port(0);
-  config.mutable_server()->set_metrics_port(0);
-  config.set_domain_file(testutil::ShopDomainPath());
-  config.mutable_model()->set_dir(dir);
-  rpc::ApplyServerDefaults(*config.mutable_server());
+  v1::GenerationConfig config = LoopbackConfig(dir);
   auto app = App::Create(config);
   ASSERT_FALSE(app.ok());
   EXPECT_THAT(app.status().message(), HasSubstr("model.safetensors"));
@@ -377,13 +377,7 @@ TEST(NeuralAppTest, ExemplarDataPutsTheNearestReplyOnThePrompt) {
     out << R"({"instruction": "where is my order {{Order Number}}", "response": "Your order {{Order Number}} is on its way."})" "\n"
         << R"({"instruction": "i want to cancel my subscription", "response": "It is cancelled."})" "\n";
   }
-  v1::GenerationConfig config;
-  config.mutable_server()->set_host("127.0.0.1");
-  config.mutable_server()->set_grpc_port(0);
-  config.mutable_server()->set_metrics_port(0);
-  config.set_domain_file(testutil::ShopDomainPath());
-  config.mutable_model()->set_dir(dir);
-  rpc::ApplyServerDefaults(*config.mutable_server());
+  v1::GenerationConfig config = LoopbackConfig(dir);
 
   // Prompt tokens of one greedy request to an app made from `c`.
   auto prompt_tokens = [](const v1::GenerationConfig& c, const v1::GenerationContext& context) -> int64_t {
