@@ -380,8 +380,8 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
   if (features.empty()) return absl::InvalidArgumentError("no training example has a word");
   const bool has_tags = !info.slot_types.empty();
   const size_t n = features.size();
-  const size_t batches = (n + options.batch_size - 1) / options.batch_size;
-  const size_t total_steps = batches * options.epochs;
+  EpochBatches batches(n, static_cast<size_t>(options.batch_size));
+  const size_t total_steps = batches.count() * options.epochs;
 
   try {
     for (int m = 0; m < options.config.ensemble; ++m) {
@@ -394,30 +394,25 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
       net->train();
       torch::optim::Adam optimizer(net->parameters(),
                                    torch::optim::AdamOptions(options.learning_rate));
-      std::vector<size_t> order(n);
       size_t step = 0;
       for (int epoch = 1; epoch <= options.epochs; ++epoch) {
-        for (size_t i = 0; i < n; ++i) order[i] = i;
-        std::shuffle(order.begin(), order.end(), rng);
+        batches.Shuffle(rng);
         double loss_sum = 0;
         size_t right = 0, seen = 0;
-        for (size_t bi = 0; bi < batches; ++bi) {
-          const size_t lo = bi * options.batch_size,
-                       hi = std::min(n, lo + static_cast<size_t>(options.batch_size));
+        for (size_t bi = 0; bi < batches.count(); ++bi) {
+          const size_t lo = batches.begin(bi), hi = batches.end(bi);
           std::vector<const Features*> items;
           std::vector<int64_t> gold;
           int64_t max_len = 1;
           for (size_t i = lo; i < hi; ++i) {
-            items.push_back(&features[order[i]]);
-            gold.push_back(intent_targets[order[i]]);
-            max_len = std::max<int64_t>(max_len, features[order[i]].tokens.size());
+            items.push_back(&features[batches[i]]);
+            gold.push_back(intent_targets[batches[i]]);
+            max_len = std::max<int64_t>(max_len, features[batches[i]].tokens.size());
           }
           const Batch batch = MakeBatch(items);
           // Linear decay of the learning rate to 0.
-          const double lr = options.learning_rate * (1.0 - static_cast<double>(step) / total_steps);
-          for (auto& group : optimizer.param_groups()) {
-            static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-          }
+          SetLearningRate(optimizer,
+                          options.learning_rate * (1.0 - static_cast<double>(step) / total_steps));
           optimizer.zero_grad();
           Output out = net->Forward(batch, true);
           torch::Tensor gold_t =
@@ -429,7 +424,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
           if (has_tags) {
             std::vector<int64_t> tags(items.size() * max_len, -100);
             for (size_t i = lo; i < hi; ++i) {
-              const auto& t = tag_targets[order[i]];
+              const auto& t = tag_targets[batches[i]];
               for (size_t j = 0; j < t.size(); ++j) tags[(i - lo) * max_len + j] = t[j];
             }
             torch::Tensor tags_t =

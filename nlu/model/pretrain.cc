@@ -179,20 +179,18 @@ absl::StatusOr<std::unique_ptr<PretrainedEncoder>> PretrainedEncoder::Train(
     torch::optim::Adam optimizer(net->parameters(),
                                  torch::optim::AdamOptions(options.learning_rate));
     const size_t n = features.size();
-    const size_t batches = (n + options.batch_size - 1) / options.batch_size;
-    const size_t total_steps = batches * options.epochs;
-    std::vector<size_t> order(n);
+    EpochBatches batches(n, static_cast<size_t>(options.batch_size));
+    const size_t total_steps = batches.count() * options.epochs;
     size_t step = 0;
     for (int epoch = 1; epoch <= options.epochs; ++epoch) {
-      for (size_t i = 0; i < n; ++i) order[i] = i;
-      std::shuffle(order.begin(), order.end(), rng);
+      batches.Shuffle(rng);
       double loss_sum = 0;
       size_t right = 0, seen = 0;
-      for (size_t bi = 0; bi < batches; ++bi) {
-        const size_t lo = bi * options.batch_size,
-                     hi = std::min(n, lo + static_cast<size_t>(options.batch_size));
+      for (size_t bi = 0; bi < batches.count(); ++bi) {
         std::vector<const Features*> items;
-        for (size_t i = lo; i < hi; ++i) items.push_back(&features[order[i]]);
+        for (size_t i = batches.begin(bi); i < batches.end(bi); ++i) {
+          items.push_back(&features[batches[i]]);
+        }
         const Batch batch = MakeBatch(items);
         const int64_t len = batch.words.size(1);
         Targets t = MakeTargets(items, len, num_words);
@@ -205,10 +203,7 @@ absl::StatusOr<std::unique_ptr<PretrainedEncoder>> PretrainedEncoder::Train(
             break;
           }
         }
-        const double lr = options.learning_rate * (1.0 - done);
-        for (auto& group : optimizer.param_groups()) {
-          static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-        }
+        SetLearningRate(optimizer, options.learning_rate * (1.0 - done));
         optimizer.zero_grad();
         torch::Tensor states = net->States(batch).reshape({-1, 2 * options.hidden_dim});
         torch::Tensor fwd = states.slice(1, 0, options.hidden_dim).index_select(0, Longs(t.fwd_pos));

@@ -5,7 +5,9 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <random>
 #include <vector>
 
 #include "nlu/model/featurizer.h"
@@ -19,6 +21,33 @@ struct Batch {
   torch::Tensor lengths;                 // [B] int64
   torch::Tensor mask;                    // [B, T] bool
 };
+
+// One epoch's batches, shared by the trainers: a fresh seeded shuffle of the examples
+// 0..n-1 (the identity, then std::shuffle), cut into runs of batch_size (the last shorter).
+class EpochBatches {
+ public:
+  EpochBatches(size_t n, size_t batch_size) : order_(n), batch_size_(std::max<size_t>(1, batch_size)) {}
+  size_t count() const { return (order_.size() + batch_size_ - 1) / batch_size_; }
+  void Shuffle(std::mt19937_64& rng) {
+    for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
+    std::shuffle(order_.begin(), order_.end(), rng);
+  }
+  // Positions [begin(b), end(b)) of batch b; (*this)[i] is the example at position i.
+  size_t begin(size_t b) const { return b * batch_size_; }
+  size_t end(size_t b) const { return std::min(order_.size(), (b + 1) * batch_size_); }
+  size_t operator[](size_t i) const { return order_[i]; }
+
+ private:
+  std::vector<size_t> order_;
+  size_t batch_size_;
+};
+
+// Sets every parameter group's learning rate.
+inline void SetLearningRate(torch::optim::Adam& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) {
+    static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+  }
+}
 
 // Every item has at least one token.
 inline Batch MakeBatch(const std::vector<const Features*>& items) {
