@@ -159,7 +159,8 @@ struct ScoredCandidate {
   double score = 0.0;
   double mean_logprob = 0.0;
   double coverage = 0.0;
-  // Mean chrF (0..1) against the other survivors; 0 when not computed.
+  // Mean chrF (0..1) against the other survivors (and the exemplar, with its votes); 0 when
+  // not computed.
   double consensus = 0.0;
   // True when the text was cut (sentence or role label).
   bool pruned = false;
