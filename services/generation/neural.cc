@@ -99,8 +99,9 @@ class NeuralReplyEngine::Call final : public ReplyCall,
       request.sampling.greedy_first = true;
     }
     request.n = n_;
-    // Only placeholders the state can fill: any other makes the filter throw the reply away.
-    request.allowed_placeholders = reply::FillablePlaceholders(context_);
+    // Only placeholders the fill step can fill (state, customer, constants): any other makes
+    // the filter throw the reply away.
+    request.allowed_placeholders = owner_.chooser_->AllowedPlaceholders(context_);
     request.sampling.top_p = params_.top_p() == 0 ? 1.0f : params_.top_p();
     request.sampling.top_k = static_cast<int>(params_.top_k());
     request.sampling.repetition_penalty =
@@ -364,10 +365,22 @@ absl::StatusOr<std::unique_ptr<NeuralReplyEngine>> NeuralReplyEngine::Create(
   }
   chooser.allowed_values.assign(reply_config.allowed_values().begin(),
                                 reply_config.allowed_values().end());
+  for (const auto& [name, value] : reply_config.constants()) {
+    if (value == absl::StrCat("{{", name, "}}")) {  // the chooser's evaluation-only form
+      return absl::InvalidArgumentError(absl::StrCat("reply.constants[", name, "]: '", value,
+                                                     "' would reach the customer as written"));
+    }
+    chooser.constants[name] = value;
+  }
   chooser.role_labels = {format.customer_label, format.agent_label};
   absl::StatusOr<std::unique_ptr<const reply::ReplyChooser>> choose =
       reply::ReplyChooser::Create(domain, *std::move(blocklist), chooser);
-  if (!choose.ok()) return choose.status();
+  if (!choose.ok()) {
+    if (choose.status().code() == absl::StatusCode::kInvalidArgument) {
+      return absl::InvalidArgumentError(absl::StrCat("reply.", choose.status().message()));
+    }
+    return choose.status();
+  }
   engine->chooser_ = *std::move(choose);
 
   if (!reply_config.exemplar_data().empty()) {

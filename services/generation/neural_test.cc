@@ -358,6 +358,21 @@ TEST(NeuralAppTest, ABrokenModelFolderIsAStartupErrorNamingTheFile) {
   app = App::Create(config);
   ASSERT_FALSE(app.ok());
   EXPECT_THAT(app.status().message(), HasSubstr("reply.candidate_temperature"));
+  config.mutable_reply()->clear_candidate_temperature();
+  (*config.mutable_reply()->mutable_constants())["website-url"] = "https://shop.example";
+  app = App::Create(config);
+  ASSERT_FALSE(app.ok());
+  EXPECT_THAT(app.status().message(), HasSubstr("reply.constants[website-url]: a placeholder name"));
+  config.mutable_reply()->clear_constants();
+  // The evaluation-only form would send the braces to the customer.
+  (*config.mutable_reply()->mutable_constants())["website_url"] = "{{website_url}}";
+  app = App::Create(config);
+  ASSERT_FALSE(app.ok());
+  EXPECT_THAT(app.status().message(), HasSubstr("reply.constants[website_url]"));
+  config.mutable_reply()->clear_constants();
+  (*config.mutable_reply()->mutable_constants())["website_url"] = "https://shop.example";
+  app = App::Create(config);
+  EXPECT_TRUE(app.ok()) << app.status();
   std::filesystem::remove_all(dir);
 }
 

@@ -362,6 +362,7 @@ struct Serving {
   std::shared_ptr<const domain::Domain> domain;
   reply::PromptFormat format;
   std::unique_ptr<const reply::ReplyChooser> chooser;
+  size_t data_constants = 0;  // the chooser's constants (--data-constants)
   std::unique_ptr<const generation::TemplateGenerator> fallback;
   // One per system prompt, counting with the model's tokenizer as the service's builder does.
   std::map<std::string, std::unique_ptr<const reply::PromptBuilder>> builders;
@@ -405,6 +406,15 @@ absl::StatusOr<Serving> LoadServing(const GenerationEvalOptions& options, const 
   chooser_options.role_labels = {s.format.customer_label, s.format.agent_label};
   chooser_options.weights.consensus = options.consensus_weight;
   chooser_options.weights.exemplar_votes = options.exemplar_votes;
+  if (options.data_constants) {
+    for (const train::ExampleRecord& r : in.pool) {
+      for (std::string& name : reply::PlaceholderNames(r.example.reply)) {
+        if (s.domain->FindSlot(name) != nullptr) continue;
+        chooser_options.constants[name] = absl::StrCat("{{", name, "}}");
+      }
+    }
+    s.data_constants = chooser_options.constants.size();
+  }
   absl::StatusOr<std::unique_ptr<const reply::ReplyChooser>> chooser =
       reply::ReplyChooser::Create(s.domain, *std::move(blocklist), chooser_options);
   if (!chooser.ok()) return chooser.status();
@@ -436,7 +446,7 @@ struct Prepared {
   std::vector<Item> items;
   std::vector<ScoringInput> scoring;
   size_t skipped = 0;          // the turn alone does not fit (the service answers INVALID_ARGUMENT)
-  size_t prompts_trimmed = 0;  // history turns dropped to fit
+  size_t prompts_trimmed = 0;  // history turns or the exemplar dropped to fit
 };
 
 // Prompts for generation under the serving budget (context - max_tokens) and for perplexity
@@ -453,11 +463,12 @@ absl::StatusOr<Prepared> Prepare(const GenerationEvalOptions& options, const Inp
       ++p.skipped;
       continue;
     }
-    if (built->history_turns_dropped == 0 && built->text != r.example.prompt) {
+    if (built->history_turns_dropped == 0 && !built->exemplar_dropped &&
+        built->text != r.example.prompt) {
       return absl::InternalError(
           absl::StrCat(r.example.origin, ": the serving prompt differs from the training prompt"));
     }
-    if (built->history_turns_dropped > 0) ++p.prompts_trimmed;
+    if (built->history_turns_dropped > 0 || built->exemplar_dropped) ++p.prompts_trimmed;
     Item item{&r, s.tokenizer->Encode(built->text), std::nullopt};
     ScoringInput scoring;
     scoring.target = s.tokenizer->Encode(r.example.reply);
@@ -540,7 +551,7 @@ absl::StatusOr<std::vector<Outcome>> Generate(const GenerationEvalOptions& optio
     request.sampling.greedy_first = true;
     request.sampling.no_repeat_ngram = options.no_repeat_ngram;
     if (options.constrain_placeholders) {
-      request.allowed_placeholders = reply::FillablePlaceholders(items[k].record->context);
+      request.allowed_placeholders = s.chooser->AllowedPlaceholders(items[k].record->context);
     }
     request.sampling.seed = options.seed;
     request.stop = stops;
@@ -561,16 +572,17 @@ absl::StatusOr<std::vector<Outcome>> Generate(const GenerationEvalOptions& optio
 
 // chrF of the retrieval baseline: per item, the reply of the pool example whose context is
 // nearest by TF-IDF.
-double RetrievalChrf(const Inputs& in, const std::vector<Item>& items, std::vector<size_t>& nearest_out) {
+double RetrievalChrf(const Inputs& in, const std::vector<Item>& items,
+                     std::vector<TfidfIndex::Match>& nearest_out) {
   std::vector<std::string> contexts;
   contexts.reserve(in.pool.size());
   for (const train::ExampleRecord& r : in.pool) contexts.push_back(RetrievalKey(r.context));
   const TfidfIndex index(contexts);
   ChrfAccumulator chrf;
   for (const Item& item : items) {
-    const size_t nearest = index.Nearest(RetrievalKey(item.record->context));
+    const TfidfIndex::Match nearest = index.Best(RetrievalKey(item.record->context));
     nearest_out.push_back(nearest);
-    chrf.Add(in.pool[nearest].reference, item.record->reference);
+    chrf.Add(in.pool[nearest.document].reference, item.record->reference);
   }
   return chrf.Score();
 }
@@ -624,7 +636,8 @@ void AddReplyMetrics(const Serving& s, const std::vector<Item>& items,
 }
 
 absl::Status WriteSamples(const std::string& path, const Inputs& in, const std::vector<Item>& items,
-                          const std::vector<Outcome>& outcomes, const std::vector<size_t>& nearest) {
+                          const std::vector<Outcome>& outcomes,
+                          const std::vector<TfidfIndex::Match>& nearest) {
   std::ofstream out(path, std::ios::trunc);
   if (!out) return absl::InvalidArgumentError(absl::StrCat("--samples ", path, ": cannot write"));
   for (size_t k = 0; k < items.size(); ++k) {
@@ -640,7 +653,8 @@ absl::Status WriteSamples(const std::string& path, const Inputs& in, const std::
         {"degraded", o.degraded},
         {"chosen", o.chosen_index},
         {"exemplar", r.context.exemplar()},
-        {"retrieval", k < nearest.size() ? in.pool[nearest[k]].reference : ""}};
+        {"retrieval", k < nearest.size() ? in.pool[nearest[k].document].reference : ""},
+        {"retrieval_cosine", k < nearest.size() ? nearest[k].cosine : 0.0}};
     out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   }
   if (!out) return absl::InternalError(absl::StrCat("--samples ", path, ": write failed"));
@@ -715,7 +729,7 @@ absl::StatusOr<std::map<std::string, double>> EvaluateGeneration(
   const double gen_seconds = SecondsSince(gen_start);
 
   const Clock::time_point retrieval_start = Clock::now();
-  std::vector<size_t> nearest;
+  std::vector<TfidfIndex::Match> nearest;
   const double retrieval_chrf = RetrievalChrf(*in, items, nearest);
   const double retrieval_seconds = SecondsSince(retrieval_start);
   if (!options.samples_file.empty()) {
@@ -732,6 +746,7 @@ absl::StatusOr<std::map<std::string, double>> EvaluateGeneration(
   m["perplexity_tokens"] = static_cast<double>(target_tokens);
   m["retrieval_chrf"] = retrieval_chrf;
   m["retrieval_examples"] = static_cast<double>(in->pool.size());
+  m["data_constants"] = static_cast<double>(s.data_constants);
   size_t with_exemplar = 0;
   for (const Item& item : items) with_exemplar += item.record->context.exemplar().empty() ? 0 : 1;
   m["exemplar_rate"] = items.empty() ? 0.0 : static_cast<double>(with_exemplar) / items.size();
@@ -784,6 +799,10 @@ int RunGenerationEval(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--exemplar-votes", options.exemplar_votes,
                  "votes of the exemplar in the consensus (reply.exemplar_votes)")
+      ->capture_default_str();
+  app.add_option("--data-constants", options.data_constants,
+                 "the data set's business placeholders ({{website_url}}) are constants kept as "
+                 "written, as a deployment's reply.constants (true|false)")
       ->capture_default_str();
   app.add_option("--exemplars", options.exemplars,
                  "show the model the nearest training reply as an exemplar (the shipped model is "

@@ -117,14 +117,21 @@ struct GenerationEvalOptions {
   double exemplar_votes = generation::reply::RerankWeights{}.exemplar_votes;
   // Decode only the {{placeholders}} the state can fill, as the service does.
   bool constrain_placeholders = true;
+  // The data set's placeholders that no state fills (names the train split's replies write
+  // that are no slot: Bitext's {{website_url}}, {{currency_symbol}}) are constants kept as
+  // written (reply::ChooserOptions::constants), as a deployment would give them its own
+  // values with reply.constants: the references and the retrieval baseline keep them so.
+  // false: the model may not write them (a deployment without reply.constants).
+  bool data_constants = true;
   // Give each example's prompt the reply of the nearest retrieval example as its exemplar
   // (train::AddExemplars, none left out), as the service does with an exemplar index.
   bool exemplars = true;
   // Progress lines (examples done, rate, ETA); null for none.
   std::ostream* progress = nullptr;
   // When set: one JSON line per evaluated example (origin, customer text, reference, the
-  // model's candidate and its rejection reasons, the reply sent, the retrieval baseline's
-  // reply), for reading what the numbers mean.
+  // model's candidate and its rejection reasons, the reply sent, the exemplar, the retrieval
+  // baseline's reply and the cosine of its context to this one), for reading what the numbers
+  // mean.
   std::string samples_file;
 };
 

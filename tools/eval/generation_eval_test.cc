@@ -79,7 +79,7 @@ class GenerationEvalTest : public ::testing::Test {
         {"i want a refund", "I can help you with a refund. What did you buy?"},
         {"cancel my account please", "I am sorry to see you go. I will close the account."},
         {"how do i change my delivery address",
-         "You can change the address under Settings, then Delivery."}};
+         "You can change the address under {{Settings}}, then Delivery."}};
     std::string train, dev;
     for (const auto& [q, a] : pairs) {
       train += BitextLine(q, a);
@@ -230,7 +230,17 @@ TEST_F(GenerationEvalTest, PerplexityChrfAndRetrievalOnBitext) {
   EXPECT_DOUBLE_EQ(m->at("retrieval_chrf"), 100.0);
   // One of the four references keeps Bitext's {{order_number}}, which no state fills, but
   // the customer wrote it too: echoing it is allowed (reply::CustomerPlaceholders).
+  // Another keeps {{settings}}, a fact of the business: the train split's replies write it and
+  // no state has it, so it is a constant kept as written (--data-constants), as is
+  // {{order_number}} for the replies that write it when the customer did not.
   EXPECT_DOUBLE_EQ(m->at("reference_rejected_unfilled_placeholder"), 0.0);
+  EXPECT_DOUBLE_EQ(m->at("data_constants"), 2.0);
+  GenerationEvalOptions without = options;
+  without.data_constants = false;
+  absl::StatusOr<std::map<std::string, double>> w = EvaluateGeneration(without);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_DOUBLE_EQ(w->at("reference_rejected_unfilled_placeholder"), 0.25);
+  EXPECT_DOUBLE_EQ(w->at("data_constants"), 0.0);
   // Every evaluated prompt has the nearest training reply as its exemplar.
   EXPECT_DOUBLE_EQ(m->at("exemplar_rate"), 1.0);
 

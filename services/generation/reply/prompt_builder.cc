@@ -197,6 +197,7 @@ absl::StatusOr<BuiltPrompt> PromptBuilder::Build(const v1::GenerationContext& co
   if (base_tokens > max_prompt_tokens && !context.exemplar().empty()) {
     turn = TurnPart(context, built.language, /*with_exemplar=*/false);
     base_tokens = count_tokens_(absl::StrCat(system, turn));
+    built.exemplar_dropped = true;
   }
   if (base_tokens > max_prompt_tokens) {
     return absl::InvalidArgumentError(absl::StrCat(

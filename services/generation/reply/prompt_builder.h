@@ -111,6 +111,8 @@ struct BuiltPrompt {
   std::string language;
   size_t history_turns_kept = 0;
   size_t history_turns_dropped = 0;
+  // The context had an exemplar but the turn did not fit with it: the prompt has none.
+  bool exemplar_dropped = false;
 };
 
 class PromptBuilder {

@@ -63,6 +63,19 @@ absl::StatusOr<std::unique_ptr<const ReplyChooser>> ReplyChooser::Create(
   if (domain == nullptr) return absl::InvalidArgumentError("domain: missing");
   absl::StatusOr<std::unique_ptr<const EntityDetector>> entities = EntityDetector::Create(domain);
   if (!entities.ok()) return entities.status();
+  for (const auto& [name, value] : options.constants) {
+    const std::string where = absl::StrCat("constants[", name, "]");
+    if (!IsPlaceholderName(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": a placeholder name is letters, digits and '_'"));
+    }
+    if (IsBlank(value)) return absl::InvalidArgumentError(absl::StrCat(where, ": empty value"));
+    if (value != absl::StrCat("{{", name, "}}") &&
+        (absl::StrContains(value, "{{") || absl::StrContains(value, "}}"))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": '", value, "' has braces (only \"{{", name, "}}\" itself may)"));
+    }
+  }
   std::unique_ptr<ReplyChooser> c(new ReplyChooser());
   c->domain_ = std::move(domain);
   c->blocklist_ = std::move(blocklist);
@@ -79,7 +92,9 @@ absl::StatusOr<std::unique_ptr<const ReplyChooser>> ReplyChooser::Create(
     }
   }
   for (const auto& [language, prompt] : c->domain_->system_prompt) add_found(prompt);
-  for (const std::string& v : c->options_.allowed_values) {
+  std::vector<std::string> own_values = c->options_.allowed_values;
+  for (const auto& [name, value] : c->options_.constants) own_values.push_back(value);
+  for (const std::string& v : own_values) {
     add_found(v);
     for (std::string key : {EmailKey(v), DigitsKey(v), AlnumKey(v)}) {
       c->allowed_keys_.Add(std::move(key));
@@ -114,6 +129,13 @@ ReplyChoice ReplyChooser::Choose(const v1::GenerationContext& context,
     if (!facts.fill_state.has_value()) facts.fill_state = state;
     (*facts.fill_state->mutable_slots())[name].set_value(absl::StrCat("{{", name, "}}"));
     facts.echoed.push_back(absl::StrCat("{{", name, "}}"));
+  }
+  for (const auto& [name, value] : options_.constants) {
+    auto it = state.slots().find(name);
+    if (it != state.slots().end() && !it->second.value().empty()) continue;
+    if (!facts.fill_state.has_value()) facts.fill_state = state;
+    (*facts.fill_state->mutable_slots())[name].set_value(value);
+    if (value == absl::StrCat("{{", name, "}}")) facts.echoed.push_back(value);
   }
 
   auto add_text = [&](absl::string_view s) {
@@ -255,16 +277,32 @@ std::vector<std::string> FillablePlaceholders(const v1::GenerationContext& conte
   return names;
 }
 
+std::vector<std::string> ReplyChooser::AllowedPlaceholders(const v1::GenerationContext& context) const {
+  std::vector<std::string> names = FillablePlaceholders(context);
+  for (const auto& [name, value] : options_.constants) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+bool IsPlaceholderName(absl::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
 std::vector<std::string> CustomerPlaceholders(absl::string_view user_text) {
+  return PlaceholderNames(user_text);
+}
+
+std::vector<std::string> PlaceholderNames(absl::string_view text) {
   std::vector<std::string> names;
   size_t pos = 0;
-  while ((pos = user_text.find("{{", pos)) != absl::string_view::npos) {
-    const size_t end = user_text.find("}}", pos + 2);
+  while ((pos = text.find("{{", pos)) != absl::string_view::npos) {
+    const size_t end = text.find("}}", pos + 2);
     if (end == absl::string_view::npos) break;
-    const absl::string_view name = user_text.substr(pos + 2, end - pos - 2);
-    const bool word = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-      return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_';
-    });
+    const absl::string_view name = text.substr(pos + 2, end - pos - 2);
+    const bool word = IsPlaceholderName(name);
     if (word && std::find(names.begin(), names.end(), name) == names.end()) {
       names.emplace_back(name);
     }

@@ -91,6 +91,12 @@ std::vector<std::string> FillablePlaceholders(const common::v1::DialogueState& s
 // may write for this turn.
 std::vector<std::string> FillablePlaceholders(const v1::GenerationContext& context);
 
+// True when `name` is a placeholder name: not empty, letters, digits and "_" only.
+bool IsPlaceholderName(absl::string_view name);
+
+// The {{name}} placeholders in `text`, in order, once each.
+std::vector<std::string> PlaceholderNames(absl::string_view text);
+
 // The {{name}} placeholders (name: letters, digits, "_") in the customer's text, in order,
 // once each. Templated data writes the customer's values so (Bitext: "where is order
 // {{order_number}}"); a reply may echo them as written, like any value the customer gave, so
@@ -140,6 +146,15 @@ struct ChooserOptions {
   // never count as personal data nor as a contradiction. The domain's templates and system
   // prompt are always allowed (e.g. the example order numbers in ask.order_id).
   std::vector<std::string> allowed_values;
+  // The business's own placeholders and their values ("website_url" -> "https://shop.example"):
+  // not slots of the dialogue but facts of the deployment that the training replies write
+  // as {{name}} (Bitext: {{website_url}}, {{customer_support_phone_number}}). Decoding may
+  // write them (AllowedPlaceholders), the fill step writes the value (a state slot of the
+  // same name wins), and the values never count as personal data nor as a contradiction.
+  // A value that is the placeholder itself ("{{name}}") keeps it as written: for evaluating
+  // on templated data whose reference replies keep them (helpline-eval generation). Names:
+  // letters, digits and "_"; values: not empty, no "{{" / "}}" other than that.
+  std::map<std::string, std::string> constants;
   // Phrases that show a reply asks for a slot, by slot name, any language. A slot not
   // listed here gets its name with "_" as " " ("order id"), "<x> number" for a name
   // "<x>_id", and "e-mail" for "email".
@@ -178,7 +193,8 @@ struct ReplyChoice {
 
 class ReplyChooser {
  public:
-  // INTERNAL if the entity patterns do not compile (a bug).
+  // INVALID_ARGUMENT naming "constants[<name>]" for a bad constant; INTERNAL if the entity
+  // patterns do not compile (a bug).
   static absl::StatusOr<std::unique_ptr<const ReplyChooser>> Create(
       std::shared_ptr<const domain::Domain> domain, Blocklist blocklist, ChooserOptions options);
 
@@ -186,6 +202,10 @@ class ReplyChooser {
   // user_text, evidence, history and language).
   ReplyChoice Choose(const v1::GenerationContext& context,
                      absl::Span<const RawCandidate> candidates) const;
+
+  // The {{name}} placeholders decoding may write for this turn: FillablePlaceholders(context)
+  // and the constants, sorted.
+  std::vector<std::string> AllowedPlaceholders(const v1::GenerationContext& context) const;
 
   const EntityDetector& entities() const { return *entities_; }
 

@@ -336,6 +336,71 @@ TEST(ReplyChooserTest, PlaceholdersTheCustomerWroteAreEchoed) {
   EXPECT_EQ(choice.candidates[0].text, "Order B-7 ships today.");
 }
 
+// The business's own placeholders ({{website_url}}) are filled from ChooserOptions::constants,
+// decoding may write them, and their values are the business's, not personal data.
+TEST(ReplyChooserTest, ConstantsFillTheBusinessPlaceholders) {
+  ChooserOptions options;
+  options.constants = {{"website_url", "https://shop.example/help"},
+                       {"support_email", "help@shop.example"},
+                       {"order_id", "never used: the state has one"}};
+  auto chooser = Chooser(options);
+  v1::GenerationContext context = TrackOrder();
+  EXPECT_THAT(chooser->AllowedPlaceholders(context),
+              ElementsAre("email", "order_id", "support_email", "website_url"));
+  ReplyChoice choice = chooser->Choose(
+      context, {Raw(" Order {{order_id}}: see {{website_url}} or write to {{support_email}}."),
+                Raw(" Write to help@shop.example about {{order_id}}."),
+                Raw(" Visit {{store_hours}}.")});
+  EXPECT_THAT(choice.candidates[0].rejection_reasons, IsEmpty());
+  EXPECT_EQ(choice.candidates[0].text,
+            "Order A-1234567: see https://shop.example/help or write to help@shop.example.");
+  EXPECT_THAT(choice.candidates[1].rejection_reasons, IsEmpty());
+  EXPECT_THAT(choice.candidates[2].rejection_reasons, ElementsAre("unfilled_placeholder"));
+
+  // Without constants the same placeholders are neither decoded nor filled.
+  auto plain = Chooser();
+  EXPECT_THAT(plain->AllowedPlaceholders(context), ElementsAre("email", "order_id"));
+  EXPECT_THAT(ReasonsOf(*plain, context, Raw(" See {{website_url}}.")),
+              ElementsAre("unfilled_placeholder"));
+  // (an e-mail slot is filled: another address also contradicts it)
+  EXPECT_THAT(ReasonsOf(*plain, context, Raw(" Write to help@shop.example.")),
+              ElementsAre("pii_not_from_customer", "slot_contradiction"));
+}
+
+// Evaluating on templated data: a constant whose value is its own placeholder keeps it as
+// written, like the references do; braces that are no such constant are still refused.
+TEST(ReplyChooserTest, AConstantMayKeepItsPlaceholderAsWritten) {
+  ChooserOptions options;
+  options.constants = {{"website_url", "{{website_url}}"}};
+  auto chooser = Chooser(options);
+  v1::GenerationContext context = TrackOrder();
+  ReplyChoice choice = chooser->Choose(
+      context, {Raw(" See {{website_url}} for order {{order_id}}."), Raw(" See {{website_url}} }}.")});
+  EXPECT_THAT(choice.candidates[0].rejection_reasons, IsEmpty());
+  EXPECT_EQ(choice.candidates[0].text, "See {{website_url}} for order A-1234567.");
+  EXPECT_THAT(choice.candidates[1].rejection_reasons, ElementsAre("unfilled_placeholder"));
+}
+
+TEST(ReplyChooserTest, BadConstantsAreRefusedNamingTheEntry) {
+  absl::StatusOr<Blocklist> blocklist = Blocklist::Parse("en: [idiot]\n", "test");
+  ASSERT_TRUE(blocklist.ok());
+  const std::vector<std::pair<std::pair<std::string, std::string>, std::string>> cases = {
+      {{"web-site", "x"}, "constants[web-site]: a placeholder name"},
+      {{"", "x"}, "constants[]: a placeholder name"},
+      {{"website_url", " "}, "constants[website_url]: empty value"},
+      {{"website_url", "see {{url}}"}, "constants[website_url]: 'see {{url}}' has braces"},
+      {{"website_url", "{{other}}"}, "constants[website_url]: '{{other}}' has braces"},
+  };
+  for (const auto& [entry, message] : cases) {
+    ChooserOptions options;
+    options.constants[entry.first] = entry.second;
+    auto c = ReplyChooser::Create(Shop(), *blocklist, options);
+    ASSERT_FALSE(c.ok()) << entry.first;
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(c.status().message(), HasSubstr(message));
+  }
+}
+
 TEST(ReplyChooserTest, Repetition) {
   auto chooser = Chooser();
   const v1::GenerationContext context = TrackOrder();

@@ -91,19 +91,23 @@ TfidfIndex::Match TfidfIndex::Best(absl::string_view query,
   }
   // The query's norm is the same for every document: it does not change the order.
   std::vector<double> score(documents_, 0.0);
+  double norm2 = 0.0;
   for (const auto& [term, n] : tf) {
     const double q = n * idf_[term];
+    norm2 += q * q;
     for (const Posting& p : postings_[term]) score[p.document] += q * p.weight;
   }
   bool found = false;
   for (size_t d = 0; d < documents_; ++d) {
     if (skip && skip(d)) continue;
     if (!found || score[d] > best.score) {
-      best = {d, score[d]};
+      best = {d, score[d], 0.0};
       found = true;
     }
   }
-  return found ? best : Match{};
+  if (!found) return Match{};
+  if (norm2 > 0.0) best.cosine = std::min(1.0, best.score / std::sqrt(norm2));
+  return best;
 }
 
 ExemplarIndex::ExemplarIndex(std::vector<Entry> entries)

@@ -35,6 +35,7 @@ class TfidfIndex {
   struct Match {
     size_t document = 0;
     double score = 0.0;  // the cosine times the query's norm; 0: no word in common
+    double cosine = 0.0;  // in [0, 1]; the query's words the index does not know count 0
   };
   // The document of highest cosine among those `skip` does not reject (empty: none
   // rejected), ties to the lowest index; {0, 0} when nothing is left or the index is empty.

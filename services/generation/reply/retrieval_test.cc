@@ -21,6 +21,14 @@ TEST(TfidfTest, FindsTheDuplicateAndPrefersRareWords) {
   // Skipping the best leaves the next best.
   EXPECT_EQ(index.Best("where is my parcel", [](size_t d) { return d == 3; }).document, 0u);
   EXPECT_GT(index.Best("where is my parcel").score, 0.0);
+  // The cosine: 1 for a duplicate (case and punctuation aside), below for a partial match,
+  // 0 with nothing in common; words the index does not know do not count.
+  EXPECT_NEAR(index.Best("Cancel my subscription?").cosine, 1.0, 1e-9);
+  EXPECT_NEAR(index.Best("cancel my subscription zzz").cosine, 1.0, 1e-9);
+  const double partial = index.Best("cancel my order").cosine;
+  EXPECT_GT(partial, 0.1);
+  EXPECT_LT(partial, 0.9);
+  EXPECT_EQ(index.Best("zzz").cosine, 0.0);
 }
 
 v1::GenerationContext Context(const std::string& intent, const std::string& user,
