@@ -54,6 +54,6 @@ check() {
   jq -e '.slot_fidelity == 1' "$work/$set.json" >/dev/null ||
     fail "$set: slot_fidelity $(jq .slot_fidelity "$work/$set.json")"
 }
-check camrest676 camrest 60 10.70 34.36 above-retrieval
-check taskmaster4_coffee taskmaster 60 7.47 41.89
+check camrest676 camrest 60 10.41 33.54 above-retrieval
+check taskmaster4_coffee taskmaster 60 7.26 43.19
 echo "ok: the model still meets its card on the samples"
