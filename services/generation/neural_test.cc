@@ -344,32 +344,24 @@ TEST(NeuralAppTest, ABrokenModelFolderIsAStartupErrorNamingTheFile) {
 
   ASSERT_TRUE(testutil::MakeTinyGpt2(dir, "").ok());
   config.mutable_model()->set_dir(dir);
+  // The start stops with an error naming `field`; the reply settings go back to the defaults.
+  auto expect_refused = [&config](const std::string& field) {
+    auto refused = App::Create(config);
+    ASSERT_FALSE(refused.ok()) << field;
+    EXPECT_THAT(refused.status().message(), HasSubstr(field));
+    config.clear_reply();
+  };
   config.mutable_reply()->set_no_repeat_ngram(33);
-  app = App::Create(config);
-  ASSERT_FALSE(app.ok());
-  EXPECT_THAT(app.status().message(), HasSubstr("reply.no_repeat_ngram"));
-  config.mutable_reply()->clear_no_repeat_ngram();
+  expect_refused("reply.no_repeat_ngram");
   config.mutable_reply()->set_candidates(9);  // more than max_candidates (8)
-  app = App::Create(config);
-  ASSERT_FALSE(app.ok());
-  EXPECT_THAT(app.status().message(), HasSubstr("reply.candidates"));
-  config.mutable_reply()->clear_candidates();
+  expect_refused("reply.candidates");
   config.mutable_reply()->set_candidate_temperature(0.0f);
-  app = App::Create(config);
-  ASSERT_FALSE(app.ok());
-  EXPECT_THAT(app.status().message(), HasSubstr("reply.candidate_temperature"));
-  config.mutable_reply()->clear_candidate_temperature();
+  expect_refused("reply.candidate_temperature");
   (*config.mutable_reply()->mutable_constants())["website-url"] = "https://shop.example";
-  app = App::Create(config);
-  ASSERT_FALSE(app.ok());
-  EXPECT_THAT(app.status().message(), HasSubstr("reply.constants[website-url]: a placeholder name"));
-  config.mutable_reply()->clear_constants();
+  expect_refused("reply.constants[website-url]: a placeholder name");
   // The evaluation-only form would send the braces to the customer.
   (*config.mutable_reply()->mutable_constants())["website_url"] = "{{website_url}}";
-  app = App::Create(config);
-  ASSERT_FALSE(app.ok());
-  EXPECT_THAT(app.status().message(), HasSubstr("reply.constants[website_url]"));
-  config.mutable_reply()->clear_constants();
+  expect_refused("reply.constants[website_url]");
   (*config.mutable_reply()->mutable_constants())["website_url"] = "https://shop.example";
   app = App::Create(config);
   EXPECT_TRUE(app.ok()) << app.status();
