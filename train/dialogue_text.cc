@@ -574,12 +574,18 @@ absl::Status AddExemplars(std::vector<ExampleRecord>& records,
     uint64_t h = 1469598103934665603ull ^ options.seed;
     for (unsigned char c : r.example.origin) h = (h ^ c) * 1099511628211ull;
     const double u = static_cast<double>(h >> 11) / static_cast<double>(1ull << 53);
-    const std::string* exemplar = nullptr;
-    if (u >= options.drop_share) exemplar = index.Find(r.context, r.context.cache_key());
-    if (exemplar == nullptr) {
-      r.context.clear_exemplar();
-    } else {
-      r.context.set_exemplar(*exemplar);
+    std::vector<const std::string*> nearest;
+    if (u >= options.drop_share) {
+      nearest = index.FindNearest(r.context, 1 + options.similar_replies, r.context.cache_key());
+    }
+    r.context.clear_exemplar();
+    r.context.clear_similar_replies();
+    for (size_t i = 0; i < nearest.size(); ++i) {
+      if (i == 0) {
+        r.context.set_exemplar(*nearest[i]);
+      } else {
+        r.context.add_similar_replies(*nearest[i]);
+      }
     }
     absl::StatusOr<const generation::reply::PromptBuilder*> builder = builders.For(r.system_prompt);
     if (!builder.ok()) return builder.status();

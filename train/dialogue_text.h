@@ -151,6 +151,9 @@ struct ExemplarOptions {
   // (a domain with no past dialogues); chosen by a hash of the example's origin and the seed.
   double drop_share = 0.2;
   uint64_t seed = 1;
+  // How many next-nearest pool replies each record with an exemplar also gets as
+  // context.similar_replies (the reply chooser's extra references; not in the prompt).
+  size_t similar_replies = 0;
 };
 
 // Gives each record, as context.exemplar, the target reply (with its {{slot}} placeholders)
@@ -158,6 +161,7 @@ struct ExemplarOptions {
 // record's own dialogue (context.cache_key), and renders example.prompt again with it. With
 // the records' own split as the pool that is leave-one-dialogue-out (training text); other
 // splits take the train split as the pool, as serving would. `records` may be `pool` itself.
+// With options.similar_replies k, the next k nearest replies go to context.similar_replies.
 // INVALID_ARGUMENT for a drop share outside [0, 1].
 absl::Status AddExemplars(std::vector<ExampleRecord>& records,
                           const std::vector<ExampleRecord>& pool, const ExemplarOptions& options);

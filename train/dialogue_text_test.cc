@@ -159,17 +159,21 @@ TEST(DialogueTextTest, BadFilesAreNamedWithTheirLine) {
 // Three one-turn Bitext dialogues: two about refunds, one about delivery. Each example's
 // exemplar is the nearest reply of another dialogue (never its own), placeholders kept, on an
 // Example: line just before the customer's; a drop share of 1 leaves every prompt as it was.
-TEST(DialogueTextTest, ExemplarsComeFromOtherDialoguesAndCanBeDropped) {
+// The example records of a Bitext JSON-lines text, rendered with the system prompt "You help.".
+absl::StatusOr<std::vector<ExampleRecord>> BitextRecords(const std::string& jsonl) {
   TextOptions options;
   options.system_prompt = "You help.";
-  absl::StatusOr<std::vector<TextDialogue>> d = ParseBitext(
+  absl::StatusOr<std::vector<TextDialogue>> d = ParseBitext(jsonl, "train.jsonl", options);
+  if (!d.ok()) return d.status();
+  return RenderExampleRecords(*d, options);
+}
+
+TEST(DialogueTextTest, ExemplarsComeFromOtherDialoguesAndCanBeDropped) {
+  absl::StatusOr<std::vector<ExampleRecord>> records = BitextRecords(
       "{\"instruction\": \"i want a refund for order {{Order Number}}\", \"response\": \"Refund "
       "{{Order Number}} is on its way.\"}\n"
       "{\"instruction\": \"can i get a refund please\", \"response\": \"Sure, which order?\"}\n"
-      "{\"instruction\": \"where is my parcel\", \"response\": \"It ships today.\"}\n",
-      "train.jsonl", options);
-  ASSERT_TRUE(d.ok()) << d.status();
-  absl::StatusOr<std::vector<ExampleRecord>> records = RenderExampleRecords(*d, options);
+      "{\"instruction\": \"where is my parcel\", \"response\": \"It ships today.\"}\n");
   ASSERT_TRUE(records.ok()) << records.status();
   ASSERT_EQ(records->size(), 3u);
   const std::string plain = (*records)[0].example.prompt;
@@ -194,6 +198,39 @@ TEST(DialogueTextTest, ExemplarsComeFromOtherDialoguesAndCanBeDropped) {
 
   exemplars.drop_share = 1.5;
   EXPECT_EQ(AddExemplars(*records, *records, exemplars).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// similar_replies: after the exemplar, the next nearest replies of other dialogues, nearest
+// first, in context.similar_replies (not on the prompt); dialogues that share no word with the
+// turn are not among them.
+TEST(DialogueTextTest, SimilarRepliesFollowTheExemplar) {
+  absl::StatusOr<std::vector<ExampleRecord>> records = BitextRecords(
+      "{\"instruction\": \"i want a refund for my order\", \"response\": \"Refunds take a week.\"}\n"
+      "{\"instruction\": \"i want a refund for my order today\", \"response\": \"Sure, which order?\"}\n"
+      "{\"instruction\": \"a refund please\", \"response\": \"I can help with that.\"}\n"
+      "{\"instruction\": \"where is my parcel\", \"response\": \"It ships today.\"}\n"
+      "{\"instruction\": \"hello there\", \"response\": \"Hi!\"}\n");
+  ASSERT_TRUE(records.ok()) << records.status();
+  ExemplarOptions exemplars;
+  exemplars.drop_share = 0.0;
+  exemplars.similar_replies = 8;
+  ASSERT_TRUE(AddExemplars(*records, *records, exemplars).ok());
+  const generation::v1::GenerationContext& first = (*records)[0].context;
+  EXPECT_EQ(first.exemplar(), "Sure, which order?");
+  ASSERT_EQ(first.similar_replies_size(), 2);
+  EXPECT_EQ(first.similar_replies(0), "I can help with that.");  // shares "a refund"
+  EXPECT_EQ(first.similar_replies(1), "It ships today.");        // shares "my" only
+  EXPECT_EQ((*records)[0].example.prompt.find("I can help"), std::string::npos);
+  // Fewer asked: the nearest only; none shown an exemplar: none either.
+  exemplars.similar_replies = 1;
+  ASSERT_TRUE(AddExemplars(*records, *records, exemplars).ok());
+  ASSERT_EQ((*records)[0].context.similar_replies_size(), 1);
+  EXPECT_EQ((*records)[0].context.similar_replies(0), "I can help with that.");
+  EXPECT_EQ((*records)[4].context.exemplar(), "");
+  EXPECT_EQ((*records)[4].context.similar_replies_size(), 0);
+  exemplars.drop_share = 1.0;
+  ASSERT_TRUE(AddExemplars(*records, *records, exemplars).ok());
+  EXPECT_EQ((*records)[0].context.similar_replies_size(), 0);
 }
 
 TEST(DialogueTextTest, WeightExamplesRepeatsOrThinsEvenly) {

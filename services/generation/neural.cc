@@ -78,9 +78,19 @@ class NeuralReplyEngine::Call final : public ReplyCall,
     }
     size_t budget = static_cast<size_t>(n_positions) - max_tokens;
     if (owner_.max_prompt_tokens_ > 0) budget = std::min<size_t>(budget, owner_.max_prompt_tokens_);
-    // A request without an exemplar gets the index's nearest reply (prompt and chooser).
-    if (context_.exemplar().empty() && owner_.exemplars_ != nullptr) {
-      if (const std::string* e = owner_.exemplars_->Find(context_)) context_.set_exemplar(*e);
+    // A request without an exemplar gets the index's nearest reply (prompt and chooser) and
+    // the next nearest as similar replies (chooser only).
+    if (context_.exemplar().empty() && context_.similar_replies().empty() &&
+        owner_.exemplars_ != nullptr) {
+      const std::vector<const std::string*> nearest =
+          owner_.exemplars_->FindNearest(context_, 1 + owner_.similar_replies_);
+      for (size_t i = 0; i < nearest.size(); ++i) {
+        if (i == 0) {
+          context_.set_exemplar(*nearest[i]);
+        } else {
+          context_.add_similar_replies(*nearest[i]);
+        }
+      }
     }
     absl::StatusOr<reply::BuiltPrompt> prompt = owner_.prompts_->Build(context_, budget);
     if (!prompt.ok()) return Done(prompt.status());
@@ -362,6 +372,14 @@ absl::StatusOr<std::unique_ptr<NeuralReplyEngine>> NeuralReplyEngine::Create(
                                                      reply_config.exemplar_votes(), " is negative"));
     }
     chooser.weights.exemplar_votes = reply_config.exemplar_votes();
+  }
+  if (reply_config.has_similar_replies()) {
+    if (reply_config.similar_replies() > static_cast<uint32_t>(kMaxSimilarReplies)) {
+      return absl::InvalidArgumentError(absl::StrCat("reply.similar_replies: ",
+                                                     reply_config.similar_replies(),
+                                                     " is above ", kMaxSimilarReplies));
+    }
+    engine->similar_replies_ = reply_config.similar_replies();
   }
   chooser.allowed_values.assign(reply_config.allowed_values().begin(),
                                 reply_config.allowed_values().end());

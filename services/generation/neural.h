@@ -66,6 +66,8 @@ class NeuralReplyEngine final : public ReplyEngine {
   std::unique_ptr<const reply::ReplyChooser> chooser_;
   // reply.exemplar_data's turns; null without.
   std::unique_ptr<const reply::ExemplarIndex> exemplars_;
+  // How many similar replies a request without an exemplar gets (reply.similar_replies).
+  size_t similar_replies_ = kDefaultSimilarReplies;
   std::vector<std::string> format_stops_;
   uint32_t max_prompt_tokens_ = 0;
   int no_repeat_ngram_ = kDefaultNoRepeatNgram;

@@ -357,6 +357,8 @@ TEST(NeuralAppTest, ABrokenModelFolderIsAStartupErrorNamingTheFile) {
   expect_refused("reply.candidates");
   config.mutable_reply()->set_candidate_temperature(0.0f);
   expect_refused("reply.candidate_temperature");
+  config.mutable_reply()->set_similar_replies(65);
+  expect_refused("reply.similar_replies: 65 is above 64");
   (*config.mutable_reply()->mutable_constants())["website-url"] = "https://shop.example";
   expect_refused("reply.constants[website-url]: a placeholder name");
   // The evaluation-only form would send the braces to the customer.

@@ -8,8 +8,9 @@
 #     sample (the card's "sample" line), chrF does not fall more
 #     than 3 points below it, and every sent reply keeps the state's slot values
 #     (slot_fidelity 1.0, the issue's goal). The issue's other goal, chrF above the retrieval
-#     baseline, is met on CamRest, MultiWOZ and SGD but not on Taskmaster (see the card): it is
-#     asserted for CamRest and printed for Taskmaster.
+#     baseline, is met on all five dev sets (see the card); it is asserted on both samples.
+#     Bitext is left out: 60 of its long replies take 90 s, and on 60 examples its margin
+#     (0.7 on all 217) is within the sample's noise.
 # Usage: shipped_model_test.sh BUILD_DIR SOURCE_DIR. Skips (77) without the shared data.
 set -euo pipefail
 BUILD_DIR=$1
@@ -54,6 +55,6 @@ check() {
   jq -e '.slot_fidelity == 1' "$work/$set.json" >/dev/null ||
     fail "$set: slot_fidelity $(jq .slot_fidelity "$work/$set.json")"
 }
-check camrest676 camrest 60 10.41 33.54 above-retrieval
-check taskmaster4_coffee taskmaster 60 7.26 43.19
+check camrest676 camrest 60 10.41 36.62 above-retrieval
+check taskmaster4_coffee taskmaster 60 7.26 44.02 above-retrieval
 echo "ok: the model still meets its card on the samples"

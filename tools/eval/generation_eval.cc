@@ -347,6 +347,7 @@ absl::StatusOr<Inputs> ReadInputs(const GenerationEvalOptions& options) {
     for (size_t i : in.picked) picked.push_back(std::move(in.all[i]));
     train::ExemplarOptions exemplar;
     exemplar.drop_share = 0.0;
+    exemplar.similar_replies = static_cast<size_t>(options.similar_replies);
     if (absl::Status s = train::AddExemplars(picked, in.pool, exemplar); !s.ok()) return s;
     for (size_t k = 0; k < in.picked.size(); ++k) in.all[in.picked[k]] = std::move(picked[k]);
   }
@@ -799,6 +800,11 @@ int RunGenerationEval(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--exemplar-votes", options.exemplar_votes,
                  "votes of the exemplar in the consensus (reply.exemplar_votes)")
+      ->capture_default_str();
+  app.add_option("--similar-replies", options.similar_replies,
+                 "next-nearest training replies beside the exemplar, one consensus vote each "
+                 "(reply.similar_replies)")
+      ->check(CLI::Range(0, generation::kMaxSimilarReplies))
       ->capture_default_str();
   app.add_option("--data-constants", options.data_constants,
                  "the data set's business placeholders ({{website_url}}) are constants kept as "

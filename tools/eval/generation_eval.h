@@ -115,6 +115,9 @@ struct GenerationEvalOptions {
   double consensus_weight = generation::reply::RerankWeights{}.consensus;
   // Votes of the exemplar in that consensus (reply::RerankWeights::exemplar_votes).
   double exemplar_votes = generation::reply::RerankWeights{}.exemplar_votes;
+  // Next-nearest training replies each example gets as context.similar_replies (one vote
+  // each in the consensus); the service's default. Only with exemplars.
+  int similar_replies = generation::kDefaultSimilarReplies;
   // Decode only the {{placeholders}} the state can fill, as the service does.
   bool constrain_placeholders = true;
   // The data set's placeholders that no state fills (names the train split's replies write

@@ -205,7 +205,7 @@ ReplyChoice ReplyChooser::Choose(const v1::GenerationContext& context,
   ReplyChoice choice;
   choice.candidates.reserve(candidates.size());
   for (const RawCandidate& raw : candidates) choice.candidates.push_back(Evaluate(facts, raw));
-  if (options_.weights.consensus != 0.0) AddConsensus(choice.candidates, context.exemplar());
+  if (options_.weights.consensus != 0.0) AddConsensus(choice.candidates, context);
   for (size_t i = 0; i < choice.candidates.size(); ++i) {
     const ScoredCandidate& c = choice.candidates[i];
     if (c.rejected()) continue;
@@ -217,7 +217,7 @@ ReplyChoice ReplyChooser::Choose(const v1::GenerationContext& context,
 }
 
 void ReplyChooser::AddConsensus(std::vector<ScoredCandidate>& candidates,
-                                absl::string_view exemplar) const {
+                                const v1::GenerationContext& context) const {
   std::vector<size_t> survivors;
   std::vector<ChrfProfile> profiles;
   for (size_t i = 0; i < candidates.size(); ++i) {
@@ -225,18 +225,25 @@ void ReplyChooser::AddConsensus(std::vector<ScoredCandidate>& candidates,
     survivors.push_back(i);
     profiles.emplace_back(candidates[i].text);
   }
-  const double votes = exemplar.empty() ? 0.0 : std::max(0.0, options_.weights.exemplar_votes);
-  if (survivors.empty() || (survivors.size() < 2 && votes == 0.0)) return;
-  std::optional<ChrfProfile> exemplar_profile;
-  if (votes > 0.0) exemplar_profile.emplace(exemplar);
+  // Human references beside the candidates: the exemplar with its votes, each similar reply
+  // with one.
+  std::vector<std::pair<ChrfProfile, double>> references;
+  const double votes = std::max(0.0, options_.weights.exemplar_votes);
+  if (!context.exemplar().empty() && votes > 0.0) references.emplace_back(context.exemplar(), votes);
+  for (const std::string& r : context.similar_replies()) {
+    if (!r.empty()) references.emplace_back(r, 1.0);
+  }
+  double reference_votes = 0.0;
+  for (const auto& [profile, v] : references) reference_votes += v;
+  if (survivors.empty() || (survivors.size() < 2 && reference_votes == 0.0)) return;
   for (size_t a = 0; a < survivors.size(); ++a) {
     double sum = 0.0;
     for (size_t b = 0; b < survivors.size(); ++b) {
       if (b != a) sum += SentenceChrf(profiles[a], profiles[b]) / 100.0;
     }
-    if (exemplar_profile.has_value()) sum += votes * SentenceChrf(profiles[a], *exemplar_profile) / 100.0;
+    for (const auto& [profile, v] : references) sum += v * SentenceChrf(profiles[a], profile) / 100.0;
     ScoredCandidate& c = candidates[survivors[a]];
-    c.consensus = sum / (static_cast<double>(survivors.size() - 1) + votes);
+    c.consensus = sum / (static_cast<double>(survivors.size() - 1) + reference_votes);
     c.score += options_.weights.consensus * c.consensus;
   }
 }

@@ -183,6 +183,48 @@ TEST(ReplyChooserTest, ExemplarVotesPullTheChoiceTowardTheExemplar) {
               SentenceChrf(choice.candidates[0].text, context.exemplar()) / 100.0, 1e-12);
 }
 
+// Each similar reply is one more reference of one vote: without an exemplar, three of them
+// worded like the lone candidate outvote the agreeing pair.
+TEST(ReplyChooserTest, SimilarRepliesVoteOnceEach) {
+  ChooserOptions options;
+  options.weights = {1.0, 0.0, 0.0, 10, /*consensus=*/10.0, /*exemplar_votes=*/4.0};
+  v1::GenerationContext context = TrackOrder();
+  const std::vector<RawCandidate> raws = {
+      Raw(" Your order is on its way and arrives tomorrow.", -6.0, 10),
+      Raw(" Your order is on its way, it arrives tomorrow.", -6.0, 10),
+      Raw(" Please check the details on the screen, is it correct?", -6.0, 10),
+  };
+  ReplyChoice choice = Chooser(options)->Choose(context, raws);
+  EXPECT_TRUE(choice.chosen == 0u || choice.chosen == 1u);
+  context.add_similar_replies("Please check the details on the screen. Is it correct?");
+  context.add_similar_replies("Please check the details shown on the screen.");
+  context.add_similar_replies("");  // empty: no vote
+  context.add_similar_replies("Check the details on the screen, please: correct?");
+  choice = Chooser(options)->Choose(context, raws);
+  for (size_t a = 0; a < raws.size(); ++a) {
+    double sum = 0.0;
+    for (const std::string& r : context.similar_replies()) {
+      if (!r.empty()) sum += SentenceChrf(choice.candidates[a].text, r) / 100.0;
+    }
+    for (size_t b = 0; b < raws.size(); ++b) {
+      if (b != a) sum += SentenceChrf(choice.candidates[a].text, choice.candidates[b].text) / 100.0;
+    }
+    EXPECT_NEAR(choice.candidates[a].consensus, sum / (2.0 + 3.0), 1e-12) << a;
+  }
+  EXPECT_EQ(choice.chosen, 2u);
+  // With the exemplar too: its votes and theirs share one divisor.
+  context.set_exemplar("Your order is on its way.");
+  choice = Chooser(options)->Choose(context, raws);
+  const std::string& text = choice.candidates[0].text;
+  double sum = 4.0 * SentenceChrf(text, context.exemplar()) / 100.0;
+  for (const std::string& r : context.similar_replies()) {
+    if (!r.empty()) sum += SentenceChrf(text, r) / 100.0;
+  }
+  sum += SentenceChrf(text, choice.candidates[1].text) / 100.0;
+  sum += SentenceChrf(text, choice.candidates[2].text) / 100.0;
+  EXPECT_NEAR(choice.candidates[0].consensus, sum / (2.0 + 4.0 + 3.0), 1e-12);
+}
+
 TEST(ReplyChooserTest, TiesGoToTheLowerIndex) {
   auto chooser = Chooser();
   const v1::GenerationContext context = TrackOrder();

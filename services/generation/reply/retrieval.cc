@@ -80,10 +80,7 @@ TfidfIndex::TfidfIndex(const std::vector<std::string>& documents) : documents_(d
   }
 }
 
-TfidfIndex::Match TfidfIndex::Best(absl::string_view query,
-                                   const std::function<bool(size_t)>& skip) const {
-  Match best;
-  if (documents_ == 0) return best;
+std::vector<double> TfidfIndex::Scores(absl::string_view query, double& query_norm) const {
   std::map<uint32_t, uint32_t> tf;
   for (const std::string& w : RetrievalWords(query)) {
     auto it = term_ids_.find(w);
@@ -97,6 +94,16 @@ TfidfIndex::Match TfidfIndex::Best(absl::string_view query,
     norm2 += q * q;
     for (const Posting& p : postings_[term]) score[p.document] += q * p.weight;
   }
+  query_norm = std::sqrt(norm2);
+  return score;
+}
+
+TfidfIndex::Match TfidfIndex::Best(absl::string_view query,
+                                   const std::function<bool(size_t)>& skip) const {
+  Match best;
+  if (documents_ == 0) return best;
+  double query_norm = 0.0;
+  const std::vector<double> score = Scores(query, query_norm);
   bool found = false;
   for (size_t d = 0; d < documents_; ++d) {
     if (skip && skip(d)) continue;
@@ -106,22 +113,51 @@ TfidfIndex::Match TfidfIndex::Best(absl::string_view query,
     }
   }
   if (!found) return Match{};
-  if (norm2 > 0.0) best.cosine = std::min(1.0, best.score / std::sqrt(norm2));
+  if (query_norm > 0.0) best.cosine = std::min(1.0, best.score / query_norm);
   return best;
+}
+
+std::vector<TfidfIndex::Match> TfidfIndex::Top(absl::string_view query, size_t k,
+                                               const std::function<bool(size_t)>& skip) const {
+  std::vector<Match> top;
+  if (documents_ == 0 || k == 0) return top;
+  double query_norm = 0.0;
+  const std::vector<double> score = Scores(query, query_norm);
+  // Higher score first, ties to the lower index: the order Best picks by.
+  const auto before = [](const Match& a, const Match& b) {
+    return a.score != b.score ? a.score > b.score : a.document < b.document;
+  };
+  for (size_t d = 0; d < documents_; ++d) {
+    if (score[d] <= 0.0 || (skip && skip(d))) continue;
+    const Match m{d, score[d], query_norm > 0.0 ? std::min(1.0, score[d] / query_norm) : 0.0};
+    if (top.size() == k && !before(m, top.back())) continue;
+    if (top.size() == k) top.pop_back();
+    top.insert(std::upper_bound(top.begin(), top.end(), m, before), m);
+  }
+  return top;
 }
 
 ExemplarIndex::ExemplarIndex(std::vector<Entry> entries)
     : entries_(std::move(entries)), index_(Keys(entries_)) {}
 
-const std::string* ExemplarIndex::Find(const v1::GenerationContext& context,
-                                       absl::string_view skip_group) const {
+std::vector<const std::string*> ExemplarIndex::FindNearest(const v1::GenerationContext& context,
+                                                           size_t k,
+                                                           absl::string_view skip_group) const {
   std::function<bool(size_t)> skip;
   if (!skip_group.empty()) {
     skip = [this, skip_group](size_t d) { return entries_[d].group == skip_group; };
   }
-  const TfidfIndex::Match m = index_.Best(RetrievalKey(context), skip);
-  if (m.score <= 0.0) return nullptr;
-  return &entries_[m.document].reply;
+  std::vector<const std::string*> replies;
+  for (const TfidfIndex::Match& m : index_.Top(RetrievalKey(context), k, skip)) {
+    replies.push_back(&entries_[m.document].reply);
+  }
+  return replies;
+}
+
+const std::string* ExemplarIndex::Find(const v1::GenerationContext& context,
+                                       absl::string_view skip_group) const {
+  const std::vector<const std::string*> nearest = FindNearest(context, 1, skip_group);
+  return nearest.empty() ? nullptr : nearest.front();
 }
 
 }  // namespace helpline::generation::reply

@@ -42,9 +42,16 @@ class TfidfIndex {
   Match Best(absl::string_view query, const std::function<bool(size_t)>& skip = {}) const;
   // Best(query).document: the first document when no word is shared.
   size_t Nearest(absl::string_view query) const { return Best(query).document; }
+  // The k documents of highest cosine that share a word with `query` and that `skip` does not
+  // reject, in Best's order (highest first, ties to the lowest index); fewer when fewer match.
+  std::vector<Match> Top(absl::string_view query, size_t k,
+                         const std::function<bool(size_t)>& skip = {}) const;
   size_t size() const { return documents_; }
 
  private:
+  // Every document's score against `query`, and the query's norm.
+  std::vector<double> Scores(absl::string_view query, double& query_norm) const;
+
   struct Posting {
     uint32_t document;
     float weight;
@@ -70,6 +77,10 @@ class ExemplarIndex {
   // shares a word with the context.
   const std::string* Find(const v1::GenerationContext& context,
                           absl::string_view skip_group = "") const;
+  // The replies of the k entries nearest to `context`, nearest first (the first is Find's),
+  // with the same skip; only entries that share a word with the context.
+  std::vector<const std::string*> FindNearest(const v1::GenerationContext& context, size_t k,
+                                              absl::string_view skip_group = "") const;
   size_t size() const { return entries_.size(); }
 
  private:

@@ -31,6 +31,37 @@ TEST(TfidfTest, FindsTheDuplicateAndPrefersRareWords) {
   EXPECT_EQ(index.Best("zzz").cosine, 0.0);
 }
 
+TEST(TfidfTest, TopListsTheSharingDocumentsBestFirst) {
+  const TfidfIndex index({"where is my order", "i want a refund for my order",
+                          "cancel my subscription", "where is my parcel", "hello there"});
+  auto documents = [](const std::vector<TfidfIndex::Match>& top) {
+    std::vector<size_t> d;
+    for (const TfidfIndex::Match& m : top) d.push_back(m.document);
+    return d;
+  };
+  const std::vector<TfidfIndex::Match> top = index.Top("where is my parcel", 10);
+  // Document 4 shares no word: left out; the first is Best's, scores fall.
+  ASSERT_EQ(top.size(), 4u);
+  EXPECT_EQ(top[0].document, index.Best("where is my parcel").document);
+  EXPECT_NEAR(top[0].cosine, 1.0, 1e-9);
+  for (size_t i = 1; i < top.size(); ++i) EXPECT_GE(top[i - 1].score, top[i].score);
+  // 2 and 1 share only "my"; the shorter document weighs it more.
+  EXPECT_EQ(documents(top), (std::vector<size_t>{3, 0, 2, 1}));
+  // Fewer asked: the best ones; skipped documents are not counted.
+  EXPECT_EQ(documents(index.Top("where is my parcel", 2)), (std::vector<size_t>{3, 0}));
+  EXPECT_EQ(documents(index.Top("where is my parcel", 2, [](size_t d) { return d == 3; })),
+            (std::vector<size_t>{0, 2}));
+  // "my" alone: documents 0-3 tie on the word; ties go to the lower index after the score.
+  const std::vector<TfidfIndex::Match> tied = index.Top("my", 4);
+  ASSERT_EQ(tied.size(), 4u);
+  for (size_t i = 1; i < tied.size(); ++i) {
+    EXPECT_TRUE(tied[i - 1].score > tied[i].score ||
+                (tied[i - 1].score == tied[i].score && tied[i - 1].document < tied[i].document));
+  }
+  EXPECT_TRUE(index.Top("zzz", 3).empty());
+  EXPECT_TRUE(index.Top("where", 0).empty());
+}
+
 v1::GenerationContext Context(const std::string& intent, const std::string& user,
                               const std::string& previous_reply = "") {
   v1::GenerationContext c;
@@ -69,6 +100,16 @@ TEST(ExemplarIndexTest, NearestReplyOutsideTheSkippedGroupAndNoneWithoutSharedWo
   EXPECT_EQ(*found, "It is on its way.");
   EXPECT_EQ(index.Find(Context("", "zzz")), nullptr);
   EXPECT_EQ(ExemplarIndex({}).Find(query), nullptr);
+  // The nearest few, nearest first; the skipped group and word-less entries are not among them.
+  std::vector<const std::string*> nearest = index.FindNearest(query, 3);
+  ASSERT_EQ(nearest.size(), 3u);
+  EXPECT_EQ(*nearest[0], "Your {{order_id}} ships today.");
+  EXPECT_EQ(*nearest[1], "It is on its way.");
+  EXPECT_EQ(*nearest[2], "I can refund {{order_id}}.");
+  nearest = index.FindNearest(query, 3, "d2");
+  ASSERT_EQ(nearest.size(), 2u);
+  EXPECT_EQ(*nearest[1], "I can refund {{order_id}}.");
+  EXPECT_TRUE(index.FindNearest(Context("", "zzz"), 3).empty());
 }
 
 }  // namespace
