@@ -556,7 +556,7 @@ generation::reply::ExemplarIndex MakeExemplarIndex(const std::vector<ExampleReco
   for (const ExampleRecord& r : pool) {
     entries.push_back({generation::reply::RetrievalKey(r.context),
                        std::string(absl::StripLeadingAsciiWhitespace(r.example.reply)),
-                       r.context.cache_key()});
+                       r.context.cache_key(), !r.context.history().empty()});
   }
   return generation::reply::ExemplarIndex(std::move(entries));
 }

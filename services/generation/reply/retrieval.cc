@@ -36,9 +36,9 @@ std::vector<std::string> RetrievalWords(absl::string_view text) {
   return out;
 }
 
-std::string RetrievalKey(const v1::GenerationContext& context) {
+std::string RetrievalKey(const v1::GenerationContext& context, bool with_previous_reply) {
   std::string out;
-  if (!context.history().empty()) {
+  if (with_previous_reply && !context.history().empty()) {
     absl::StrAppend(&out, context.history(context.history_size() - 1).reply(), "\n");
   }
   const common::v1::DialogueState& state = context.state();
@@ -138,7 +138,10 @@ std::vector<TfidfIndex::Match> TfidfIndex::Top(absl::string_view query, size_t k
 }
 
 ExemplarIndex::ExemplarIndex(std::vector<Entry> entries)
-    : entries_(std::move(entries)), index_(Keys(entries_)) {}
+    : entries_(std::move(entries)),
+      index_(Keys(entries_)),
+      any_previous_reply_(std::any_of(entries_.begin(), entries_.end(),
+                                      [](const Entry& e) { return e.has_previous_reply; })) {}
 
 std::vector<const std::string*> ExemplarIndex::FindNearest(const v1::GenerationContext& context,
                                                            size_t k,
@@ -148,7 +151,10 @@ std::vector<const std::string*> ExemplarIndex::FindNearest(const v1::GenerationC
     skip = [this, skip_group](size_t d) { return entries_[d].group == skip_group; };
   }
   std::vector<const std::string*> replies;
-  for (const TfidfIndex::Match& m : index_.Top(RetrievalKey(context), k, skip)) {
+  // A pool of one-turn dialogues has no previous replies to match: the request's would only
+  // pull in entries whose customer shares its words.
+  const std::string key = RetrievalKey(context, any_previous_reply_);
+  for (const TfidfIndex::Match& m : index_.Top(key, k, skip)) {
     replies.push_back(&entries_[m.document].reply);
   }
   return replies;

@@ -19,8 +19,8 @@ namespace helpline::generation::reply {
 
 // The text two turns are compared by: the previous agent reply (the last history turn), this
 // turn's intent, slot names and values (sorted by name), missing slots, and the customer's
-// text. The exemplar is not part of it.
-std::string RetrievalKey(const v1::GenerationContext& context);
+// text. The exemplar is not part of it. Without with_previous_reply the first line is left out.
+std::string RetrievalKey(const v1::GenerationContext& context, bool with_previous_reply = true);
 
 // Lowercase words of `text`: runs of ASCII letters and digits, bytes >= 0x80 joining them.
 std::vector<std::string> RetrievalWords(absl::string_view text);
@@ -69,10 +69,12 @@ class ExemplarIndex {
     std::string key;    // RetrievalKey of the turn's context
     std::string reply;  // what the model is shown (for training data: with {{slot}} placeholders)
     std::string group;  // the dialogue the turn belongs to
+    bool has_previous_reply = false;  // the key starts with a previous agent reply
   };
   explicit ExemplarIndex(std::vector<Entry> entries);
 
-  // The reply of the entry nearest to `context` by RetrievalKey, leaving out the entries of
+  // The reply of the entry nearest to `context` by RetrievalKey (without the context's
+  // previous reply when no entry has one), leaving out the entries of
   // group `skip_group` (a turn's own dialogue; "" leaves none out); nullptr when no entry
   // shares a word with the context.
   const std::string* Find(const v1::GenerationContext& context,
@@ -86,6 +88,9 @@ class ExemplarIndex {
  private:
   std::vector<Entry> entries_;
   TfidfIndex index_;
+  // False for a pool of one-turn dialogues (Bitext): a request's key then leaves out its
+  // previous reply, which no entry has.
+  bool any_previous_reply_ = false;
 };
 
 }  // namespace helpline::generation::reply

@@ -112,5 +112,30 @@ TEST(ExemplarIndexTest, NearestReplyOutsideTheSkippedGroupAndNoneWithoutSharedWo
   EXPECT_TRUE(index.FindNearest(Context("", "zzz"), 3).empty());
 }
 
+// A pool of one-turn dialogues has no previous replies: a request's previous reply does not
+// take part in the match (here it would pull in the refund entry, whose customer shares its
+// words); with one entry that has a previous reply it does.
+TEST(ExemplarIndexTest, APreviousReplyCountsOnlyWhenThePoolHasThem) {
+  auto entry = [](const v1::GenerationContext& c, const std::string& reply) {
+    return ExemplarIndex::Entry{RetrievalKey(c), reply, /*group=*/reply, !c.history().empty()};
+  };
+  const v1::GenerationContext query =
+      Context("", "where is my parcel", "Your refund for the returned shoes was refunded.");
+  EXPECT_EQ(RetrievalKey(query, /*with_previous_reply=*/false), "\n\n\nwhere is my parcel");
+  std::vector<ExemplarIndex::Entry> one_turn = {
+      entry(Context("", "where is my parcel"), "It ships today."),
+      entry(Context("", "refund for returned shoes refunded"), "Refunds take a week."),
+  };
+  const ExemplarIndex without(one_turn);
+  const std::string* found = without.Find(query);
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(*found, "It ships today.");
+  one_turn.push_back(entry(Context("", "hi", "Hello!"), "Hi!"));
+  const ExemplarIndex with(one_turn);
+  found = with.Find(query);
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(*found, "Refunds take a week.");
+}
+
 }  // namespace
 }  // namespace helpline::generation::reply
