@@ -390,6 +390,9 @@ absl::StatusOr<std::unique_ptr<NeuralReplyEngine>> NeuralReplyEngine::Create(
     }
     chooser.constants[name] = value;
   }
+  for (const auto& [alias, slot] : reply_config.placeholder_aliases()) {
+    chooser.placeholder_aliases[alias] = slot;
+  }
   chooser.role_labels = {format.customer_label, format.agent_label};
   absl::StatusOr<std::unique_ptr<const reply::ReplyChooser>> choose =
       reply::ReplyChooser::Create(domain, *std::move(blocklist), chooser);

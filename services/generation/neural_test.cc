@@ -364,7 +364,10 @@ TEST(NeuralAppTest, ABrokenModelFolderIsAStartupErrorNamingTheFile) {
   // The evaluation-only form would send the braces to the customer.
   (*config.mutable_reply()->mutable_constants())["website_url"] = "{{website_url}}";
   expect_refused("reply.constants[website_url]");
+  (*config.mutable_reply()->mutable_placeholder_aliases())["order_id"] = "order_id";
+  expect_refused("reply.placeholder_aliases[order_id]: names itself");
   (*config.mutable_reply()->mutable_constants())["website_url"] = "https://shop.example";
+  (*config.mutable_reply()->mutable_placeholder_aliases())["order_number"] = "order_id";
   app = App::Create(config);
   EXPECT_TRUE(app.ok()) << app.status();
   std::filesystem::remove_all(dir);

@@ -76,6 +76,16 @@ absl::StatusOr<std::unique_ptr<const ReplyChooser>> ReplyChooser::Create(
           absl::StrCat(where, ": '", value, "' has braces (only \"{{", name, "}}\" itself may)"));
     }
   }
+  for (const auto& [alias, slot] : options.placeholder_aliases) {
+    const std::string where = absl::StrCat("placeholder_aliases[", alias, "]");
+    for (const std::string& name : {alias, slot}) {
+      if (!IsPlaceholderName(name)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": '", name, "' is not a placeholder name (letters, digits and '_')"));
+      }
+    }
+    if (alias == slot) return absl::InvalidArgumentError(absl::StrCat(where, ": names itself"));
+  }
   std::unique_ptr<ReplyChooser> c(new ReplyChooser());
   c->domain_ = std::move(domain);
   c->blocklist_ = std::move(blocklist);
@@ -136,6 +146,14 @@ ReplyChoice ReplyChooser::Choose(const v1::GenerationContext& context,
     if (!facts.fill_state.has_value()) facts.fill_state = state;
     (*facts.fill_state->mutable_slots())[name].set_value(value);
     if (value == absl::StrCat("{{", name, "}}")) facts.echoed.push_back(value);
+  }
+  for (const auto& [alias, slot] : options_.placeholder_aliases) {
+    auto own = state.slots().find(alias);
+    if (own != state.slots().end() && !own->second.value().empty()) continue;
+    auto it = state.slots().find(slot);
+    if (it == state.slots().end() || it->second.value().empty()) continue;
+    if (!facts.fill_state.has_value()) facts.fill_state = state;
+    (*facts.fill_state->mutable_slots())[alias].set_value(it->second.value());
   }
 
   auto add_text = [&](absl::string_view s) {
@@ -287,6 +305,10 @@ std::vector<std::string> FillablePlaceholders(const v1::GenerationContext& conte
 std::vector<std::string> ReplyChooser::AllowedPlaceholders(const v1::GenerationContext& context) const {
   std::vector<std::string> names = FillablePlaceholders(context);
   for (const auto& [name, value] : options_.constants) names.push_back(name);
+  for (const auto& [alias, slot] : options_.placeholder_aliases) {
+    auto it = context.state().slots().find(slot);
+    if (it != context.state().slots().end() && !it->second.value().empty()) names.push_back(alias);
+  }
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   return names;

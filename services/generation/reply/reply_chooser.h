@@ -157,6 +157,12 @@ struct ChooserOptions {
   // on templated data whose reference replies keep them (helpline-eval generation). Names:
   // letters, digits and "_"; values: not empty, no "{{" / "}}" other than that.
   std::map<std::string, std::string> constants;
+  // Other names of the domain's slots, as the model's training replies write them
+  // ("order_number" -> "order_id": Bitext's {{order_number}} is the shop's order_id). When the
+  // state has a value for the slot, decoding may write the alias too and the fill step writes
+  // the slot's value there (a state slot named like the alias wins). Both names: letters,
+  // digits and "_"; an alias is not its own slot.
+  std::map<std::string, std::string> placeholder_aliases;
   // Phrases that show a reply asks for a slot, by slot name, any language. A slot not
   // listed here gets its name with "_" as " " ("order id"), "<x> number" for a name
   // "<x>_id", and "e-mail" for "email".
@@ -195,7 +201,8 @@ struct ReplyChoice {
 
 class ReplyChooser {
  public:
-  // INVALID_ARGUMENT naming "constants[<name>]" for a bad constant; INTERNAL if the entity
+  // INVALID_ARGUMENT naming "constants[<name>]" for a bad constant,
+  // "placeholder_aliases[<name>]" for a bad alias; INTERNAL if the entity
   // patterns do not compile (a bug).
   static absl::StatusOr<std::unique_ptr<const ReplyChooser>> Create(
       std::shared_ptr<const domain::Domain> domain, Blocklist blocklist, ChooserOptions options);
@@ -205,8 +212,8 @@ class ReplyChooser {
   ReplyChoice Choose(const v1::GenerationContext& context,
                      absl::Span<const RawCandidate> candidates) const;
 
-  // The {{name}} placeholders decoding may write for this turn: FillablePlaceholders(context)
-  // and the constants, sorted.
+  // The {{name}} placeholders decoding may write for this turn: FillablePlaceholders(context),
+  // the constants and the placeholder_aliases of slots with a value, sorted.
   std::vector<std::string> AllowedPlaceholders(const v1::GenerationContext& context) const;
 
   const EntityDetector& entities() const { return *entities_; }

@@ -423,9 +423,17 @@ TEST(ReplyChooserTest, AConstantMayKeepItsPlaceholderAsWritten) {
   EXPECT_THAT(choice.candidates[1].rejection_reasons, ElementsAre("unfilled_placeholder"));
 }
 
-TEST(ReplyChooserTest, BadConstantsAreRefusedNamingTheEntry) {
+// Create refuses `options` with INVALID_ARGUMENT and a message holding `message`.
+void ExpectRefused(const ChooserOptions& options, const std::string& message) {
   absl::StatusOr<Blocklist> blocklist = Blocklist::Parse("en: [idiot]\n", "test");
   ASSERT_TRUE(blocklist.ok());
+  auto c = ReplyChooser::Create(Shop(), *blocklist, options);
+  ASSERT_FALSE(c.ok()) << message;
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(c.status().message(), HasSubstr(message));
+}
+
+TEST(ReplyChooserTest, BadConstantsAreRefusedNamingTheEntry) {
   const std::vector<std::pair<std::pair<std::string, std::string>, std::string>> cases = {
       {{"web-site", "x"}, "constants[web-site]: a placeholder name"},
       {{"", "x"}, "constants[]: a placeholder name"},
@@ -436,11 +444,39 @@ TEST(ReplyChooserTest, BadConstantsAreRefusedNamingTheEntry) {
   for (const auto& [entry, message] : cases) {
     ChooserOptions options;
     options.constants[entry.first] = entry.second;
-    auto c = ReplyChooser::Create(Shop(), *blocklist, options);
-    ASSERT_FALSE(c.ok()) << entry.first;
-    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(c.status().message(), HasSubstr(message));
+    ExpectRefused(options, message);
   }
+}
+
+// Aliases: the training data's name of a slot ({{order_number}}) may be decoded and is filled
+// with the slot's value, only while the slot has one; a bad alias stops Create naming it.
+TEST(ReplyChooserTest, AliasesFillTheDataNamesOfASlot) {
+  ChooserOptions options;
+  options.placeholder_aliases = {{"order_number", "order_id"}, {"tracking_number", "parcel_id"}};
+  auto chooser = Chooser(options);
+  v1::GenerationContext context = TrackOrder();
+  // parcel_id has no value: its alias is neither allowed nor filled.
+  EXPECT_THAT(chooser->AllowedPlaceholders(context),
+              ElementsAre("email", "order_id", "order_number"));
+  ReplyChoice choice = chooser->Choose(context, {Raw(" Your order {{order_number}} ships today."),
+                                                 Raw(" Track {{tracking_number}}.")});
+  EXPECT_THAT(choice.candidates[0].rejection_reasons, IsEmpty());
+  EXPECT_EQ(choice.candidates[0].text, "Your order A-1234567 ships today.");
+  EXPECT_THAT(choice.candidates[1].rejection_reasons, ElementsAre("unfilled_placeholder"));
+  // Without the alias the same reply is refused.
+  EXPECT_THAT(ReasonsOf(*Chooser(), context, Raw(" Your order {{order_number}} ships today.")),
+              ElementsAre("unfilled_placeholder"));
+
+  auto bad = [](const std::string& alias, const std::string& slot) {
+    ChooserOptions o;
+    o.placeholder_aliases[alias] = slot;
+    return o;
+  };
+  ExpectRefused(bad("order-number", "order_id"),
+                "placeholder_aliases[order-number]: 'order-number' is not a placeholder name");
+  ExpectRefused(bad("order_number", "order id"),
+                "placeholder_aliases[order_number]: 'order id' is not a placeholder name");
+  ExpectRefused(bad("order_id", "order_id"), "placeholder_aliases[order_id]: names itself");
 }
 
 TEST(ReplyChooserTest, Repetition) {
