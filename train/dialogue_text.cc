@@ -578,15 +578,7 @@ absl::Status AddExemplars(std::vector<ExampleRecord>& records,
     if (u >= options.drop_share) {
       nearest = index.FindNearest(r.context, 1 + options.similar_replies, r.context.cache_key());
     }
-    r.context.clear_exemplar();
-    r.context.clear_similar_replies();
-    for (size_t i = 0; i < nearest.size(); ++i) {
-      if (i == 0) {
-        r.context.set_exemplar(*nearest[i]);
-      } else {
-        r.context.add_similar_replies(*nearest[i]);
-      }
-    }
+    generation::reply::SetExemplars(nearest, r.context);
     absl::StatusOr<const generation::reply::PromptBuilder*> builder = builders.For(r.system_prompt);
     if (!builder.ok()) return builder.status();
     r.example.prompt = RenderPrompt(**builder, r.context);

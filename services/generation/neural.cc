@@ -82,15 +82,8 @@ class NeuralReplyEngine::Call final : public ReplyCall,
     // the next nearest as similar replies (chooser only).
     if (context_.exemplar().empty() && context_.similar_replies().empty() &&
         owner_.exemplars_ != nullptr) {
-      const std::vector<const std::string*> nearest =
-          owner_.exemplars_->FindNearest(context_, 1 + owner_.similar_replies_);
-      for (size_t i = 0; i < nearest.size(); ++i) {
-        if (i == 0) {
-          context_.set_exemplar(*nearest[i]);
-        } else {
-          context_.add_similar_replies(*nearest[i]);
-        }
-      }
+      reply::SetExemplars(owner_.exemplars_->FindNearest(context_, 1 + owner_.similar_replies_),
+                          context_);
     }
     absl::StatusOr<reply::BuiltPrompt> prompt = owner_.prompts_->Build(context_, budget);
     if (!prompt.ok()) return Done(prompt.status());

@@ -166,4 +166,16 @@ const std::string* ExemplarIndex::Find(const v1::GenerationContext& context,
   return nearest.empty() ? nullptr : nearest.front();
 }
 
+void SetExemplars(const std::vector<const std::string*>& nearest, v1::GenerationContext& context) {
+  context.clear_exemplar();
+  context.clear_similar_replies();
+  for (size_t i = 0; i < nearest.size(); ++i) {
+    if (i == 0) {
+      context.set_exemplar(*nearest[i]);
+    } else {
+      context.add_similar_replies(*nearest[i]);
+    }
+  }
+}
+
 }  // namespace helpline::generation::reply

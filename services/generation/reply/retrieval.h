@@ -93,4 +93,8 @@ class ExemplarIndex {
   bool any_previous_reply_ = false;
 };
 
+// Writes `nearest` (FindNearest's answer) into `context`: the first as the exemplar, the rest
+// as the similar replies (both cleared first).
+void SetExemplars(const std::vector<const std::string*>& nearest, v1::GenerationContext& context);
+
 }  // namespace helpline::generation::reply
