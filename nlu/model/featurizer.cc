@@ -312,8 +312,8 @@ std::vector<int> TagsFromSpans(const std::vector<Token>& tokens,
   return tags;
 }
 
-std::vector<int> DecodeBio(const std::vector<float>& log_probs, size_t num_tokens,
-                           size_t num_tags) {
+std::vector<int> DecodeBio(const std::vector<float>& scores, size_t num_tokens, size_t num_tags,
+                           const TagTransitions* transitions) {
   std::vector<int> tags(num_tokens, 0);
   if (num_tokens == 0 || num_tags == 0) return tags;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -322,10 +322,15 @@ std::vector<int> DecodeBio(const std::vector<float>& log_probs, size_t num_token
     if (to == 0 || to % 2 == 1) return true;
     return from == to || from + 1 == to;
   };
+  auto bigram = [&](size_t from, size_t to) {
+    return transitions == nullptr ? 0.0f : transitions->transition[from * num_tags + to];
+  };
   std::vector<float> score(num_tags), next(num_tags);
   std::vector<int> back(num_tokens * num_tags, 0);
   for (size_t k = 0; k < num_tags; ++k) {
-    score[k] = (k != 0 && k % 2 == 0) ? kNegInf : log_probs[k];
+    score[k] = (k != 0 && k % 2 == 0)
+                   ? kNegInf
+                   : scores[k] + (transitions == nullptr ? 0.0f : transitions->start[k]);
   }
   for (size_t t = 1; t < num_tokens; ++t) {
     for (size_t k = 0; k < num_tags; ++k) {
@@ -333,15 +338,21 @@ std::vector<int> DecodeBio(const std::vector<float>& log_probs, size_t num_token
       int arg = 0;
       for (size_t j = 0; j < num_tags; ++j) {
         if (!allowed(j, k) || score[j] == kNegInf) continue;
-        if (score[j] > best) {
-          best = score[j];
+        const float s = score[j] + bigram(j, k);
+        if (s > best) {
+          best = s;
           arg = static_cast<int>(j);
         }
       }
-      next[k] = best == kNegInf ? kNegInf : best + log_probs[t * num_tags + k];
+      next[k] = best == kNegInf ? kNegInf : best + scores[t * num_tags + k];
       back[t * num_tags + k] = arg;
     }
     score.swap(next);
+  }
+  if (transitions != nullptr) {
+    for (size_t k = 0; k < num_tags; ++k) {
+      if (score[k] != kNegInf) score[k] += transitions->end[k];
+    }
   }
   int k = static_cast<int>(std::max_element(score.begin(), score.end()) - score.begin());
   for (size_t t = num_tokens; t-- > 0;) {

@@ -112,10 +112,17 @@ std::vector<int> TagsFromSpans(const std::vector<Token>& tokens,
                                const std::vector<data::SlotSpan>& spans,
                                const std::vector<std::string>& slot_types);
 
-// The most probable IOB2-valid tag sequence under per-token log-probabilities
-// `log_probs[t * num_tags + k]` over the tags of TagNames (Viterbi; I-X may follow only B-X
-// or I-X, and may not start the sentence).
-std::vector<int> DecodeBio(const std::vector<float>& log_probs, size_t num_tokens, size_t num_tags);
+// Scores of tag bigrams of a linear-chain CRF over the tags of TagNames: `transition[from *
+// num_tags + to]`, `start[k]` (first tag), `end[k]` (last tag).
+struct TagTransitions {
+  std::vector<float> transition, start, end;
+};
+
+// The best IOB2-valid tag sequence under per-token scores `scores[t * num_tags + k]` over the
+// tags of TagNames (log-probabilities, or a CRF's emission scores with `transitions`) by
+// Viterbi; I-X may follow only B-X or I-X, and may not start the sentence.
+std::vector<int> DecodeBio(const std::vector<float>& scores, size_t num_tokens, size_t num_tags,
+                           const TagTransitions* transitions = nullptr);
 
 // Spans of a valid tag sequence: [first token's begin, last token's end), value = the
 // text of the span.

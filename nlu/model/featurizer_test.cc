@@ -103,6 +103,30 @@ TEST(BioTest, DecodeNeverStartsWithInsideTag) {
   EXPECT_TRUE(DecodeBio({}, 0, 3).empty());
 }
 
+TEST(BioTest, CrfTransitionsCanOverruleTheTokenScores) {
+  // Tags O, B-x, I-x. By the token scores alone: B-x O. A B-x -> I-x bigram worth 1 makes it
+  // B-x I-x; end and start scores of O then pull the sequence back to O.
+  const std::vector<float> scores = {0.0f, 2.0f, -5.0f,  // token 0: B-x
+                                     1.0f, 0.0f, 0.5f};  // token 1: O slightly
+  EXPECT_THAT(DecodeBio(scores, 2, 3), ElementsAre(1, 0));
+  TagTransitions t;
+  t.transition.assign(9, 0.0f);
+  t.start.assign(3, 0.0f);
+  t.end.assign(3, 0.0f);
+  EXPECT_THAT(DecodeBio(scores, 2, 3, &t), ElementsAre(1, 0));  // zeros: no change
+  t.transition[1 * 3 + 2] = 1.0f;                               // B-x -> I-x
+  EXPECT_THAT(DecodeBio(scores, 2, 3, &t), ElementsAre(1, 2));
+  t.end[0] = 2.0f;  // ending on O is worth more than the bigram
+  EXPECT_THAT(DecodeBio(scores, 2, 3, &t), ElementsAre(1, 0));
+  t.start[0] = 3.0f;  // and starting on O more than token 0's B-x
+  EXPECT_THAT(DecodeBio(scores, 2, 3, &t), ElementsAre(0, 0));
+  // Transitions never make an invalid sequence: O -> I-x stays forbidden however scored.
+  t = TagTransitions{std::vector<float>(9, 0.0f), std::vector<float>(3, 0.0f),
+                     std::vector<float>(3, 0.0f)};
+  t.transition[0 * 3 + 2] = 100.0f;
+  EXPECT_THAT(DecodeBio({5.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.0f}, 2, 3, &t), ElementsAre(0, 0));
+}
+
 TEST(ModelInfoTest, JsonRoundTripAndDomainCheck) {
   NluModelInfo info;
   info.intents = {"greet", "oos", "refund"};

@@ -42,7 +42,8 @@ nlohmann::json ToJson(const NluModelInfo& info) {
         {"sentence_dim", c.sentence_dim},
         {"dropout", c.dropout},
         {"word_dropout", c.word_dropout},
-        {"ensemble", c.ensemble}}},
+        {"ensemble", c.ensemble},
+        {"crf", c.crf}}},
       {"intents", info.intents},
       {"slot_types", info.slot_types},
       {"oos_label", info.oos_label},
@@ -74,6 +75,7 @@ absl::StatusOr<NluModelInfo> NluModelInfoFromJson(const nlohmann::json& json) {
         Get(json, "oos_threshold", &info.oos_threshold)}) {
     if (!s.ok()) return s;
   }
+  if (auto s = Get(*config, "crf", &c.crf, /*required=*/false); !s.ok()) return s;
   if (c.embedding_dim <= 0 || c.hidden_dim <= 0 || c.sentence_dim <= 0 || c.ensemble <= 0) {
     return absl::InvalidArgumentError("config: sizes must be positive");
   }

@@ -27,6 +27,9 @@ struct NluModelConfig {
   double dropout = 0.3;
   double word_dropout = 0.1;  // training only: a word id becomes <unk> with this chance
   int ensemble = 1;  // members trained with seeds seed, seed+1, ...; probabilities averaged
+  // Slot tagger: a linear-chain CRF over the tag scores (learned transitions, trained by the
+  // sequence likelihood) instead of per-token softmax. Absent in older folders: false.
+  bool crf = false;
 
   // Size of the utterance encoding (max pool, mean pool, bag of n-grams) of one member.
   int64_t encoding_dim() const { return 4 * hidden_dim + sentence_dim; }

@@ -2,17 +2,21 @@
 // training, calibration, inference and the safetensors round trip.
 #include "nlu/model/nlu_model.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "lm/model/safetensors.h"
@@ -27,6 +31,28 @@ namespace helpline::nlu::model {
 namespace {
 
 namespace F = torch::nn::functional;
+
+// Inverted dropout drawing from `gen` (each ensemble member has its own generator, so members
+// trained on parallel threads draw exactly what they would one after the other).
+torch::Tensor Dropout(const torch::Tensor& x, double p, bool training, at::Generator& gen) {
+  if (!training || p <= 0) return x;
+  return x * torch::empty_like(x).bernoulli_(1.0 - p, gen) / (1.0 - p);
+}
+
+// A score added to the IOB2-invalid tag bigrams (O -> I-x, B-x -> I-y, ...) and to an I-x
+// start in the CRF's likelihood: such sequences get no probability mass (Viterbi forbids
+// them outright).
+constexpr float kForbidden = -1e4f;
+
+// Distillation (TrainOptions::distill): the softening temperature and the weight of the
+// teachers' term (the gold labels get 1 - weight).
+constexpr double kDistillTemperature = 2.0;
+constexpr double kDistillWeight = 0.7;
+
+bool TagBigramAllowed(int64_t from, int64_t to) {
+  if (to == 0 || to % 2 == 1) return true;
+  return from == to || from + 1 == to;
+}
 
 struct Output {
   torch::Tensor intent_logits;  // [B, C]
@@ -56,6 +82,19 @@ struct NetImpl : torch::nn::Module {
                                                .batch_first(true)))),
         intent_out(register_module("intent_out", torch::nn::Linear(c.encoding_dim(), num_intents))),
         tag_out(register_module("tag_out", torch::nn::Linear(2 * c.hidden_dim, num_tags))) {
+    if (c.crf) {
+      crf_transitions = register_parameter("crf_transitions", torch::zeros({num_tags, num_tags}));
+      crf_start = register_parameter("crf_start", torch::zeros({num_tags}));
+      crf_end = register_parameter("crf_end", torch::zeros({num_tags}));
+      crf_forbidden = torch::zeros({num_tags, num_tags});
+      crf_start_forbidden = torch::zeros({num_tags});
+      for (int64_t from = 0; from < num_tags; ++from) {
+        for (int64_t to = 0; to < num_tags; ++to) {
+          if (!TagBigramAllowed(from, to)) crf_forbidden[from][to] = kForbidden;
+        }
+        if (from != 0 && from % 2 == 0) crf_start_forbidden[from] = kForbidden;
+      }
+    }
     torch::NoGradGuard no_grad;
     for (torch::Tensor w : {word->weight, chars->weight, shape->weight, sent->weight}) {
       w.uniform_(-0.1, 0.1);
@@ -63,17 +102,19 @@ struct NetImpl : torch::nn::Module {
     word->weight[0].zero_();
   }
 
-  Output Forward(const Batch& b, bool training) {
+  // `gen` draws the dropout masks (used only when training).
+  Output Forward(const Batch& b, bool training, at::Generator& gen) {
     const int64_t batch = b.words.size(0), len = b.words.size(1);
     torch::Tensor words = b.words;
     if (training && config.word_dropout > 0) {
-      torch::Tensor drop = (torch::rand({batch, len}) < config.word_dropout).logical_and(b.mask);
+      torch::Tensor drop =
+          (torch::rand({batch, len}, gen) < config.word_dropout).logical_and(b.mask);
       words = torch::where(drop, torch::full_like(words, Featurizer::kUnknown), words);
     }
     torch::Tensor x = word(words) +
                       chars(b.char_ids, b.char_offsets).view({batch, len, config.embedding_dim}) +
                       shape(b.shapes);
-    x = F::dropout(x, F::DropoutFuncOptions().p(config.dropout).training(training));
+    x = Dropout(x, config.dropout, training, gen);
     torch::Tensor states;
     if (batch == 1) {
       states = std::get<0>(gru(x));
@@ -89,11 +130,38 @@ struct NetImpl : torch::nn::Module {
     torch::Tensor bag = sent(b.sent_ids, b.sent_offsets);
     Output out;
     out.encoding = torch::cat({max_pool, mean_pool, bag}, 1);
-    out.intent_logits = intent_out(
-        F::dropout(out.encoding, F::DropoutFuncOptions().p(config.dropout).training(training)));
-    out.tag_logits =
-        tag_out(F::dropout(states, F::DropoutFuncOptions().p(config.dropout).training(training)));
+    out.intent_logits = intent_out(Dropout(out.encoding, config.dropout, training, gen));
+    out.tag_logits = tag_out(Dropout(states, config.dropout, training, gen));
     return out;
+  }
+
+  // Sum over the batch of the CRF's negative log-likelihood of the gold tag sequences `tags`
+  // ([B, T], any tag past an utterance's end) under the emission scores `emissions` [B, T, K].
+  torch::Tensor CrfNll(const torch::Tensor& emissions, const torch::Tensor& tags,
+                       const Batch& b) const {
+    const int64_t len = emissions.size(1), k = emissions.size(2);
+    const torch::Tensor transitions = crf_transitions + crf_forbidden;
+    const torch::Tensor start = crf_start + crf_start_forbidden;
+    // Log partition function by the forward algorithm.
+    torch::Tensor alpha = start.unsqueeze(0) + emissions.select(1, 0);  // [B, K]
+    for (int64_t t = 1; t < len; ++t) {
+      torch::Tensor next = torch::logsumexp(alpha.unsqueeze(2) + transitions.unsqueeze(0), 1) +
+                           emissions.select(1, t);
+      alpha = torch::where(b.mask.select(1, t).unsqueeze(1), next, alpha);
+    }
+    torch::Tensor log_z = torch::logsumexp(alpha + crf_end.unsqueeze(0), 1);  // [B]
+    // Score of the gold sequence.
+    const torch::Tensor maskf = b.mask.to(torch::kFloat32);
+    torch::Tensor gold = (emissions.gather(2, tags.unsqueeze(2)).squeeze(2) * maskf).sum(1) +
+                         start.index_select(0, tags.select(1, 0));
+    if (len > 1) {
+      torch::Tensor pairs = tags.slice(1, 0, len - 1) * k + tags.slice(1, 1, len);
+      torch::Tensor bigrams = transitions.reshape({-1}).index_select(0, pairs.reshape({-1}));
+      gold = gold + (bigrams.view({-1, len - 1}) * maskf.slice(1, 1, len)).sum(1);
+    }
+    torch::Tensor last = tags.gather(1, (b.lengths - 1).unsqueeze(1)).squeeze(1);
+    gold = gold + crf_end.index_select(0, last);
+    return (log_z - gold).sum();
   }
 
   NluModelConfig config;
@@ -104,13 +172,16 @@ struct NetImpl : torch::nn::Module {
   torch::nn::GRU gru;
   torch::nn::Linear intent_out;
   torch::nn::Linear tag_out;
+  // config.crf only: learned tag bigram / start / end scores, and the constant IOB2 masks.
+  torch::Tensor crf_transitions, crf_start, crf_end, crf_forbidden, crf_start_forbidden;
 };
 TORCH_MODULE(Net);
 
 // Per example, the members' calibrated outputs combined.
 struct Combined {
-  std::vector<float> intent_probs;   // [C]
-  std::vector<float> tag_log_probs;  // [T * K]
+  std::vector<float> intent_probs;  // [C]
+  // [T * K]: log of the mean tag probabilities; with a CRF the mean emission scores.
+  std::vector<float> tag_scores;
   std::vector<float> encoding;       // member 0
 };
 
@@ -121,6 +192,27 @@ struct NluModel::Impl {
   Featurizer featurizer;
   mutable std::vector<Net> members;  // Forward is not const in libtorch; inference does not mutate
   std::vector<std::string> tag_names;
+  // config.crf: the members' mean transition scores (with their mean emissions, the mean of
+  // the members' sequence scores).
+  TagTransitions transitions;
+
+  // After the members are trained or loaded.
+  void AverageTransitions() {
+    if (!info.config.crf || members.empty()) return;
+    torch::NoGradGuard no_grad;
+    auto mean = [this](torch::Tensor NetImpl::*field) {
+      torch::Tensor sum;
+      for (const Net& net : members) {
+        torch::Tensor t = (*net).*field;
+        sum = sum.defined() ? sum + t : t.clone();
+      }
+      torch::Tensor m = (sum / static_cast<double>(members.size())).contiguous();
+      return std::vector<float>(m.data_ptr<float>(), m.data_ptr<float>() + m.numel());
+    };
+    transitions.transition = mean(&NetImpl::crf_transitions);
+    transitions.start = mean(&NetImpl::crf_start);
+    transitions.end = mean(&NetImpl::crf_end);
+  }
 
   Net NewNet() const {
     return Net(info.config, featurizer.num_words(), featurizer.num_char_ngrams(),
@@ -134,12 +226,14 @@ struct NluModel::Impl {
     torch::InferenceMode guard;
     const Batch batch = MakeBatch(items);
     const int64_t b = static_cast<int64_t>(items.size());
+    const bool crf = info.config.crf;
+    at::Generator unused = at::detail::getDefaultCPUGenerator();  // no dropout in eval mode
     torch::Tensor probs, tag_probs, encoding;
     for (size_t m = 0; m < members.size(); ++m) {
-      Output out = members[m]->Forward(batch, false);
+      Output out = members[m]->Forward(batch, false, unused);
       if (member_logits != nullptr) member_logits->push_back(out.intent_logits);
       torch::Tensor p = torch::softmax(out.intent_logits / temperature, 1);
-      torch::Tensor tp = torch::softmax(out.tag_logits, 2);
+      torch::Tensor tp = crf ? out.tag_logits : torch::softmax(out.tag_logits, 2);
       if (m == 0) {
         probs = p;
         tag_probs = tp;
@@ -151,7 +245,8 @@ struct NluModel::Impl {
     }
     const double n = static_cast<double>(members.size());
     probs = (probs / n).contiguous();
-    tag_probs = (tag_probs / n).clamp_min(1e-12).log().contiguous();
+    tag_probs =
+        crf ? (tag_probs / n).contiguous() : (tag_probs / n).clamp_min(1e-12).log().contiguous();
     encoding = encoding.contiguous();
     std::vector<Combined> out(b);
     const int64_t c = probs.size(1), t = tag_probs.size(1), k = tag_probs.size(2),
@@ -162,7 +257,7 @@ struct NluModel::Impl {
     for (int64_t i = 0; i < b; ++i) {
       out[i].intent_probs.assign(pp + i * c, pp + (i + 1) * c);
       const int64_t n_tok = static_cast<int64_t>(items[i]->tokens.size());
-      out[i].tag_log_probs.assign(tp + i * t * k, tp + (i * t + n_tok) * k);
+      out[i].tag_scores.assign(tp + i * t * k, tp + (i * t + n_tok) * k);
       out[i].encoding.assign(ep + i * d, ep + (i + 1) * d);
     }
     return out;
@@ -194,7 +289,8 @@ struct NluModel::Impl {
     }
     if (info.slot_types.size() > 0) {
       const std::vector<int> tags =
-          DecodeBio(combined.tag_log_probs, features.tokens.size(), tag_names.size());
+          DecodeBio(combined.tag_scores, features.tokens.size(), tag_names.size(),
+                    info.config.crf ? &transitions : nullptr);
       p.slots = SpansFromTags(text, features.tokens, tags, info.slot_types);
     }
     p.encoding = std::move(combined.encoding);
@@ -306,8 +402,10 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
     const std::vector<std::string>& slot_types, const TrainOptions& options, TrainReport* report) {
   const auto start = std::chrono::steady_clock::now();
   if (train_in.empty()) return absl::InvalidArgumentError("no training examples");
-  if (options.epochs <= 0 || options.batch_size <= 0 || options.config.ensemble <= 0) {
-    return absl::InvalidArgumentError("epochs, batch size and ensemble must be positive");
+  if (options.epochs <= 0 || options.batch_size <= 0 || options.config.ensemble <= 0 ||
+      options.parallel_members <= 0) {
+    return absl::InvalidArgumentError(
+        "epochs, batch size, ensemble and parallel members must be positive");
   }
   if (options.init_encoder != nullptr &&
       (options.init_encoder->embedding_dim() != options.config.embedding_dim ||
@@ -380,17 +478,32 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
   if (features.empty()) return absl::InvalidArgumentError("no training example has a word");
   const bool has_tags = !info.slot_types.empty();
   const size_t n = features.size();
-  EpochBatches batches(n, static_cast<size_t>(options.batch_size));
-  const size_t total_steps = batches.count() * options.epochs;
+  const size_t total_steps =
+      EpochBatches(n, static_cast<size_t>(options.batch_size)).count() * options.epochs;
 
   try {
-    for (int m = 0; m < options.config.ensemble; ++m) {
+    // Members start one after the other from the global seed (parameter initialisation),
+    // then train on up to `parallel_members` threads, each with its own generator and
+    // shuffle: the weights do not depend on how many run at once.
+    const int members = options.config.ensemble;
+    std::vector<Net> nets;
+    for (int m = 0; m < members; ++m) {
       torch::manual_seed(options.seed + m);
-      std::mt19937_64 rng(options.seed + m);
-      Net net = impl->NewNet();
+      nets.push_back(impl->NewNet());
       if (options.init_encoder != nullptr) {
-        InitFromEncoder(*options.init_encoder, impl->featurizer, *net);
+        InitFromEncoder(*options.init_encoder, impl->featurizer, *nets.back());
       }
+    }
+    std::mutex progress_mu;
+    // `soft` (distillation, [n, C]): the teachers' intent probabilities at
+    // kDistillTemperature for every training example; undefined for an ordinary member.
+    const int progress_members = members + (options.distill ? 1 : 0);
+    // Trains nets[index] with dropout and shuffles from `seed`; progress names it `shown`.
+    auto train_member = [&](int index, uint64_t seed, const torch::Tensor& soft, int shown) {
+      Net& net = nets[index];
+      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+      std::mt19937_64 rng(seed);
+      EpochBatches batches(n, static_cast<size_t>(options.batch_size));
       net->train();
       torch::optim::Adam optimizer(net->parameters(),
                                    torch::optim::AdamOptions(options.learning_rate));
@@ -404,9 +517,11 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
           std::vector<const Features*> items;
           std::vector<int64_t> gold;
           int64_t max_len = 1;
+          std::vector<int64_t> rows;
           for (size_t i = lo; i < hi; ++i) {
             items.push_back(&features[batches[i]]);
             gold.push_back(intent_targets[batches[i]]);
+            rows.push_back(static_cast<int64_t>(batches[i]));
             max_len = std::max<int64_t>(max_len, features[batches[i]].tokens.size());
           }
           const Batch batch = MakeBatch(items);
@@ -414,24 +529,44 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
           SetLearningRate(optimizer,
                           options.learning_rate * (1.0 - static_cast<double>(step) / total_steps));
           optimizer.zero_grad();
-          Output out = net->Forward(batch, true);
+          Output out = net->Forward(batch, true, gen);
           torch::Tensor gold_t =
               torch::from_blob(gold.data(), {static_cast<int64_t>(gold.size())}, torch::kInt64)
                   .clone();
           torch::Tensor loss = F::cross_entropy(
               out.intent_logits, gold_t,
               F::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing));
+          if (soft.defined()) {
+            // Hinton et al.'s distillation loss: KL to the teachers' softened distribution,
+            // scaled by T^2, mixed with the gold labels' cross-entropy.
+            const double t = kDistillTemperature;
+            torch::Tensor target = soft.index_select(0, torch::tensor(rows, torch::kInt64));
+            torch::Tensor kl = F::kl_div(torch::log_softmax(out.intent_logits / t, 1), target,
+                                         F::KLDivFuncOptions().reduction(torch::kBatchMean));
+            loss = (1 - kDistillWeight) * loss + kDistillWeight * t * t * kl;
+          }
           if (has_tags) {
-            std::vector<int64_t> tags(items.size() * max_len, -100);
+            // Padding: -100 (ignored) for the softmax tagger, O for the CRF (masked there).
+            const bool crf = impl->info.config.crf;
+            std::vector<int64_t> tags(items.size() * max_len, crf ? 0 : -100);
+            int64_t tokens = 0;
             for (size_t i = lo; i < hi; ++i) {
               const auto& t = tag_targets[batches[i]];
               for (size_t j = 0; j < t.size(); ++j) tags[(i - lo) * max_len + j] = t[j];
+              tokens += static_cast<int64_t>(t.size());
             }
             torch::Tensor tags_t =
                 torch::from_blob(tags.data(), {static_cast<int64_t>(tags.size())}, torch::kInt64)
                     .clone();
-            loss = loss + F::cross_entropy(out.tag_logits.reshape({-1, out.tag_logits.size(2)}),
-                                           tags_t, F::CrossEntropyFuncOptions().ignore_index(-100));
+            if (crf) {
+              // Per token, like the softmax tagger's cross-entropy.
+              loss = loss + net->CrfNll(out.tag_logits, tags_t.view({-1, max_len}), batch) /
+                                static_cast<double>(tokens);
+            } else {
+              loss =
+                  loss + F::cross_entropy(out.tag_logits.reshape({-1, out.tag_logits.size(2)}),
+                                          tags_t, F::CrossEntropyFuncOptions().ignore_index(-100));
+            }
           }
           loss.backward();
           torch::nn::utils::clip_grad_norm_(net->parameters(), 5.0);
@@ -442,8 +577,8 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
           seen += items.size();
           if (options.progress) {
             TrainProgress p;
-            p.member = m;
-            p.members = options.config.ensemble;
+            p.member = shown;
+            p.members = progress_members;
             p.epoch = epoch;
             p.epochs = options.epochs;
             p.step = step;
@@ -451,13 +586,66 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
             p.loss = loss_sum / seen;
             p.intent_accuracy = static_cast<double>(right) / seen;
             p.elapsed_seconds = Seconds(start);
+            std::lock_guard<std::mutex> lock(progress_mu);
             options.progress(p);
           }
         }
       }
       net->eval();
-      impl->members.push_back(net);
+    };
+    const int parallel = std::clamp(options.parallel_members, 1, members);
+    if (parallel == 1) {
+      for (int m = 0; m < members; ++m) train_member(m, options.seed + m, torch::Tensor(), m);
+    } else {
+      std::atomic<int> next{0};
+      std::vector<std::string> errors(members);
+      std::vector<std::thread> threads;
+      for (int w = 0; w < parallel; ++w) {
+        threads.emplace_back([&] {
+          for (int m = next++; m < members; m = next++) {
+            try {
+              train_member(m, options.seed + m, torch::Tensor(), m);
+            } catch (const c10::Error& e) {
+              errors[m] = e.what_without_backtrace();
+            } catch (const std::exception& e) {
+              errors[m] = e.what();
+            }
+          }
+        });
+      }
+      for (std::thread& t : threads) t.join();
+      for (int m = 0; m < members; ++m) {
+        if (!errors[m].empty()) {
+          return absl::InternalError(absl::StrCat("libtorch (member ", m + 1, "): ", errors[m]));
+        }
+      }
     }
+    impl->members = std::move(nets);
+    if (options.distill) {
+      // The members are the teachers: their mean probabilities at kDistillTemperature on
+      // every training example (eval mode), then one student from seed + ensemble.
+      torch::Tensor soft;
+      for (size_t lo = 0; lo < n; lo += 256) {
+        std::vector<const Features*> items;
+        for (size_t i = lo; i < std::min(n, lo + 256); ++i) items.push_back(&features[i]);
+        std::vector<torch::Tensor> logits;
+        impl->Run(items, 1.0, &logits);
+        torch::Tensor p;
+        for (const torch::Tensor& z : logits) {
+          torch::Tensor q = torch::softmax(z / kDistillTemperature, 1);
+          p = p.defined() ? p + q : q;
+        }
+        p = p / static_cast<double>(logits.size());
+        soft = soft.defined() ? torch::cat({soft, p}, 0) : p;
+      }
+      soft = soft.clone();  // out of inference mode, for autograd
+      torch::manual_seed(options.seed + members);
+      nets.assign(1, impl->NewNet());
+      train_member(0, options.seed + members, soft, members);
+      impl->members = std::move(nets);
+      impl->info.config.ensemble = 1;
+    }
+    impl->AverageTransitions();
 
     // Calibration and the out-of-scope threshold on dev.
     std::vector<Features> dev_features;
@@ -674,6 +862,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Load(const std::string& dir)
       net->eval();
       impl->members.push_back(net);
     }
+    impl->AverageTransitions();
     if (used != (*weights)->tensors().size()) {
       return absl::InvalidArgumentError(
           absl::StrCat(weights_path, ": holds tensors that nlu_model.json does not describe"));

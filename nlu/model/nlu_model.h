@@ -8,7 +8,9 @@
 //   intent logits = Linear(encoding); tag logits = Linear(token states)
 // trained jointly (cross-entropy of intent + of tags) with Adam. Members of an ensemble
 // differ by seed; their calibrated probabilities are averaged. Slots are decoded with a
-// BIO-constrained Viterbi over the averaged tag log-probabilities.
+// BIO-constrained Viterbi over the averaged tag log-probabilities, or (config.crf) a
+// linear-chain CRF's: tag scores + learned tag bigram scores, trained by the sequence
+// likelihood, members' scores averaged.
 //
 // The encoding of member 0 is exposed (`NluPrediction::encoding`) for a dialogue-level
 // context encoder.
@@ -70,6 +72,13 @@ struct TrainOptions {
   // Intent cross-entropy with label smoothing (0: none).
   double label_smoothing = 0.0;
   uint64_t seed = 1;
+  // Ensemble members trained at once, each on its own thread (use one libtorch thread each:
+  // SetTorchThreads(1)). The weights are the same for any value.
+  int parallel_members = 1;
+  // Knowledge distillation: the config.ensemble members are teachers; the model is one
+  // student (seed + ensemble) trained on their mean softened intent probabilities mixed with
+  // the gold labels (tags: gold only), so it predicts at the cost of one member.
+  bool distill = false;
   int epochs = 15;
   int batch_size = 32;
   double learning_rate = 2e-3;

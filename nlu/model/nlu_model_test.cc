@@ -147,6 +147,99 @@ TEST_F(NluModelTest, SameSeedSameWeightsOtherSeedOtherWeights) {
   EXPECT_EQ((*a)->info().temperature, (*b)->info().temperature);
 }
 
+TEST_F(NluModelTest, ParallelMembersTrainExactlyTheSequentialWeights) {
+  TrainOptions options = TinyOptions(21);
+  options.epochs = 3;
+  options.config.ensemble = 3;
+  auto one_at_a_time = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  options.parallel_members = 2;
+  auto side_by_side = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  ASSERT_TRUE(one_at_a_time.ok() && side_by_side.ok());
+  EXPECT_EQ((*one_at_a_time)->Weights(), (*side_by_side)->Weights());
+  EXPECT_EQ((*one_at_a_time)->info().temperature, (*side_by_side)->info().temperature);
+  options.parallel_members = 0;
+  EXPECT_EQ(NluModel::Train(TinyData(), {}, "", {}, options, nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(NluModelTest, DistillationLeavesOneStudentThatLearnedTheData) {
+  TrainOptions options = TinyOptions(8);
+  options.epochs = 15;
+  options.config.ensemble = 2;
+  options.distill = true;
+  auto model = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->info().config.ensemble, 1);
+  for (const auto& [name, values] : (*model)->Weights()) {
+    EXPECT_EQ(name.rfind("m0.", 0), 0u) << name;
+  }
+  size_t right = 0;
+  for (const auto& e : TinyData()) {
+    auto p = (*model)->Predict(e.text, false);
+    ASSERT_TRUE(p.ok());
+    right += p->intent == e.intent;
+  }
+  EXPECT_GE(right, TinyData().size() * 9 / 10);
+  // The student is not one of the teachers: without distillation member 0 differs.
+  options.distill = false;
+  auto teachers = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  ASSERT_TRUE(teachers.ok());
+  EXPECT_NE((*teachers)->Weights().at("m0.intent_out.weight"),
+            (*model)->Weights().at("m0.intent_out.weight"));
+  // And it saves and loads as a one-member model.
+  const auto dir = TempDir("distilled");
+  ASSERT_TRUE((*model)->Save(dir.string()).ok());
+  auto loaded = NluModel::Load(dir.string());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->Weights(), (*model)->Weights());
+}
+
+TEST_F(NluModelTest, CrfTaggerLearnsSpansAndRoundTrips) {
+  // Two-word values, so the tagger must continue a span (B-x I-x) and stop it.
+  std::vector<data::UtteranceExample> data;
+  const std::vector<std::string> cities = {"new york",    "le mans",   "san diego",
+                                           "los angeles", "las vegas", "el paso"};
+  for (const auto& c : cities) {
+    data.push_back(Example("what is the weather in " + c + " today", "weather", "city", c));
+    data.push_back(Example("book a flight to " + c + " please", "flight", "city", c));
+    data.push_back(Example("i need a ticket to " + c, "flight", "city", c));
+  }
+  TrainOptions options = TinyOptions(4);
+  options.config.crf = true;
+  options.config.ensemble = 2;
+  auto model = NluModel::Train(data, {}, "", {}, options, nullptr);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const auto weights = (*model)->Weights();
+  ASSERT_TRUE(weights.contains("m1.crf_transitions"));
+  EXPECT_EQ(weights.at("m1.crf_transitions").size(), 9u);  // O, B-city, I-city
+  size_t spans_right = 0;
+  for (const auto& e : data) {
+    auto p = (*model)->Predict(e.text, false);
+    ASSERT_TRUE(p.ok()) << p.status();
+    spans_right += p->slots.size() == 1 && p->slots[0].begin == e.spans[0].begin &&
+                   p->slots[0].end == e.spans[0].end;
+  }
+  EXPECT_GE(spans_right, data.size() * 8 / 10);
+  // The learned bigrams favour continuing a city (B -> I) over leaving it for O.
+  const auto& t = weights.at("m0.crf_transitions");
+  EXPECT_GT(t[1 * 3 + 2], t[1 * 3 + 0]);
+
+  const auto dir = TempDir("crf");
+  ASSERT_TRUE((*model)->Save(dir.string()).ok());
+  auto loaded = NluModel::Load(dir.string());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE((*loaded)->info().config.crf);
+  EXPECT_EQ((*loaded)->Weights(), weights);
+  for (const std::string text : {"book a flight to san diego please", "weather in new york",
+                                 "a ticket to el paso", "nothing here"}) {
+    auto a = (*model)->Predict(text);
+    auto b = (*loaded)->Predict(text);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a->slots, b->slots) << text;
+    EXPECT_EQ(a->confidence, b->confidence) << text;
+  }
+}
+
 TEST_F(NluModelTest, LoadRefusesAFolderOfAnotherDomainAndBrokenFolders) {
   TrainOptions options = TinyOptions(5);
   options.epochs = 1;

@@ -55,10 +55,15 @@ class ProgressBar {
   void Update(const model::TrainProgress& p) {
     const auto now = std::chrono::steady_clock::now();
     const bool last = p.step == p.steps;
+    // ETA over all members (some may train at once): steps done so far vs all steps.
+    if (member_steps_.size() != static_cast<size_t>(std::max(1, p.members))) {
+      member_steps_.assign(std::max(1, p.members), 0);
+    }
+    member_steps_[std::clamp(p.member, 0, std::max(1, p.members) - 1)] = p.step;
     if (!last && now - last_draw_ < std::chrono::milliseconds(200)) return;
     last_draw_ = now;
-    // ETA over all members: steps done so far vs all steps.
-    const double done = static_cast<double>(p.member * p.steps + p.step);
+    double done = 0;
+    for (size_t steps : member_steps_) done += static_cast<double>(steps);
     const double total = static_cast<double>(p.members * p.steps);
     const double eta = done > 0 ? p.elapsed_seconds * (total - done) / done : 0;
     const int width = 30;
@@ -78,6 +83,7 @@ class ProgressBar {
  private:
   std::string accuracy_name_;
   std::chrono::steady_clock::time_point last_draw_{};
+  std::vector<size_t> member_steps_;  // steps done per member
 };
 
 // "[AB123456](order_id)" marks a slot value in a domain example: the text keeps "AB123456"
@@ -331,7 +337,9 @@ int RunUtterance(NluFlags& f) {
                  f.init_encoder.c_str(), static_cast<long long>(encoder->featurizer().num_words()),
                  static_cast<long long>(encoder->featurizer().num_char_ngrams()));
   }
-  model::SetTorchThreads(f.threads);
+  // Ensemble members train side by side, one libtorch thread each, as far as --threads goes.
+  options.parallel_members = std::max(1, std::min(f.threads, options.config.ensemble));
+  model::SetTorchThreads(std::max(1, f.threads / options.parallel_members));
   std::fprintf(stderr, "training on %s: %zu examples; calibration on %s\n", source.c_str(),
                train.size(), dev.empty() ? "a tenth of the training data" : f.dev_path.c_str());
   if (!domain_note.empty()) std::fprintf(stderr, "%s\n", domain_note.c_str());
@@ -356,6 +364,9 @@ int RunUtterance(NluFlags& f) {
       {"dev_nll_after_calibration", report.dev_nll_after},
       {"label_smoothing", options.label_smoothing},
   };
+  if (options.distill) {
+    info.training["distilled_from_members"] = options.config.ensemble;
+  }
   if (encoder != nullptr) {
     info.training["init_encoder"] = {{"dir", f.init_encoder},
                                      {"extend_vocabulary", options.extend_vocabulary},
@@ -370,9 +381,13 @@ int RunUtterance(NluFlags& f) {
               info.slot_types.size(), absl::StrJoin(info.slot_types, ", ").c_str());
   if (!domain_note.empty()) std::printf("  %s\n", domain_note.c_str());
   if (encoder != nullptr) std::printf("  encoder initialised from %s\n", f.init_encoder.c_str());
-  std::printf("  ensemble %d x BiGRU %lld, %d epochs, seed %llu, %d thread(s): %s\n",
-              info.config.ensemble, static_cast<long long>(info.config.hidden_dim), options.epochs,
-              static_cast<unsigned long long>(options.seed), f.threads,
+  std::printf("  ensemble %d x BiGRU %lld%s%s, %d epochs, seed %llu, %d thread(s): %s\n",
+              info.config.ensemble, static_cast<long long>(info.config.hidden_dim),
+              info.config.crf ? ", CRF tagger" : "",
+              options.distill
+                  ? absl::StrCat(", distilled from ", options.config.ensemble, " members").c_str()
+                  : "",
+              options.epochs, static_cast<unsigned long long>(options.seed), f.threads,
               Duration(report.seconds).c_str());
   std::printf(
       "  calibration: temperature %.2f (dev NLL %.4f -> %.4f), out-of-scope threshold %.4f\n",
@@ -431,7 +446,10 @@ void AddNluCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--lr", f->options.learning_rate, "Adam learning rate (decays linearly to 0)")
       ->capture_default_str();
-  cmd->add_option("--threads", f->threads, "libtorch threads")->capture_default_str();
+  cmd->add_option("--threads", f->threads,
+                  "libtorch threads (utterance models with --ensemble N: up to N members train "
+                  "at once, one thread each; the weights are the same)")
+      ->capture_default_str();
   cmd->add_option("--ensemble", f->options.config.ensemble, "utterance models averaged")
       ->capture_default_str();
   cmd->add_option("--embedding-dim", f->options.config.embedding_dim)->capture_default_str();
@@ -440,6 +458,14 @@ void AddNluCommand(CLI::App& app) {
   cmd->add_option("--sentence-dim", f->options.config.sentence_dim)->capture_default_str();
   cmd->add_option("--dropout", f->options.config.dropout)->capture_default_str();
   cmd->add_option("--word-dropout", f->options.config.word_dropout)->capture_default_str();
+  cmd->add_option("--distill", f->options.distill,
+                  "utterance models: the --ensemble members teach one student (their softened "
+                  "intent probabilities + the gold labels); the folder holds the student only")
+      ->capture_default_str();
+  cmd->add_option("--crf", f->options.config.crf,
+                  "utterance models: slot tagger with a linear-chain CRF (learned tag bigrams, "
+                  "sequence likelihood) instead of per-token softmax")
+      ->capture_default_str();
   cmd->add_option("--oos-recall-target", f->options.oos_recall_target,
                   "data with an out-of-scope class: threshold = best in-scope dev accuracy with "
                   "at least this OOS recall")
