@@ -170,6 +170,14 @@ Featurizer Featurizer::BuildWith(const std::vector<std::string>& texts, const Fe
   return f;
 }
 
+Featurizer Featurizer::BuildWith(const std::vector<std::string>& texts,
+                                 const std::vector<std::string>& extra_words) {
+  Featurizer extra;
+  extra.words_ = {"<pad>", "<unk>"};
+  extra.words_.insert(extra.words_.end(), extra_words.begin(), extra_words.end());
+  return BuildWith(texts, extra);
+}
+
 namespace {
 
 // The keys of `counts` seen at least `min_count` times, the `max_size` most frequent of them

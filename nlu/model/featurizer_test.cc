@@ -1,11 +1,14 @@
 #include "nlu/model/featurizer.h"
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "nlu/model/model_info.h"
+#include "nlu/model/word_vectors.h"
 
 namespace helpline::nlu::model {
 namespace {
@@ -163,6 +166,54 @@ TEST(ModelInfoTest, JsonRoundTripAndDomainCheck) {
               ::testing::HasSubstr("slots missing in the model: [email]"));
   EXPECT_THAT(std::string(s.message()),
               ::testing::HasSubstr("slots only in the model: [order_id]"));
+}
+
+// Writes `text` to a fresh file under the temp directory and returns its path.
+std::string TempFile(const std::string& name, const std::string& text) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("featurizer_test_" + name + "_" + std::to_string(::getpid()) + ".txt");
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+TEST(WordVectorsTest, ReadsGloveTextKeyedByNormalizedWord) {
+  const std::string path = TempFile("vectors",
+                                    "the 0.1 0.2 0.3\n"
+                                    "Paris -1 0.5 2e-1\n"
+                                    "n't 9 9 9\n"  // two tokens: skipped
+                                    "2015 1 1 1\n"
+                                    "1999 2 2 2\n"  // same normal form 0000: the first kept
+                                    "\n"
+                                    "lisbon 3 3 3\n");
+  auto v = WordVectors::Read(path);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->dim(), 3);
+  EXPECT_THAT(v->words(), ElementsAre("the", "paris", "0000", "lisbon"));
+  ASSERT_NE(v->Find("paris"), nullptr);
+  EXPECT_FLOAT_EQ(v->Find("paris")[2], 0.2f);
+  EXPECT_FLOAT_EQ(v->Find("0000")[0], 1.0f);
+  EXPECT_EQ(v->Find("n"), nullptr);
+  auto two = WordVectors::Read(path, 2);
+  ASSERT_TRUE(two.ok());
+  EXPECT_THAT(two->words(), ElementsAre("the", "paris"));
+  std::filesystem::remove(path);
+}
+
+TEST(WordVectorsTest, BadFilesAreNamedWithTheLine) {
+  EXPECT_EQ(WordVectors::Read("/nonexistent/vectors.txt").status().code(),
+            absl::StatusCode::kNotFound);
+  auto expect_bad = [](const std::string& name, const std::string& text,
+                       const std::string& message) {
+    const std::string path = TempFile(name, text);
+    const absl::Status s = WordVectors::Read(path).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr(path + message)) << name;
+    std::filesystem::remove(path);
+  };
+  expect_bad("nan", "the 0.1 0.2\ncat 0.3 x1\n", ":2: value 2 is not a number");
+  expect_bad("dims", "the 0.1 0.2\ncat 0.3\n", ":2: 1 values, the first line has 2");
+  expect_bad("bare", "the\n", ":1: expected a word followed by its values");
+  expect_bad("empty", "", ": no word vectors");
 }
 
 }  // namespace

@@ -43,7 +43,8 @@ nlohmann::json ToJson(const NluModelInfo& info) {
         {"dropout", c.dropout},
         {"word_dropout", c.word_dropout},
         {"ensemble", c.ensemble},
-        {"crf", c.crf}}},
+        {"crf", c.crf},
+        {"word_vectors_dim", c.word_vectors_dim}}},
       {"intents", info.intents},
       {"slot_types", info.slot_types},
       {"oos_label", info.oos_label},
@@ -76,6 +77,12 @@ absl::StatusOr<NluModelInfo> NluModelInfoFromJson(const nlohmann::json& json) {
     if (!s.ok()) return s;
   }
   if (auto s = Get(*config, "crf", &c.crf, /*required=*/false); !s.ok()) return s;
+  if (auto s = Get(*config, "word_vectors_dim", &c.word_vectors_dim, /*required=*/false); !s.ok()) {
+    return s;
+  }
+  if (c.word_vectors_dim < 0) {
+    return absl::InvalidArgumentError("config: word_vectors_dim must be >= 0");
+  }
   if (c.embedding_dim <= 0 || c.hidden_dim <= 0 || c.sentence_dim <= 0 || c.ensemble <= 0) {
     return absl::InvalidArgumentError("config: sizes must be positive");
   }

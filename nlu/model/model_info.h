@@ -30,6 +30,9 @@ struct NluModelConfig {
   // Slot tagger: a linear-chain CRF over the tag scores (learned transitions, trained by the
   // sequence likelihood) instead of per-token softmax. Absent in older folders: false.
   bool crf = false;
+  // > 0: each token also gets a frozen pretrained word vector of this size (zeros for words
+  // without one), projected to embedding_dim and added. Absent in older folders: 0.
+  int64_t word_vectors_dim = 0;
 
   // Size of the utterance encoding (max pool, mean pool, bag of n-grams) of one member.
   int64_t encoding_dim() const { return 4 * hidden_dim + sentence_dim; }

@@ -26,6 +26,7 @@
 #include "nlu/model/pretrain.h"
 #include "nlu/model/torch_batch.h"
 #include "nlu/model/torch_safetensors.h"
+#include "nlu/model/word_vectors.h"
 
 namespace helpline::nlu::model {
 namespace {
@@ -82,6 +83,15 @@ struct NetImpl : torch::nn::Module {
                                                .batch_first(true)))),
         intent_out(register_module("intent_out", torch::nn::Linear(c.encoding_dim(), num_intents))),
         tag_out(register_module("tag_out", torch::nn::Linear(2 * c.hidden_dim, num_tags))) {
+    if (c.word_vectors_dim > 0) {
+      vectors = register_module(
+          "vectors",
+          torch::nn::Embedding(
+              torch::nn::EmbeddingOptions(num_words, c.word_vectors_dim).padding_idx(0)));
+      vectors->weight.set_requires_grad(false);
+      vectors_proj =
+          register_module("vectors_proj", torch::nn::Linear(c.word_vectors_dim, c.embedding_dim));
+    }
     if (c.crf) {
       crf_transitions = register_parameter("crf_transitions", torch::zeros({num_tags, num_tags}));
       crf_start = register_parameter("crf_start", torch::zeros({num_tags}));
@@ -100,6 +110,7 @@ struct NetImpl : torch::nn::Module {
       w.uniform_(-0.1, 0.1);
     }
     word->weight[0].zero_();
+    if (vectors) vectors->weight.zero_();
   }
 
   // `gen` draws the dropout masks (used only when training).
@@ -114,6 +125,9 @@ struct NetImpl : torch::nn::Module {
     torch::Tensor x = word(words) +
                       chars(b.char_ids, b.char_offsets).view({batch, len, config.embedding_dim}) +
                       shape(b.shapes);
+    // Word dropout leaves the pretrained vectors alone: a dropped word is then known by its
+    // vector only, as a word met first at run time is.
+    if (vectors) x = x + vectors_proj(vectors(b.words));
     x = Dropout(x, config.dropout, training, gen);
     torch::Tensor states;
     if (batch == 1) {
@@ -172,6 +186,9 @@ struct NetImpl : torch::nn::Module {
   torch::nn::GRU gru;
   torch::nn::Linear intent_out;
   torch::nn::Linear tag_out;
+  // config.word_vectors_dim > 0 only: frozen pretrained vectors and their projection.
+  torch::nn::Embedding vectors{nullptr};
+  torch::nn::Linear vectors_proj{nullptr};
   // config.crf only: learned tag bigram / start / end scores, and the constant IOB2 masks.
   torch::Tensor crf_transitions, crf_start, crf_end, crf_forbidden, crf_start_forbidden;
 };
@@ -357,6 +374,18 @@ void InitFromEncoder(const PretrainedEncoder& encoder, const Featurizer& featuri
   }
 }
 
+// The frozen vectors of `net`: row i = the vector of word i, zeros for words without one.
+void SetWordVectors(const WordVectors& vectors, const Featurizer& featurizer, NetImpl& net) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor dst = net.vectors->weight;
+  const int64_t dim = vectors.dim();
+  float* out = dst.data_ptr<float>();
+  const std::vector<std::string>& words = featurizer.words();
+  for (size_t i = 2; i < words.size(); ++i) {
+    if (const float* v = vectors.Find(words[i])) std::copy_n(v, dim, out + i * dim);
+  }
+}
+
 }  // namespace
 
 absl::Status WriteSafetensors(const std::string& path,
@@ -415,6 +444,10 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
         " and hidden dim ", options.init_encoder->hidden_dim(), ", the model ",
         options.config.embedding_dim, " and ", options.config.hidden_dim));
   }
+  if (options.init_encoder != nullptr && options.word_vectors != nullptr) {
+    return absl::InvalidArgumentError(
+        "a pretrained encoder and pretrained word vectors cannot be combined");
+  }
   if (options.label_smoothing < 0 || options.label_smoothing >= 1) {
     return absl::InvalidArgumentError("label smoothing must be in [0, 1)");
   }
@@ -440,8 +473,10 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
   }
 
   auto impl = std::make_unique<Impl>();
+  std::vector<int64_t> untrained_words;  // ids of vector words not in the training texts
   NluModelInfo& info = impl->info;
   info.config = options.config;
+  info.config.word_vectors_dim = options.word_vectors != nullptr ? options.word_vectors->dim() : 0;
   info.intents = SortedIntents(train);
   info.oos_label = oos_label;
   if (!slot_types.empty()) {
@@ -460,6 +495,15 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
     impl->featurizer = options.init_encoder == nullptr || !options.extend_vocabulary
                            ? Featurizer::Build(texts)
                            : Featurizer::BuildWith(texts, options.init_encoder->featurizer());
+    if (options.word_vectors != nullptr) {
+      // Words of the training texts (they keep their trained embedding; see TrainOptions).
+      const Featurizer trained = impl->featurizer;
+      impl->featurizer = Featurizer::BuildWith(texts, options.word_vectors->words());
+      const std::vector<std::string>& words = impl->featurizer.words();
+      for (size_t i = 2; i < words.size(); ++i) {
+        if (trained.FindWord(words[i]) < 0) untrained_words.push_back(static_cast<int64_t>(i));
+      }
+    }
   }
   std::map<std::string, int64_t> intent_index;
   for (size_t i = 0; i < info.intents.size(); ++i) intent_index[info.intents[i]] = i;
@@ -492,6 +536,9 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
       nets.push_back(impl->NewNet());
       if (options.init_encoder != nullptr) {
         InitFromEncoder(*options.init_encoder, impl->featurizer, *nets.back());
+      }
+      if (options.word_vectors != nullptr) {
+        SetWordVectors(*options.word_vectors, impl->featurizer, *nets.back());
       }
     }
     std::mutex progress_mu;
@@ -641,11 +688,23 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
       soft = soft.clone();  // out of inference mode, for autograd
       torch::manual_seed(options.seed + members);
       nets.assign(1, impl->NewNet());
+      if (options.word_vectors != nullptr) {
+        SetWordVectors(*options.word_vectors, impl->featurizer, *nets.back());
+      }
       train_member(0, options.seed + members, soft, members);
       impl->members = std::move(nets);
       impl->info.config.ensemble = 1;
     }
     impl->AverageTransitions();
+    if (!untrained_words.empty()) {
+      torch::NoGradGuard no_grad;
+      const torch::Tensor ids = torch::tensor(untrained_words, torch::kInt64);
+      for (Net& net : impl->members) {
+        torch::Tensor w = net->word->weight;
+        w.index_copy_(0, ids,
+                      w[Featurizer::kUnknown].clone().unsqueeze(0).expand({ids.size(0), -1}));
+      }
+    }
 
     // Calibration and the out-of-scope threshold on dev.
     std::vector<Features> dev_features;

@@ -60,6 +60,7 @@ struct TrainProgress {
 };
 
 class PretrainedEncoder;  // pretrain.h
+class WordVectors;        // word_vectors.h
 
 struct TrainOptions {
   NluModelConfig config;
@@ -69,6 +70,13 @@ struct TrainOptions {
   // With init_encoder: add the encoder's words and character n-grams to the vocabulary
   // (true), or keep the training texts' vocabulary and copy only the rows it shares (false).
   bool extend_vocabulary = true;
+  // When set (not owned; must outlive Train): pretrained word vectors. Their words join the
+  // vocabulary; each token gets its word's vector (frozen; zeros for words without one)
+  // through a learned projection, beside the trained word embedding. Words that are not in
+  // the training texts have no trained embedding: after training theirs is <unk>'s, which
+  // word dropout taught to stand for a word known only by its vector. Sets
+  // config.word_vectors_dim.
+  const WordVectors* word_vectors = nullptr;
   // Intent cross-entropy with label smoothing (0: none).
   double label_smoothing = 0.0;
   uint64_t seed = 1;

@@ -2,12 +2,14 @@
 // determinism, label-mismatch refusal, load errors.
 #include "nlu/model/nlu_model.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlu/model/featurizer.h"
+#include "nlu/model/word_vectors.h"
 
 namespace helpline::nlu::model {
 namespace {
@@ -192,6 +194,51 @@ TEST_F(NluModelTest, DistillationLeavesOneStudentThatLearnedTheData) {
   auto loaded = NluModel::Load(dir.string());
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_EQ((*loaded)->Weights(), (*model)->Weights());
+}
+
+TEST_F(NluModelTest, WordVectorsJoinTheVocabularyFrozenAndUnseenWordsShareUnk) {
+  // Vectors: three training words and "lisbon", which no training text has.
+  const auto dir = TempDir("vectors");
+  std::filesystem::create_directories(dir);
+  const std::string file = (dir / "vectors.txt").string();
+  std::ofstream(file) << "weather 1 0 0 0\nflight 0 1 0 0\nplay 0 0 1 0\nlisbon 0.5 0.25 0 -1\n";
+  auto vectors = WordVectors::Read(file);
+  ASSERT_TRUE(vectors.ok()) << vectors.status();
+  TrainOptions options = TinyOptions(9);
+  options.word_vectors = &*vectors;
+  auto model = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->info().config.word_vectors_dim, 4);
+  const auto weights = (*model)->Weights();
+  const std::vector<float>& table = weights.at("m0.vectors.weight");
+  const std::vector<float>& word = weights.at("m0.word.weight");
+  const size_t dim = 4, emb = static_cast<size_t>(options.config.embedding_dim);
+  const size_t rows = table.size() / dim;
+  // The vector rows are the file's, untouched by training; lisbon's trained row is <unk>'s.
+  size_t lisbon = 0, weather = 0;
+  for (size_t r = 0; r < rows; ++r) {
+    const std::vector<float> row(table.begin() + r * dim, table.begin() + (r + 1) * dim);
+    if (row == std::vector<float>{0.5f, 0.25f, 0.0f, -1.0f}) lisbon = r;
+    if (row == std::vector<float>{1.0f, 0.0f, 0.0f, 0.0f}) weather = r;
+  }
+  ASSERT_GT(lisbon, 1u);
+  ASSERT_GT(weather, 1u);
+  EXPECT_TRUE(std::equal(word.begin() + lisbon * emb, word.begin() + (lisbon + 1) * emb,
+                         word.begin() + 1 * emb));
+  EXPECT_FALSE(std::equal(word.begin() + weather * emb, word.begin() + (weather + 1) * emb,
+                          word.begin() + 1 * emb));
+  size_t right = 0;
+  for (const auto& e : TinyData()) right += (*model)->Predict(e.text, false)->intent == e.intent;
+  EXPECT_GE(right, TinyData().size() * 9 / 10);
+  ASSERT_TRUE((*model)->Save((dir / "model").string()).ok());
+  auto loaded = NluModel::Load((dir / "model").string());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->Weights(), weights);
+  auto a = (*model)->Predict("what is the weather in lisbon");
+  auto b = (*loaded)->Predict("what is the weather in lisbon");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->confidence, b->confidence);
+  EXPECT_EQ(a->slots, b->slots);
 }
 
 TEST_F(NluModelTest, CrfTaggerLearnsSpansAndRoundTrips) {

@@ -20,6 +20,7 @@
 #include "nlu/dst/dst_model.h"
 #include "nlu/model/nlu_model.h"
 #include "nlu/model/pretrain.h"
+#include "nlu/model/word_vectors.h"
 #include "services/dst/extractors.h"
 #include "tools/train/commands.h"
 #include "train/dialogue_text.h"
@@ -36,6 +37,8 @@ struct NluFlags {
   nlu::dst::DstTrainOptions dst;
   int epochs = 0;  // 0: the default of the kind of model (15 utterance, 3 dialogue, 1 pretraining)
   std::string init_encoder;                  // utterance models: pretrained encoder folder
+  std::string word_vectors;                  // utterance models: GloVe text file
+  size_t word_vectors_max = 50000;
   std::vector<std::string> pretrain_corpus;  // FORMAT=PATH: pretrain an encoder instead
   model::PretrainOptions pretrain;
   double pretrain_minutes = 0;
@@ -337,6 +340,15 @@ int RunUtterance(NluFlags& f) {
                  f.init_encoder.c_str(), static_cast<long long>(encoder->featurizer().num_words()),
                  static_cast<long long>(encoder->featurizer().num_char_ngrams()));
   }
+  std::unique_ptr<model::WordVectors> vectors;
+  if (!f.word_vectors.empty()) {
+    auto read = model::WordVectors::Read(f.word_vectors, f.word_vectors_max);
+    if (!read.ok()) return Fail(absl::StrCat("--word-vectors: ", read.status().message()), 1);
+    vectors = std::make_unique<model::WordVectors>(*std::move(read));
+    options.word_vectors = vectors.get();
+    std::fprintf(stderr, "word vectors: %zu words x %lld from %s\n", vectors->words().size(),
+                 static_cast<long long>(vectors->dim()), f.word_vectors.c_str());
+  }
   // Ensemble members train side by side, one libtorch thread each, as far as --threads goes.
   options.parallel_members = std::max(1, std::min(f.threads, options.config.ensemble));
   model::SetTorchThreads(std::max(1, f.threads / options.parallel_members));
@@ -366,6 +378,10 @@ int RunUtterance(NluFlags& f) {
   };
   if (options.distill) {
     info.training["distilled_from_members"] = options.config.ensemble;
+  }
+  if (vectors != nullptr) {
+    info.training["word_vectors"] = {
+        {"file", f.word_vectors}, {"words", vectors->words().size()}, {"dim", vectors->dim()}};
   }
   if (encoder != nullptr) {
     info.training["init_encoder"] = {{"dir", f.init_encoder},
@@ -458,6 +474,14 @@ void AddNluCommand(CLI::App& app) {
   cmd->add_option("--sentence-dim", f->options.config.sentence_dim)->capture_default_str();
   cmd->add_option("--dropout", f->options.config.dropout)->capture_default_str();
   cmd->add_option("--word-dropout", f->options.config.word_dropout)->capture_default_str();
+  cmd->add_option("--word-vectors", f->word_vectors,
+                  "utterance models: pretrained word vectors, GloVe text format (word v1 v2 ...; "
+                  "scripts/fetch-word-vectors writes one); frozen, projected, beside the trained "
+                  "embedding");
+  cmd->add_option("--word-vectors-max", f->word_vectors_max,
+                  "with --word-vectors: the first (most frequent) N words join the vocabulary "
+                  "(0: all)")
+      ->capture_default_str();
   cmd->add_option("--distill", f->options.distill,
                   "utterance models: the --ensemble members teach one student (their softened "
                   "intent probabilities + the gold labels); the folder holds the student only")
