@@ -19,6 +19,8 @@
 #include "nlu/dst/dst_features.h"
 #include "nlu/model/featurizer.h"
 #include "nlu/model/torch_safetensors.h"
+#include "nlu/model/torch_word_vectors.h"
+#include "nlu/model/word_vectors.h"
 
 namespace helpline::nlu::dst {
 namespace {
@@ -143,12 +145,22 @@ struct NetImpl : torch::nn::Module {
         intent_h(register_module("intent_h",
                                  torch::nn::Linear(4 * c.model_dim() + 1, c.mlp_dim))),
         intent_out(register_module("intent_out", torch::nn::Linear(c.mlp_dim, 1))) {
+    if (c.word_vectors_dim > 0) {
+      vectors = register_module(
+          "vectors",
+          torch::nn::Embedding(
+              torch::nn::EmbeddingOptions(num_words, c.word_vectors_dim).padding_idx(0)));
+      vectors->weight.set_requires_grad(false);
+      vectors_proj =
+          register_module("vectors_proj", torch::nn::Linear(c.word_vectors_dim, c.embedding_dim));
+    }
     torch::NoGradGuard no_grad;
     for (torch::Tensor w : {word->weight, chars->weight, shape->weight, schema->weight}) {
       w.uniform_(-0.1, 0.1);
     }
     word->weight[0].zero_();
     none_intent.normal_(0, 0.1);
+    if (vectors) vectors->weight.zero_();
   }
 
   torch::Tensor Drop(const torch::Tensor& x, bool training) {
@@ -169,6 +181,8 @@ struct NetImpl : torch::nn::Module {
     torch::Tensor x = word(words) +
                       chars(char_ids, char_offsets).view({n, len, config.embedding_dim}) +
                       shape(shapes);
+    // Word dropout leaves the pretrained vectors alone (see nlu_model.cc).
+    if (vectors) x = x + vectors_proj(vectors(words_in));
     x = Drop(x, training);
     torch::Tensor states;
     if (n == 1) {
@@ -262,6 +276,9 @@ struct NetImpl : torch::nn::Module {
   torch::nn::Embedding word;
   torch::nn::EmbeddingBag chars;
   torch::nn::Embedding shape;
+  // config.word_vectors_dim > 0 only: frozen pretrained vectors and their projection.
+  torch::nn::Embedding vectors{nullptr};
+  torch::nn::Linear vectors_proj{nullptr};
   torch::nn::GRU utt_gru;
   torch::nn::Linear pool;
   torch::nn::EmbeddingBag schema;
@@ -496,10 +513,14 @@ PreparedDialogue PrepareDialogue(const data::DialogueDataset& set, const data::D
 }
 
 nlohmann::json ConfigToJson(const DstModelConfig& c) {
-  return {{"embedding_dim", c.embedding_dim}, {"hidden_dim", c.hidden_dim},
-          {"schema_dim", c.schema_dim},       {"mlp_dim", c.mlp_dim},
-          {"dropout", c.dropout},             {"word_dropout", c.word_dropout},
-          {"min_count", c.min_count}};
+  return {{"embedding_dim", c.embedding_dim},
+          {"hidden_dim", c.hidden_dim},
+          {"schema_dim", c.schema_dim},
+          {"mlp_dim", c.mlp_dim},
+          {"dropout", c.dropout},
+          {"word_dropout", c.word_dropout},
+          {"min_count", c.min_count},
+          {"word_vectors_dim", c.word_vectors_dim}};
 }
 
 absl::StatusOr<DstModelConfig> ConfigFromJson(const nlohmann::json& j) {
@@ -517,6 +538,10 @@ absl::StatusOr<DstModelConfig> ConfigFromJson(const nlohmann::json& j) {
   c.dropout = j.value("dropout", c.dropout);
   c.word_dropout = j.value("word_dropout", c.word_dropout);
   c.min_count = j.value("min_count", c.min_count);
+  c.word_vectors_dim = j.value("word_vectors_dim", c.word_vectors_dim);
+  if (c.word_vectors_dim < 0) {
+    return absl::InvalidArgumentError("config.word_vectors_dim must be >= 0");
+  }
   return c;
 }
 
@@ -1009,6 +1034,16 @@ absl::StatusOr<std::unique_ptr<DstModel>> DstModel::Train(const data::DialogueDa
     }
   }
   impl->featurizer = Featurizer::Build(texts, options.config.min_count);
+  std::vector<int64_t> untrained_words;  // ids of vector words that no training turn has
+  if (options.word_vectors != nullptr) {
+    impl->config.word_vectors_dim = options.word_vectors->dim();
+    const Featurizer trained = impl->featurizer;
+    impl->featurizer =
+        Featurizer::BuildWith(texts, options.word_vectors->words(), options.config.min_count);
+    untrained_words = model::WordsOnlyIn(impl->featurizer, trained);
+  } else {
+    impl->config.word_vectors_dim = 0;
+  }
   std::vector<PreparedDialogue> prepared;
   for (const data::Dialogue* d : dialogues) {
     PreparedDialogue p = PrepareDialogue(train, *d, impl->featurizer, report);
@@ -1028,6 +1063,9 @@ absl::StatusOr<std::unique_ptr<DstModel>> DstModel::Train(const data::DialogueDa
     torch::manual_seed(options.seed);
     impl->net = impl->NewNet();
     Net& net = impl->net;
+    if (options.word_vectors != nullptr) {
+      model::FillWordVectors(*options.word_vectors, impl->featurizer, net->vectors->weight);
+    }
     net->train();
     torch::optim::Adam optimizer(net->parameters(),
                                  torch::optim::AdamOptions(options.learning_rate));
@@ -1079,6 +1117,7 @@ absl::StatusOr<std::unique_ptr<DstModel>> DstModel::Train(const data::DialogueDa
       }
     }
     net->eval();
+    model::ShareUnknownRow(net->word->weight, untrained_words);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
   }

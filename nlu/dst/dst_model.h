@@ -56,6 +56,9 @@ struct DstModelConfig {
   double dropout = 0.2;
   double word_dropout = 0.1;  // training only: a word id becomes <unk> with this chance
   int min_count = 2;          // vocabulary: words / n-grams seen at least this often
+  // > 0: each token also gets a frozen pretrained word vector of this size, projected to
+  // embedding_dim and added (DstTrainOptions::word_vectors). Absent in older folders: 0.
+  int64_t word_vectors_dim = 0;
 
   int64_t model_dim() const { return 2 * hidden_dim; }
 };
@@ -72,6 +75,11 @@ struct DstTrainOptions {
   // `none` is 95-97% of the decisions; a weight above 1 keeps the head from learning the
   // prior (MultiWOZ's model never left `none` at 1).
   double status_weight = 1.0;
+  // When set (not owned; must outlive Train): pretrained word vectors, used as by the
+  // utterance model (nlu/model/nlu_model.h, TrainOptions::word_vectors): their words join
+  // the vocabulary, frozen vectors beside the trained embedding, vector-only words take
+  // <unk>'s trained row. Sets config.word_vectors_dim.
+  const model::WordVectors* word_vectors = nullptr;
   // Called after every step (the CLI draws a progress bar). May be empty.
   // `intent_accuracy` carries the running slot-status accuracy.
   std::function<void(const model::TrainProgress&)> progress;

@@ -1,5 +1,6 @@
 #include "nlu/dst/dst_model.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -9,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "nlu/dst/dst_features.h"
 #include "nlu/dst/dst_test_data.h"
+#include "nlu/model/word_vectors.h"
 
 namespace helpline::nlu::dst {
 namespace {
@@ -450,6 +452,50 @@ TEST(DstModel, SaveLoadRoundTrip) {
       EXPECT_EQ(a[i].slot_values, b[i].slot_values);
       EXPECT_EQ(a[i].active_intent, b[i].active_intent);
     }
+  }
+  fs::remove_all(dir);
+}
+
+TEST(DstModel, WordVectorsAreFrozenAndTravelWithTheFolder) {
+  // "order" occurs in the shop dialogues; "crate" in none of them.
+  const std::string dir = TempDir("vectors");
+  fs::create_directories(dir);
+  const std::string file = dir + "/vectors.txt";
+  std::ofstream(file) << "order 1 0 0\ncrate 0.5 -0.5 2\n";
+  auto vectors = model::WordVectors::Read(file);
+  ASSERT_TRUE(vectors.ok()) << vectors.status();
+  DstTrainOptions o = TinyOptions();
+  o.epochs = 4;
+  o.word_vectors = &*vectors;
+  auto trained = DstModel::Train(testing::ShopDialogues(8), o, nullptr);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  const auto weights = (*trained)->Weights();
+  const std::vector<float>& table = weights.at("vectors.weight");
+  const std::vector<float>& word = weights.at("word.weight");
+  const size_t emb = static_cast<size_t>(o.config.embedding_dim);
+  size_t crate = 0, order = 0;
+  for (size_t r = 0; r < table.size() / 3; ++r) {
+    const std::vector<float> row(table.begin() + 3 * r, table.begin() + 3 * r + 3);
+    if (row == std::vector<float>{0.5f, -0.5f, 2.0f}) crate = r;
+    if (row == std::vector<float>{1.0f, 0.0f, 0.0f}) order = r;
+  }
+  ASSERT_GT(crate, 1u);
+  ASSERT_GT(order, 1u);
+  // The vector-only word has <unk>'s trained row; a trained word its own.
+  EXPECT_TRUE(
+      std::equal(word.begin() + crate * emb, word.begin() + (crate + 1) * emb, word.begin() + emb));
+  EXPECT_FALSE(
+      std::equal(word.begin() + order * emb, word.begin() + (order + 1) * emb, word.begin() + emb));
+  ASSERT_TRUE((*trained)->Save(dir + "/model").ok());
+  auto loaded = DstModel::Load(dir + "/model");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->Weights(), weights);
+  const data::DialogueDataset test = testing::ShopDialogues(2, 3);
+  for (const data::Dialogue& d : test.dialogues) {
+    const auto a = Track(**trained, d, test.services[0]);
+    const auto b = Track(**loaded, d, test.services[0]);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].slot_values, b[i].slot_values);
   }
   fs::remove_all(dir);
 }

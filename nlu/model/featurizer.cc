@@ -157,8 +157,9 @@ Featurizer Featurizer::Build(const std::vector<std::string>& texts, int min_coun
   return f;
 }
 
-Featurizer Featurizer::BuildWith(const std::vector<std::string>& texts, const Featurizer& extra) {
-  Featurizer f = Build(texts);
+Featurizer Featurizer::BuildWith(const std::vector<std::string>& texts, const Featurizer& extra,
+                                 int min_count) {
+  Featurizer f = Build(texts, min_count);
   std::set<std::string> words(f.words_.begin() + 2, f.words_.end());
   if (extra.words_.size() > 2) words.insert(extra.words_.begin() + 2, extra.words_.end());
   std::set<std::string> char_ngrams(f.char_ngrams_.begin(), f.char_ngrams_.end());
@@ -171,11 +172,11 @@ Featurizer Featurizer::BuildWith(const std::vector<std::string>& texts, const Fe
 }
 
 Featurizer Featurizer::BuildWith(const std::vector<std::string>& texts,
-                                 const std::vector<std::string>& extra_words) {
+                                 const std::vector<std::string>& extra_words, int min_count) {
   Featurizer extra;
   extra.words_ = {"<pad>", "<unk>"};
   extra.words_.insert(extra.words_.end(), extra_words.begin(), extra_words.end());
-  return BuildWith(texts, extra);
+  return BuildWith(texts, extra, min_count);
 }
 
 namespace {

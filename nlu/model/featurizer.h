@@ -61,10 +61,11 @@ class Featurizer {
   // Build(texts) with the words and character n-grams of `extra` added (a pretrained
   // encoder's vocabulary, so that words met in pretraining but not in `texts` keep their
   // pretrained embedding). Sentence n-grams come from `texts` only.
-  static Featurizer BuildWith(const std::vector<std::string>& texts, const Featurizer& extra);
-  // Build(texts) with `extra_words` (normalized forms) added to the words.
+  static Featurizer BuildWith(const std::vector<std::string>& texts, const Featurizer& extra,
+                              int min_count = 1);
+  // Build(texts, min_count) with `extra_words` (normalized forms) added to the words.
   static Featurizer BuildWith(const std::vector<std::string>& texts,
-                              const std::vector<std::string>& extra_words);
+                              const std::vector<std::string>& extra_words, int min_count = 1);
 
   // The vocabulary of a pretraining corpus: the `max_words` most frequent words and the
   // `max_char_ngrams` most frequent character n-grams seen at least `min_count` times (ties

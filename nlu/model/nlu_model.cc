@@ -26,6 +26,7 @@
 #include "nlu/model/pretrain.h"
 #include "nlu/model/torch_batch.h"
 #include "nlu/model/torch_safetensors.h"
+#include "nlu/model/torch_word_vectors.h"
 #include "nlu/model/word_vectors.h"
 
 namespace helpline::nlu::model {
@@ -374,18 +375,6 @@ void InitFromEncoder(const PretrainedEncoder& encoder, const Featurizer& featuri
   }
 }
 
-// The frozen vectors of `net`: row i = the vector of word i, zeros for words without one.
-void SetWordVectors(const WordVectors& vectors, const Featurizer& featurizer, NetImpl& net) {
-  torch::NoGradGuard no_grad;
-  torch::Tensor dst = net.vectors->weight;
-  const int64_t dim = vectors.dim();
-  float* out = dst.data_ptr<float>();
-  const std::vector<std::string>& words = featurizer.words();
-  for (size_t i = 2; i < words.size(); ++i) {
-    if (const float* v = vectors.Find(words[i])) std::copy_n(v, dim, out + i * dim);
-  }
-}
-
 }  // namespace
 
 absl::Status WriteSafetensors(const std::string& path,
@@ -499,10 +488,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
       // Words of the training texts (they keep their trained embedding; see TrainOptions).
       const Featurizer trained = impl->featurizer;
       impl->featurizer = Featurizer::BuildWith(texts, options.word_vectors->words());
-      const std::vector<std::string>& words = impl->featurizer.words();
-      for (size_t i = 2; i < words.size(); ++i) {
-        if (trained.FindWord(words[i]) < 0) untrained_words.push_back(static_cast<int64_t>(i));
-      }
+      untrained_words = WordsOnlyIn(impl->featurizer, trained);
     }
   }
   std::map<std::string, int64_t> intent_index;
@@ -538,7 +524,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
         InitFromEncoder(*options.init_encoder, impl->featurizer, *nets.back());
       }
       if (options.word_vectors != nullptr) {
-        SetWordVectors(*options.word_vectors, impl->featurizer, *nets.back());
+        FillWordVectors(*options.word_vectors, impl->featurizer, nets.back()->vectors->weight);
       }
     }
     std::mutex progress_mu;
@@ -689,22 +675,14 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
       torch::manual_seed(options.seed + members);
       nets.assign(1, impl->NewNet());
       if (options.word_vectors != nullptr) {
-        SetWordVectors(*options.word_vectors, impl->featurizer, *nets.back());
+        FillWordVectors(*options.word_vectors, impl->featurizer, nets.back()->vectors->weight);
       }
       train_member(0, options.seed + members, soft, members);
       impl->members = std::move(nets);
       impl->info.config.ensemble = 1;
     }
     impl->AverageTransitions();
-    if (!untrained_words.empty()) {
-      torch::NoGradGuard no_grad;
-      const torch::Tensor ids = torch::tensor(untrained_words, torch::kInt64);
-      for (Net& net : impl->members) {
-        torch::Tensor w = net->word->weight;
-        w.index_copy_(0, ids,
-                      w[Featurizer::kUnknown].clone().unsqueeze(0).expand({ids.size(0), -1}));
-      }
-    }
+    for (Net& net : impl->members) ShareUnknownRow(net->word->weight, untrained_words);
 
     // Calibration and the out-of-scope threshold on dev.
     std::vector<Features> dev_features;

@@ -168,6 +168,24 @@ int Fail(absl::string_view message, int code) {
 }
 
 // sgd / multiwoz21: the dialogue state tracker.
+// --word-vectors when given (nullptr when not), its size told on stderr.
+absl::StatusOr<std::unique_ptr<model::WordVectors>> LoadWordVectors(const NluFlags& f) {
+  if (f.word_vectors.empty()) return nullptr;
+  auto read = model::WordVectors::Read(f.word_vectors, f.word_vectors_max);
+  if (!read.ok()) {
+    return absl::Status(read.status().code(),
+                        absl::StrCat("--word-vectors: ", read.status().message()));
+  }
+  std::fprintf(stderr, "word vectors: %zu words x %lld from %s\n", read->words().size(),
+               static_cast<long long>(read->dim()), f.word_vectors.c_str());
+  return std::make_unique<model::WordVectors>(*std::move(read));
+}
+
+// What the training record keeps of the word vectors.
+nlohmann::json WordVectorsRecord(const NluFlags& f, const model::WordVectors& vectors) {
+  return {{"file", f.word_vectors}, {"words", vectors.words().size()}, {"dim", vectors.dim()}};
+}
+
 int RunDialogue(NluFlags& f, data::Format format) {
   if (!f.domain_path.empty()) return Fail("--domain trains utterance models, not a tracker", 2);
   absl::StatusOr<data::DialogueDataset> train =
@@ -176,6 +194,9 @@ int RunDialogue(NluFlags& f, data::Format format) {
   f.dst.epochs = f.epochs > 0 ? f.epochs : 3;
   f.dst.seed = f.options.seed;
   f.dst.learning_rate = f.options.learning_rate;
+  auto vectors = LoadWordVectors(f);
+  if (!vectors.ok()) return Fail(vectors.status().message(), 1);
+  f.dst.word_vectors = vectors->get();
   model::SetTorchThreads(f.threads);
   std::fprintf(stderr, "training the tracker on %s (%s, train split): %zu dialogues, %zu services\n",
                train->origin.c_str(), f.format_name.c_str(), train->dialogues.size(),
@@ -186,6 +207,9 @@ int RunDialogue(NluFlags& f, data::Format format) {
   auto trained = nlu::dst::DstModel::Train(*train, f.dst, &report);
   if (!trained.ok()) return Fail(trained.status().message(), 1);
   (*trained)->mutable_training()["threads"] = f.threads;
+  if (*vectors != nullptr) {
+    (*trained)->mutable_training()["word_vectors"] = WordVectorsRecord(f, **vectors);
+  }
   if (absl::Status s = (*trained)->Save(f.out_dir); !s.ok()) return Fail(s.message(), 1);
   std::printf("trained the dialogue state tracker on %s (%s, train split)\n", train->origin.c_str(),
               f.format_name.c_str());
@@ -340,15 +364,10 @@ int RunUtterance(NluFlags& f) {
                  f.init_encoder.c_str(), static_cast<long long>(encoder->featurizer().num_words()),
                  static_cast<long long>(encoder->featurizer().num_char_ngrams()));
   }
-  std::unique_ptr<model::WordVectors> vectors;
-  if (!f.word_vectors.empty()) {
-    auto read = model::WordVectors::Read(f.word_vectors, f.word_vectors_max);
-    if (!read.ok()) return Fail(absl::StrCat("--word-vectors: ", read.status().message()), 1);
-    vectors = std::make_unique<model::WordVectors>(*std::move(read));
-    options.word_vectors = vectors.get();
-    std::fprintf(stderr, "word vectors: %zu words x %lld from %s\n", vectors->words().size(),
-                 static_cast<long long>(vectors->dim()), f.word_vectors.c_str());
-  }
+  auto loaded_vectors = LoadWordVectors(f);
+  if (!loaded_vectors.ok()) return Fail(loaded_vectors.status().message(), 1);
+  std::unique_ptr<model::WordVectors> vectors = *std::move(loaded_vectors);
+  options.word_vectors = vectors.get();
   // Ensemble members train side by side, one libtorch thread each, as far as --threads goes.
   options.parallel_members = std::max(1, std::min(f.threads, options.config.ensemble));
   model::SetTorchThreads(std::max(1, f.threads / options.parallel_members));
@@ -380,8 +399,7 @@ int RunUtterance(NluFlags& f) {
     info.training["distilled_from_members"] = options.config.ensemble;
   }
   if (vectors != nullptr) {
-    info.training["word_vectors"] = {
-        {"file", f.word_vectors}, {"words", vectors->words().size()}, {"dim", vectors->dim()}};
+    info.training["word_vectors"] = WordVectorsRecord(f, *vectors);
   }
   if (encoder != nullptr) {
     info.training["init_encoder"] = {{"dir", f.init_encoder},
@@ -475,7 +493,8 @@ void AddNluCommand(CLI::App& app) {
   cmd->add_option("--dropout", f->options.config.dropout)->capture_default_str();
   cmd->add_option("--word-dropout", f->options.config.word_dropout)->capture_default_str();
   cmd->add_option("--word-vectors", f->word_vectors,
-                  "utterance models: pretrained word vectors, GloVe text format (word v1 v2 ...; "
+                  "pretrained word vectors (utterance models and trackers), GloVe text format "
+                  "(word v1 v2 ...; "
                   "scripts/fetch-word-vectors writes one); frozen, projected, beside the trained "
                   "embedding");
   cmd->add_option("--word-vectors-max", f->word_vectors_max,
