@@ -37,7 +37,7 @@ struct NluFlags {
   nlu::dst::DstTrainOptions dst;
   int epochs = 0;  // 0: the default of the kind of model (15 utterance, 3 dialogue, 1 pretraining)
   std::string init_encoder;                  // utterance models: pretrained encoder folder
-  std::string word_vectors;                  // utterance models: GloVe text file
+  std::string word_vectors;                  // utterance models and trackers: GloVe text file
   size_t word_vectors_max = 50000;
   std::vector<std::string> pretrain_corpus;  // FORMAT=PATH: pretrain an encoder instead
   model::PretrainOptions pretrain;
@@ -167,7 +167,6 @@ int Fail(absl::string_view message, int code) {
   return code;
 }
 
-// sgd / multiwoz21: the dialogue state tracker.
 // --word-vectors when given (nullptr when not), its size told on stderr.
 absl::StatusOr<std::unique_ptr<model::WordVectors>> LoadWordVectors(const NluFlags& f) {
   if (f.word_vectors.empty()) return nullptr;
@@ -186,6 +185,7 @@ nlohmann::json WordVectorsRecord(const NluFlags& f, const model::WordVectors& ve
   return {{"file", f.word_vectors}, {"words", vectors.words().size()}, {"dim", vectors.dim()}};
 }
 
+// sgd / multiwoz21: the dialogue state tracker.
 int RunDialogue(NluFlags& f, data::Format format) {
   if (!f.domain_path.empty()) return Fail("--domain trains utterance models, not a tracker", 2);
   absl::StatusOr<data::DialogueDataset> train =
