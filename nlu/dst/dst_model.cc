@@ -146,13 +146,8 @@ struct NetImpl : torch::nn::Module {
                                  torch::nn::Linear(4 * c.model_dim() + 1, c.mlp_dim))),
         intent_out(register_module("intent_out", torch::nn::Linear(c.mlp_dim, 1))) {
     if (c.word_vectors_dim > 0) {
-      vectors = register_module(
-          "vectors",
-          torch::nn::Embedding(
-              torch::nn::EmbeddingOptions(num_words, c.word_vectors_dim).padding_idx(0)));
-      vectors->weight.set_requires_grad(false);
-      vectors_proj =
-          register_module("vectors_proj", torch::nn::Linear(c.word_vectors_dim, c.embedding_dim));
+      model::RegisterWordVectors(*this, num_words, c.word_vectors_dim, c.embedding_dim, vectors,
+                                 vectors_proj);
     }
     torch::NoGradGuard no_grad;
     for (torch::Tensor w : {word->weight, chars->weight, shape->weight, schema->weight}) {
@@ -160,7 +155,6 @@ struct NetImpl : torch::nn::Module {
     }
     word->weight[0].zero_();
     none_intent.normal_(0, 0.1);
-    if (vectors) vectors->weight.zero_();
   }
 
   torch::Tensor Drop(const torch::Tensor& x, bool training) {

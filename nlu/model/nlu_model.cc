@@ -85,13 +85,8 @@ struct NetImpl : torch::nn::Module {
         intent_out(register_module("intent_out", torch::nn::Linear(c.encoding_dim(), num_intents))),
         tag_out(register_module("tag_out", torch::nn::Linear(2 * c.hidden_dim, num_tags))) {
     if (c.word_vectors_dim > 0) {
-      vectors = register_module(
-          "vectors",
-          torch::nn::Embedding(
-              torch::nn::EmbeddingOptions(num_words, c.word_vectors_dim).padding_idx(0)));
-      vectors->weight.set_requires_grad(false);
-      vectors_proj =
-          register_module("vectors_proj", torch::nn::Linear(c.word_vectors_dim, c.embedding_dim));
+      RegisterWordVectors(*this, num_words, c.word_vectors_dim, c.embedding_dim, vectors,
+                          vectors_proj);
     }
     if (c.crf) {
       crf_transitions = register_parameter("crf_transitions", torch::zeros({num_tags, num_tags}));
@@ -111,7 +106,6 @@ struct NetImpl : torch::nn::Module {
       w.uniform_(-0.1, 0.1);
     }
     word->weight[0].zero_();
-    if (vectors) vectors->weight.zero_();
   }
 
   // `gen` draws the dropout masks (used only when training).

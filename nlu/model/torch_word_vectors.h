@@ -14,6 +14,21 @@
 
 namespace helpline::nlu::model {
 
+// Registers on `module` the frozen vector table `vectors` ([num_words, dim], zeros until
+// FillWordVectors) and its learned projection `projection` (dim -> out).
+inline void RegisterWordVectors(torch::nn::Module& module, int64_t num_words, int64_t dim,
+                                int64_t out, torch::nn::Embedding& vectors,
+                                torch::nn::Linear& projection) {
+  vectors = module.register_module(
+      "vectors", torch::nn::Embedding(torch::nn::EmbeddingOptions(num_words, dim).padding_idx(0)));
+  vectors->weight.set_requires_grad(false);
+  {
+    torch::NoGradGuard no_grad;
+    vectors->weight.zero_();
+  }
+  projection = module.register_module("vectors_proj", torch::nn::Linear(dim, out));
+}
+
 // Row i of `table` ([featurizer.num_words(), vectors.dim()], float, contiguous) = the vector
 // of word i; rows of words without one are left as they are.
 inline void FillWordVectors(const WordVectors& vectors, const Featurizer& featurizer,
