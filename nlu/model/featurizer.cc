@@ -109,6 +109,31 @@ std::vector<Token> Tokenize(absl::string_view input) {
   return tokens;
 }
 
+void AddSentencePieces(const SentencePieces& pieces, absl::string_view utterance,
+                       Features& features) {
+  features.pieces.clear();
+  features.first_piece.clear();
+  for (const Token& token : features.tokens) {
+    size_t before = token.begin;
+    char32_t previous = 0;
+    if (before > 0) {
+      // The code point that ends just before the token.
+      size_t start = before - 1;
+      while (start > 0 && (static_cast<unsigned char>(utterance[start]) & 0xC0) == 0x80) --start;
+      size_t pos = start;
+      previous = text::NextCodePoint(utterance, &pos);
+    }
+    const bool word_start = token.begin == 0 || text::IsSpace(previous);
+    features.first_piece.push_back(static_cast<int64_t>(features.pieces.size()));
+    pieces.Encode(utterance.substr(token.begin, token.end - token.begin), word_start,
+                  features.pieces);
+  }
+  if (features.pieces.empty()) features.pieces.push_back(SentencePieces::kUnknown);
+  if (features.pieces.size() > kMaxPieces) features.pieces.resize(kMaxPieces);
+  const int64_t last = static_cast<int64_t>(features.pieces.size()) - 1;
+  for (int64_t& first : features.first_piece) first = std::min(first, last);
+}
+
 std::vector<std::string> CharNgrams(absl::string_view norm) {
   // Code point boundaries of "<norm>".
   const std::string padded = absl::StrCat("<", norm, ">");

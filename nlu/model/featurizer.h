@@ -22,6 +22,7 @@
 #include "absl/strings/string_view.h"
 #include "nlohmann/json_fwd.hpp"
 #include "nlu/data/dataset.h"
+#include "nlu/model/sentence_pieces.h"
 
 namespace helpline::nlu::model {
 
@@ -47,6 +48,10 @@ struct Features {
   std::vector<int64_t> shape_ids;                 // one per token
   std::vector<std::vector<int64_t>> char_ngrams;  // per token, may be empty
   std::vector<int64_t> sentence_ngrams;           // unigrams + bigrams, may be empty
+  // With a pretrained transformer only (AddSentencePieces): the text's sentence pieces (at
+  // most kMaxPieces) and, per token, the index of its first piece there.
+  std::vector<int64_t> pieces;
+  std::vector<int64_t> first_piece;
 };
 
 class Featurizer {
@@ -101,6 +106,13 @@ class Featurizer {
   absl::flat_hash_map<std::string, int64_t> char_ngram_index_;
   absl::flat_hash_map<std::string, int64_t> sentence_ngram_index_;
 };
+
+// Fills `features.pieces` and `features.first_piece` from the tokens of `text` (each token's
+// original text, marked as a word start when whitespace or the text's start precedes it).
+// Pieces past kMaxPieces are dropped; a token whose first piece was dropped points at the
+// last one kept.
+inline constexpr size_t kMaxPieces = 128;
+void AddSentencePieces(const SentencePieces& pieces, absl::string_view text, Features& features);
 
 // The character n-grams (n = 3..5, whole code points) of "<" + norm + ">"; for words of one
 // or two code points also the whole "<word>".

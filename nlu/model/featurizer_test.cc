@@ -218,3 +218,76 @@ TEST(WordVectorsTest, BadFilesAreNamedWithTheLine) {
 
 }  // namespace
 }  // namespace helpline::nlu::model
+
+namespace helpline::nlu::model {
+namespace {
+
+SentencePieces TinyPieces() {
+  nlohmann::json vocab = nlohmann::json::array();
+  for (const char* reserved : {"<unk>", "<s>", "</s>", "r3", "r4", "r5"}) {
+    vocab.push_back({reserved, 0});
+  }
+  const std::string w = "\xE2\x96\x81";  // U+2581, the word-start mark
+  for (const auto& [piece, score] : std::vector<std::pair<std::string, double>>{{w + "he", -1},
+                                                                                {"llo", -1},
+                                                                                {w + "hello", -2.5},
+                                                                                {w, -4},
+                                                                                {"h", -3},
+                                                                                {"e", -3},
+                                                                                {"l", -3},
+                                                                                {"o", -3},
+                                                                                {"fi", -2},
+                                                                                {",", -1}}) {
+    vocab.push_back({piece, score});
+  }
+  vocab.push_back({"x", nullptr});  // a null score counts 0
+  auto pieces = SentencePieces::FromJson(vocab);
+  EXPECT_TRUE(pieces.ok()) << pieces.status();
+  return *pieces;
+}
+
+TEST(SentencePiecesTest, BestScoringSegmentationAndOneUnknownPerRun) {
+  const SentencePieces p = TinyPieces();
+  std::vector<int64_t> ids;
+  p.Encode("hello", true, ids);  // ▁he + llo (-2) beats ▁hello (-2.5)
+  EXPECT_EQ(ids, (std::vector<int64_t>{6, 7}));
+  ids.clear();
+  p.Encode("hello", false, ids);  // no word start: h e llo
+  EXPECT_EQ(ids, (std::vector<int64_t>{10, 11, 7}));
+  ids.clear();
+  p.Encode("he#$%x", true, ids);  // three uncovered characters: one unknown
+  EXPECT_EQ(ids, (std::vector<int64_t>{6, SentencePieces::kUnknown, 16}));
+  ids.clear();
+  p.Encode("\xEF\xAC\x81", false, ids);  // U+FB01 (the fi ligature) is "fi" after NFKC
+  EXPECT_EQ(ids, (std::vector<int64_t>{14}));
+  ids.clear();
+  p.Encode("", true, ids);
+  EXPECT_TRUE(ids.empty());
+  EXPECT_EQ(SentencePieces::FromJson(p.ToJson())->ToJson(), p.ToJson());
+}
+
+TEST(SentencePiecesTest, BadVocabulariesNameTheEntry) {
+  nlohmann::json vocab = TinyPieces().ToJson();
+  vocab[8] = {"llo"};
+  EXPECT_THAT(std::string(SentencePieces::FromJson(vocab).status().message()),
+              ::testing::HasSubstr("entry 8 is not [piece, score]"));
+  vocab[8] = {"", -1};
+  EXPECT_THAT(std::string(SentencePieces::FromJson(vocab).status().message()),
+              ::testing::HasSubstr("entry 8 is empty"));
+  EXPECT_FALSE(SentencePieces::FromJson(nlohmann::json::array({{"a", 0}})).ok());
+  EXPECT_FALSE(SentencePieces::FromJson(nlohmann::json::object()).ok());
+}
+
+TEST(SentencePiecesTest, TokensPointAtTheirFirstPiece) {
+  const SentencePieces p = TinyPieces();
+  Featurizer f = Featurizer::Build({"hello, hello"});
+  const std::string text = "hello, hello";
+  Features features = f.Featurize(text);
+  AddSentencePieces(p, text, features);
+  // ▁he llo , ▁he llo: the comma follows a word without a space, so no word start.
+  EXPECT_EQ(features.pieces, (std::vector<int64_t>{6, 7, 15, 6, 7}));
+  EXPECT_EQ(features.first_piece, (std::vector<int64_t>{0, 2, 3}));
+}
+
+}  // namespace
+}  // namespace helpline::nlu::model

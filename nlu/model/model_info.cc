@@ -1,5 +1,7 @@
 #include "nlu/model/model_info.h"
 
+#include <algorithm>
+#include <iterator>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -44,7 +46,11 @@ nlohmann::json ToJson(const NluModelInfo& info) {
         {"word_dropout", c.word_dropout},
         {"ensemble", c.ensemble},
         {"crf", c.crf},
-        {"word_vectors_dim", c.word_vectors_dim}}},
+        {"word_vectors_dim", c.word_vectors_dim},
+        {"transformer_pieces", c.transformer_pieces},
+        {"transformer_embedding_dim", c.transformer_embedding_dim},
+        {"transformer_hidden_dim", c.transformer_hidden_dim},
+        {"transformer_ffn_dim", c.transformer_ffn_dim}}},
       {"intents", info.intents},
       {"slot_types", info.slot_types},
       {"oos_label", info.oos_label},
@@ -82,6 +88,23 @@ absl::StatusOr<NluModelInfo> NluModelInfoFromJson(const nlohmann::json& json) {
   }
   if (c.word_vectors_dim < 0) {
     return absl::InvalidArgumentError("config: word_vectors_dim must be >= 0");
+  }
+  for (absl::Status s :
+       {Get(*config, "transformer_pieces", &c.transformer_pieces, false),
+        Get(*config, "transformer_embedding_dim", &c.transformer_embedding_dim, false),
+        Get(*config, "transformer_hidden_dim", &c.transformer_hidden_dim, false),
+        Get(*config, "transformer_ffn_dim", &c.transformer_ffn_dim, false)}) {
+    if (!s.ok()) return s;
+  }
+  const int64_t transformer_sizes[] = {c.transformer_pieces, c.transformer_embedding_dim,
+                                       c.transformer_hidden_dim, c.transformer_ffn_dim};
+  const bool any = std::any_of(std::begin(transformer_sizes), std::end(transformer_sizes),
+                               [](int64_t v) { return v != 0; });
+  const bool all = std::all_of(std::begin(transformer_sizes), std::end(transformer_sizes),
+                               [](int64_t v) { return v > 0; });
+  if (any && !all) {
+    return absl::InvalidArgumentError(
+        "config: the transformer sizes must be all positive or all 0");
   }
   if (c.embedding_dim <= 0 || c.hidden_dim <= 0 || c.sentence_dim <= 0 || c.ensemble <= 0) {
     return absl::InvalidArgumentError("config: sizes must be positive");

@@ -33,9 +33,20 @@ struct NluModelConfig {
   // > 0: each token also gets a frozen pretrained word vector of this size (zeros for words
   // without one), projected to embedding_dim and added. Absent in older folders: 0.
   int64_t word_vectors_dim = 0;
+  // A pretrained sentence-piece transformer fine-tuned inside each member
+  // (transformer_checkpoint.h): its piece states, at each word's first piece, are projected
+  // to embedding_dim and added to the token; its sentence vector joins the encoding. Sizes of
+  // its piece vocabulary, piece embedding, states and feed-forward; all 0 (absent in older
+  // folders): no transformer.
+  int64_t transformer_pieces = 0;
+  int64_t transformer_embedding_dim = 0;
+  int64_t transformer_hidden_dim = 0;
+  int64_t transformer_ffn_dim = 0;
 
-  // Size of the utterance encoding (max pool, mean pool, bag of n-grams) of one member.
-  int64_t encoding_dim() const { return 4 * hidden_dim + sentence_dim; }
+  bool has_transformer() const { return transformer_hidden_dim > 0; }
+  // Size of the utterance encoding (max pool, mean pool, bag of n-grams, the transformer's
+  // sentence vector) of one member.
+  int64_t encoding_dim() const { return 4 * hidden_dim + sentence_dim + transformer_hidden_dim; }
 };
 
 struct NluModelInfo {

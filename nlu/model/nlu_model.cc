@@ -26,7 +26,9 @@
 #include "nlu/model/pretrain.h"
 #include "nlu/model/torch_batch.h"
 #include "nlu/model/torch_safetensors.h"
+#include "nlu/model/torch_transformer.h"
 #include "nlu/model/torch_word_vectors.h"
+#include "nlu/model/transformer_checkpoint.h"
 #include "nlu/model/word_vectors.h"
 
 namespace helpline::nlu::model {
@@ -50,6 +52,9 @@ constexpr float kForbidden = -1e4f;
 // teachers' term (the gold labels get 1 - weight).
 constexpr double kDistillTemperature = 2.0;
 constexpr double kDistillWeight = 0.7;
+
+// Dropout on the fine-tuned transformer's attention and feed-forward outputs.
+constexpr double kTransformerDropout = 0.1;
 
 bool TagBigramAllowed(int64_t from, int64_t to) {
   if (to == 0 || to % 2 == 1) return true;
@@ -88,6 +93,13 @@ struct NetImpl : torch::nn::Module {
       RegisterWordVectors(*this, num_words, c.word_vectors_dim, c.embedding_dim, vectors,
                           vectors_proj);
     }
+    if (c.has_transformer()) {
+      transformer = register_module(
+          "transformer", PieceTransformer(c.transformer_pieces, c.transformer_embedding_dim,
+                                          c.transformer_hidden_dim, c.transformer_ffn_dim));
+      transformer_proj = register_module(
+          "transformer_proj", torch::nn::Linear(c.transformer_hidden_dim, c.embedding_dim));
+    }
     if (c.crf) {
       crf_transitions = register_parameter("crf_transitions", torch::zeros({num_tags, num_tags}));
       crf_start = register_parameter("crf_start", torch::zeros({num_tags}));
@@ -123,6 +135,16 @@ struct NetImpl : torch::nn::Module {
     // Word dropout leaves the pretrained vectors alone: a dropped word is then known by its
     // vector only, as a word met first at run time is.
     if (vectors) x = x + vectors_proj(vectors(b.words));
+    torch::Tensor sentence_vector;
+    if (transformer) {
+      auto drop = [&](const torch::Tensor& t) {
+        return Dropout(t, kTransformerDropout, training, gen);
+      };
+      torch::Tensor pieces = transformer->States(b.pieces, b.piece_mask, drop);  // [B, P, H]
+      torch::Tensor first = b.first_piece.unsqueeze(2).expand({-1, -1, pieces.size(2)});
+      x = x + transformer_proj(pieces.gather(1, first));
+      sentence_vector = transformer->Pool(pieces, b.piece_mask);
+    }
     x = Dropout(x, config.dropout, training, gen);
     torch::Tensor states;
     if (batch == 1) {
@@ -138,7 +160,9 @@ struct NetImpl : torch::nn::Module {
     torch::Tensor mean_pool = (states * mask).sum(1) / b.lengths.to(torch::kFloat32).unsqueeze(1);
     torch::Tensor bag = sent(b.sent_ids, b.sent_offsets);
     Output out;
-    out.encoding = torch::cat({max_pool, mean_pool, bag}, 1);
+    out.encoding = sentence_vector.defined()
+                       ? torch::cat({max_pool, mean_pool, bag, sentence_vector}, 1)
+                       : torch::cat({max_pool, mean_pool, bag}, 1);
     out.intent_logits = intent_out(Dropout(out.encoding, config.dropout, training, gen));
     out.tag_logits = tag_out(Dropout(states, config.dropout, training, gen));
     return out;
@@ -184,6 +208,9 @@ struct NetImpl : torch::nn::Module {
   // config.word_vectors_dim > 0 only: frozen pretrained vectors and their projection.
   torch::nn::Embedding vectors{nullptr};
   torch::nn::Linear vectors_proj{nullptr};
+  // config.has_transformer() only: the fine-tuned transformer and its projection to tokens.
+  PieceTransformer transformer{nullptr};
+  torch::nn::Linear transformer_proj{nullptr};
   // config.crf only: learned tag bigram / start / end scores, and the constant IOB2 masks.
   torch::Tensor crf_transitions, crf_start, crf_end, crf_forbidden, crf_start_forbidden;
 };
@@ -202,6 +229,7 @@ struct Combined {
 struct NluModel::Impl {
   NluModelInfo info;
   Featurizer featurizer;
+  SentencePieces pieces;             // info.config.has_transformer() only
   mutable std::vector<Net> members;  // Forward is not const in libtorch; inference does not mutate
   std::vector<std::string> tag_names;
   // config.crf: the members' mean transition scores (with their mean emissions, the mean of
@@ -224,6 +252,12 @@ struct NluModel::Impl {
     transitions.transition = mean(&NetImpl::crf_transitions);
     transitions.start = mean(&NetImpl::crf_start);
     transitions.end = mean(&NetImpl::crf_end);
+  }
+
+  Features Featurize(absl::string_view text) const {
+    Features f = featurizer.Featurize(text);
+    if (info.config.has_transformer() && !f.tokens.empty()) AddSentencePieces(pieces, text, f);
+    return f;
   }
 
   Net NewNet() const {
@@ -401,6 +435,33 @@ absl::Status WriteSafetensors(const std::string& path,
   return absl::OkStatus();
 }
 
+absl::StatusOr<TransformerEmbedding> EmbedWithTransformer(const TransformerCheckpoint& checkpoint,
+                                                          absl::string_view text) {
+  Features features;
+  features.tokens = Tokenize(text);
+  if (features.tokens.empty()) return absl::InvalidArgumentError("the text has no tokens");
+  AddSentencePieces(checkpoint.pieces, text, features);
+  try {
+    torch::InferenceMode guard;
+    PieceTransformer net(checkpoint.tensors.at("embedding").shape[0], checkpoint.embedding_dim,
+                         checkpoint.hidden_dim, checkpoint.ffn_dim);
+    if (absl::Status s = net->LoadFrom(checkpoint); !s.ok()) return s;
+    net->eval();
+    const int64_t p = static_cast<int64_t>(features.pieces.size());
+    torch::Tensor ids = torch::tensor(features.pieces, torch::kInt64).view({1, p});
+    torch::Tensor mask = torch::ones({1, p}, torch::kBool);
+    torch::Tensor v =
+        net->Pool(net->States(ids, mask, [](const torch::Tensor& t) { return t; }), mask);
+    v = (v / v.norm(2, 1, true).clamp_min(1e-6)).contiguous();
+    TransformerEmbedding out;
+    out.pieces = features.pieces;
+    out.embedding.assign(v.data_ptr<float>(), v.data_ptr<float>() + v.numel());
+    return out;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
+  }
+}
+
 void SetTorchThreads(int threads) { torch::set_num_threads(std::max(1, threads)); }
 
 NluModel::NluModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -460,6 +521,17 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
   NluModelInfo& info = impl->info;
   info.config = options.config;
   info.config.word_vectors_dim = options.word_vectors != nullptr ? options.word_vectors->dim() : 0;
+  if (options.transformer != nullptr) {
+    const TransformerCheckpoint& t = *options.transformer;
+    info.config.transformer_pieces = t.tensors.at("embedding").shape[0];
+    info.config.transformer_embedding_dim = t.embedding_dim;
+    info.config.transformer_hidden_dim = t.hidden_dim;
+    info.config.transformer_ffn_dim = t.ffn_dim;
+    impl->pieces = t.pieces;
+  } else {
+    info.config.transformer_pieces = info.config.transformer_embedding_dim =
+        info.config.transformer_hidden_dim = info.config.transformer_ffn_dim = 0;
+  }
   info.intents = SortedIntents(train);
   info.oos_label = oos_label;
   if (!slot_types.empty()) {
@@ -493,7 +565,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
   std::vector<int64_t> intent_targets;
   std::vector<std::vector<int>> tag_targets;
   for (const auto& e : train) {
-    Features f = impl->featurizer.Featurize(e.text);
+    Features f = impl->Featurize(e.text);
     if (f.tokens.empty()) continue;
     tag_targets.push_back(TagsFromSpans(f.tokens, e.spans, info.slot_types));
     intent_targets.push_back(intent_index.at(e.intent));
@@ -520,6 +592,11 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
       if (options.word_vectors != nullptr) {
         FillWordVectors(*options.word_vectors, impl->featurizer, nets.back()->vectors->weight);
       }
+      if (options.transformer != nullptr) {
+        if (absl::Status s = nets.back()->transformer->LoadFrom(*options.transformer); !s.ok()) {
+          return s;
+        }
+      }
     }
     std::mutex progress_mu;
     // `soft` (distillation, [n, C]): the teachers' intent probabilities at
@@ -532,7 +609,19 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
       std::mt19937_64 rng(seed);
       EpochBatches batches(n, static_cast<size_t>(options.batch_size));
       net->train();
-      torch::optim::Adam optimizer(net->parameters(),
+      // The transformer's weights (pretrained) in a second group at their own rate.
+      std::vector<torch::Tensor> own, pretrained;
+      for (const auto& item : net->named_parameters()) {
+        (item.key().rfind("transformer.", 0) == 0 ? pretrained : own).push_back(item.value());
+      }
+      std::vector<torch::optim::OptimizerParamGroup> groups;
+      groups.emplace_back(own);
+      if (!pretrained.empty()) {
+        groups.emplace_back(pretrained, std::make_unique<torch::optim::AdamOptions>(
+                                            options.transformer_learning_rate));
+      }
+      const double base_rates[] = {options.learning_rate, options.transformer_learning_rate};
+      torch::optim::Adam optimizer(std::move(groups),
                                    torch::optim::AdamOptions(options.learning_rate));
       size_t step = 0;
       for (int epoch = 1; epoch <= options.epochs; ++epoch) {
@@ -553,8 +642,11 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
           }
           const Batch batch = MakeBatch(items);
           // Linear decay of the learning rate to 0.
-          SetLearningRate(optimizer,
-                          options.learning_rate * (1.0 - static_cast<double>(step) / total_steps));
+          const double decay = 1.0 - static_cast<double>(step) / total_steps;
+          for (size_t g = 0; g < optimizer.param_groups().size(); ++g) {
+            static_cast<torch::optim::AdamOptions&>(optimizer.param_groups()[g].options())
+                .lr(base_rates[g] * decay);
+          }
           optimizer.zero_grad();
           Output out = net->Forward(batch, true, gen);
           torch::Tensor gold_t =
@@ -671,6 +763,11 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
       if (options.word_vectors != nullptr) {
         FillWordVectors(*options.word_vectors, impl->featurizer, nets.back()->vectors->weight);
       }
+      if (options.transformer != nullptr) {
+        if (absl::Status s = nets.back()->transformer->LoadFrom(*options.transformer); !s.ok()) {
+          return s;
+        }
+      }
       train_member(0, options.seed + members, soft, members);
       impl->members = std::move(nets);
       impl->info.config.ensemble = 1;
@@ -684,7 +781,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
     std::vector<int64_t> dev_gold;
     for (const auto& e : dev) {
       auto it = intent_index.find(e.intent);
-      Features f = impl->featurizer.Featurize(e.text);
+      Features f = impl->Featurize(e.text);
       if (f.tokens.empty() || it == intent_index.end()) continue;
       dev_features.push_back(std::move(f));
       dev_examples.push_back(&e);
@@ -812,7 +909,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
 }
 
 absl::StatusOr<NluPrediction> NluModel::Predict(absl::string_view text, bool use_threshold) const {
-  Features features = impl_->featurizer.Featurize(text);
+  Features features = impl_->Featurize(text);
   if (features.tokens.empty()) return NluPrediction{};
   try {
     std::vector<Combined> c = impl_->Run({&features}, impl_->info.temperature);
@@ -828,6 +925,7 @@ absl::Status NluModel::Save(const std::string& dir) const {
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
   nlohmann::json json = ToJson(impl_->info);
   json["vocabulary"] = impl_->featurizer.ToJson();
+  if (impl_->info.config.has_transformer()) json["pieces"] = impl_->pieces.ToJson();
   {
     const std::string path = (std::filesystem::path(dir) / kModelJsonName).string();
     std::ofstream out(path, std::ios::trunc);
@@ -865,6 +963,21 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Load(const std::string& dir)
   }
   impl->featurizer = *std::move(featurizer);
   impl->tag_names = TagNames(impl->info.slot_types);
+  if (impl->info.config.has_transformer()) {
+    auto pieces = json.find("pieces");
+    if (pieces == json.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(json_path, ": 'pieces' missing (the config has a transformer)"));
+    }
+    absl::StatusOr<SentencePieces> p = SentencePieces::FromJson(*pieces);
+    if (!p.ok())
+      return absl::InvalidArgumentError(absl::StrCat(json_path, ": ", p.status().message()));
+    if (p->size() > impl->info.config.transformer_pieces) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(json_path, ": more pieces than the transformer's embedding has rows"));
+    }
+    impl->pieces = *std::move(p);
+  }
 
   const std::string weights_path = (std::filesystem::path(dir) / kWeightsName).string();
   absl::StatusOr<std::unique_ptr<lm::SafetensorsFile>> weights =

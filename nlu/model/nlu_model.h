@@ -3,8 +3,11 @@
 //
 // Network (one ensemble member):
 //   token = word embedding + mean of its character n-gram embeddings + shape embedding
+//           [+ projected pretrained word vector] [+ projected transformer state of its
+//           first sentence piece]
 //   -> dropout -> BiGRU -> token states
-//   encoding = [max pool of states, mean pool of states, mean of word uni/bigram embeddings]
+//   encoding = [max pool of states, mean pool of states, mean of word uni/bigram embeddings
+//               [, the transformer's sentence vector]]
 //   intent logits = Linear(encoding); tag logits = Linear(token states)
 // trained jointly (cross-entropy of intent + of tags) with Adam. Members of an ensemble
 // differ by seed; their calibrated probabilities are averaged. Slots are decoded with a
@@ -59,8 +62,9 @@ struct TrainProgress {
   double elapsed_seconds = 0;
 };
 
-class PretrainedEncoder;  // pretrain.h
-class WordVectors;        // word_vectors.h
+class PretrainedEncoder;       // pretrain.h
+struct TransformerCheckpoint;  // transformer_checkpoint.h
+class WordVectors;             // word_vectors.h
 
 struct TrainOptions {
   NluModelConfig config;
@@ -77,6 +81,12 @@ struct TrainOptions {
   // word dropout taught to stand for a word known only by its vector. Sets
   // config.word_vectors_dim.
   const WordVectors* word_vectors = nullptr;
+  // When set (not owned; must outlive Train): a pretrained sentence-piece transformer that
+  // every member fine-tunes (NluModelConfig::transformer_*; its piece vocabulary travels in
+  // the model folder), its weights at `transformer_learning_rate` (the rest at
+  // `learning_rate`).
+  const TransformerCheckpoint* transformer = nullptr;
+  double transformer_learning_rate = 1e-4;
   // Intent cross-entropy with label smoothing (0: none).
   double label_smoothing = 0.0;
   uint64_t seed = 1;
@@ -107,6 +117,17 @@ struct TrainReport {
   double dev_nll_before = 0;  // mean NLL at temperature 1
   double dev_nll_after = 0;   // at the fitted temperature
 };
+
+// The pretrained transformer's own sentence embedding of `text` as it was pretrained (its
+// sentence vector, L2-normalized), with the piece ids it read (the model's tokens, each
+// segmented into pieces): for checking a checkpoint against a reference implementation.
+// INVALID_ARGUMENT for a text without tokens; INTERNAL for libtorch errors.
+struct TransformerEmbedding {
+  std::vector<int64_t> pieces;
+  std::vector<float> embedding;
+};
+absl::StatusOr<TransformerEmbedding> EmbedWithTransformer(const TransformerCheckpoint& checkpoint,
+                                                          absl::string_view text);
 
 // Sets libtorch's intra-op thread count for the process (training and inference), so that
 // callers need not include libtorch.

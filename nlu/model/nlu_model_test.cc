@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "nlu/model/featurizer.h"
+#include "nlu/model/transformer_checkpoint.h"
 #include "nlu/model/word_vectors.h"
 
 namespace helpline::nlu::model {
@@ -41,6 +44,77 @@ std::vector<data::UtteranceExample> TinyData() {
     out.push_back(Example("put on the song " + s, "music", "song", s));
   }
   return out;
+}
+
+// A tiny transformer checkpoint in the graph-model layout scripts/fetch-sentence-encoder
+// unpacks (model.json + one shard + vocab.json): E = 8, H = 12 (4 heads of 2 and of 3),
+// feed-forward 16, random weights. `break_shape` gives one weight a wrong shape.
+void WriteTinyCheckpoint(const std::filesystem::path& dir, bool break_shape = false) {
+  std::filesystem::create_directories(dir);
+  const int64_t e = 8, h = 12, f = 16;
+  const std::string enc = "module_apply_default/Encoder_en/KonaTransformer/Encode/";
+  const std::string var = "module/Encoder_en/KonaTransformer/Encode/";
+  const std::string concat = "/ConcatPartitions/concat";
+  const std::string norm = "layer_prepostprocess/layer_norm/layer_norm_";
+  nlohmann::json vocab = nlohmann::json::array();
+  for (const char* reserved : {"<unk>", "<s>", "</s>", "r3", "r4", "r5"}) {
+    vocab.push_back({reserved, 0});
+  }
+  const std::vector<std::string> words = {"what", "is",   "the",      "weather", "in", "will",
+                                          "it",   "rain", "tomorrow", "book",    "a",  "flight",
+                                          "to",   "play", "please",   "put",     "on", "song"};
+  for (const std::string& w : words) vocab.push_back({"\xE2\x96\x81" + w, -2.0});
+  for (char c = 'a'; c <= 'z'; ++c) vocab.push_back({std::string(1, c), -5.0});
+  const int64_t pieces = static_cast<int64_t>(vocab.size()) + 2;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> weights = {
+      {"module/Embeddings_en", {pieces, e}},
+      {"module/Encoder_en/hidden_layers/tanh_layer_0/weights", {h, break_shape ? h + 1 : h}},
+      {"module/Encoder_en/hidden_layers/tanh_layer_0/bias", {h}},
+      {enc + "Layer_0/TransformerLayer/dense/kernel" + concat, {e, h}},
+      {enc + "Layer_0/TransformerLayer/dense/bias" + concat, {h}},
+  };
+  for (int l = 0; l < 2; ++l) {
+    const int64_t in = l == 0 ? e : h;
+    const std::string layer = "Layer_" + std::to_string(l) + "/TransformerLayer/";
+    weights.push_back({enc + layer + norm + "scale" + concat, {in}});
+    weights.push_back({enc + layer + norm + "bias" + concat, {in}});
+    weights.push_back({enc + layer + "FFN/" + norm + "scale" + concat, {h}});
+    weights.push_back({enc + layer + "FFN/" + norm + "bias" + concat, {h}});
+    weights.push_back({var + layer + "MultiheadAttention/qkv_transform_single/kernel/part_0",
+                       {1, 1, in, 3 * in}});
+    weights.push_back(
+        {enc + layer + "MultiheadAttention/qkv_transform_single/bias" + concat, {3 * in}});
+    weights.push_back(
+        {var + layer + "MultiheadAttention/output_transform_single/kernel/part_0", {1, 1, in, h}});
+    weights.push_back(
+        {enc + layer + "MultiheadAttention/output_transform_single/bias" + concat, {h}});
+    weights.push_back(
+        {enc + "TransformerStack/" + layer + "FFN/conv1/Tensordot/Reshape_1", {h, f}});
+    weights.push_back({enc + layer + "FFN/conv1/bias" + concat, {f}});
+    weights.push_back(
+        {enc + "TransformerStack/" + layer + "FFN/conv2/Tensordot/Reshape_1", {f, h}});
+    weights.push_back({enc + layer + "FFN/conv2/bias" + concat, {h}});
+  }
+  nlohmann::json manifest = nlohmann::json::array();
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 0.3f);
+  std::ofstream shard(dir / "group1-shard1of1", std::ios::binary);
+  for (const auto& [name, shape] : weights) {
+    manifest.push_back({{"name", name}, {"shape", shape}, {"dtype", "float32"}});
+    size_t n = 1;
+    for (int64_t d : shape) n *= static_cast<size_t>(d);
+    const bool scale = name.find("layer_norm_scale") != std::string::npos;
+    for (size_t i = 0; i < n; ++i) {
+      const float v = scale ? 1.0f : normal(rng);
+      shard.write(reinterpret_cast<const char*>(&v), sizeof(v));
+    }
+  }
+  shard.close();
+  nlohmann::json model = {
+      {"modelTopology", nlohmann::json::object()},
+      {"weightsManifest", {{{"paths", {"group1-shard1of1"}}, {"weights", manifest}}}}};
+  std::ofstream(dir / "model.json") << model.dump();
+  std::ofstream(dir / "vocab.json") << vocab.dump();
 }
 
 TrainOptions TinyOptions(uint64_t seed) {
@@ -239,6 +313,94 @@ TEST_F(NluModelTest, WordVectorsJoinTheVocabularyFrozenAndUnseenWordsShareUnk) {
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(a->confidence, b->confidence);
   EXPECT_EQ(a->slots, b->slots);
+}
+
+TEST_F(NluModelTest, TransformerIsFineTunedAndTravelsWithTheFolder) {
+  const auto dir = TempDir("transformer");
+  WriteTinyCheckpoint(dir / "checkpoint");
+  auto checkpoint = TransformerCheckpoint::Read((dir / "checkpoint").string());
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  EXPECT_EQ(checkpoint->embedding_dim, 8);
+  EXPECT_EQ(checkpoint->hidden_dim, 12);
+  EXPECT_EQ(checkpoint->ffn_dim, 16);
+
+  // Learning rate 0 for the transformer: its weights stay the checkpoint's (the graph's
+  // [in, out] kernels now [out, in]).
+  TrainOptions frozen = TinyOptions(4);
+  frozen.epochs = 2;
+  frozen.transformer = &*checkpoint;
+  frozen.transformer_learning_rate = 0.0;
+  auto kept = NluModel::Train(TinyData(), {}, "", {}, frozen, nullptr);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  const auto& original = checkpoint->tensors.at("l1.ffn1.weight").values;
+  EXPECT_EQ(kept.value()->Weights().at("m0.transformer.l1.ffn1.weight"), original);
+
+  TrainOptions options = TinyOptions(4);
+  options.transformer = &*checkpoint;
+  options.transformer_learning_rate = 1e-3;
+  auto model = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const NluModelConfig& c = (*model)->info().config;
+  EXPECT_TRUE(c.has_transformer());
+  EXPECT_EQ(c.encoding_dim(), 4 * 16 + 8 + 12);
+  const auto weights = (*model)->Weights();
+  EXPECT_NE(weights.at("m0.transformer.l1.ffn1.weight"), original);  // fine-tuned
+  size_t right = 0, slots = 0;
+  for (const auto& e : TinyData()) {
+    auto p = (*model)->Predict(e.text, false);
+    ASSERT_TRUE(p.ok());
+    right += p->intent == e.intent;
+    slots += p->slots.size() == 1 && p->slots[0].value == e.spans[0].value;
+    EXPECT_EQ(p->encoding.size(), static_cast<size_t>(c.encoding_dim()));
+  }
+  EXPECT_GE(right, TinyData().size() * 9 / 10);
+  EXPECT_GE(slots, TinyData().size() * 8 / 10);
+
+  // The folder holds the pieces and the fine-tuned weights: no checkpoint needed to load.
+  ASSERT_TRUE((*model)->Save((dir / "model").string()).ok());
+  std::filesystem::remove_all(dir / "checkpoint");
+  auto loaded = NluModel::Load((dir / "model").string());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->Weights(), weights);
+  for (const std::string text : {"will it rain in lisbon", "play yellow please"}) {
+    auto a = (*model)->Predict(text);
+    auto b = (*loaded)->Predict(text);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a->confidence, b->confidence) << text;
+    EXPECT_EQ(a->slots, b->slots) << text;
+  }
+
+  // A folder whose config has a transformer but no pieces is refused, naming the field.
+  const std::string json_path = (dir / "model" / "nlu_model.json").string();
+  std::ifstream in(json_path);
+  nlohmann::json json = nlohmann::json::parse(in);
+  in.close();
+  json.erase("pieces");
+  std::ofstream(json_path) << json.dump();
+  auto broken = NluModel::Load((dir / "model").string());
+  ASSERT_FALSE(broken.ok());
+  EXPECT_THAT(std::string(broken.status().message()), ::testing::HasSubstr("'pieces' missing"));
+}
+
+TEST_F(NluModelTest, TransformerCheckpointErrorsNameTheFileAndTheWeight) {
+  const auto dir = TempDir("checkpoint_errors");
+  auto missing = TransformerCheckpoint::Read((dir / "absent").string());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+
+  WriteTinyCheckpoint(dir / "bad_shape", /*break_shape=*/true);
+  auto bad = TransformerCheckpoint::Read((dir / "bad_shape").string());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              ::testing::AllOf(::testing::HasSubstr("model.json"),
+                               ::testing::HasSubstr("'pool.weight' has the wrong shape")));
+
+  WriteTinyCheckpoint(dir / "short_shard");
+  std::filesystem::resize_file(dir / "short_shard" / "group1-shard1of1", 100);
+  auto short_shard = TransformerCheckpoint::Read((dir / "short_shard").string());
+  ASSERT_FALSE(short_shard.ok());
+  EXPECT_THAT(std::string(short_shard.status().message()),
+              ::testing::HasSubstr("the shards hold 100 bytes"));
 }
 
 TEST_F(NluModelTest, CrfTaggerLearnsSpansAndRoundTrips) {

@@ -20,6 +20,9 @@ struct Batch {
   torch::Tensor sent_ids, sent_offsets;  // flat ids, [B] offsets
   torch::Tensor lengths;                 // [B] int64
   torch::Tensor mask;                    // [B, T] bool
+  // With sentence pieces (Features::pieces) only: piece ids [B, P] (0 past a text's end),
+  // their mask [B, P] bool, and each token's first piece [B, T] (0 past the end).
+  torch::Tensor pieces, piece_mask, first_piece;
 };
 
 // One epoch's batches, shared by the trainers: a fresh seeded shuffle of the examples
@@ -85,6 +88,21 @@ inline Batch MakeBatch(const std::vector<const Features*>& items) {
   batch.sent_offsets = longs(sent_offsets, {b});
   batch.lengths = longs(lengths, {b});
   batch.mask = torch::from_blob(mask.data(), {b, t}, torch::kUInt8).to(torch::kBool);
+  if (!items[0]->pieces.empty()) {
+    int64_t p = 1;
+    for (const Features* f : items) p = std::max<int64_t>(p, f->pieces.size());
+    std::vector<int64_t> pieces(b * p, 0), first(b * t, 0);
+    std::vector<uint8_t> piece_mask(b * p, 0);
+    for (int64_t i = 0; i < b; ++i) {
+      const Features& f = *items[i];
+      std::copy(f.pieces.begin(), f.pieces.end(), pieces.begin() + i * p);
+      std::fill_n(piece_mask.begin() + i * p, f.pieces.size(), 1);
+      std::copy(f.first_piece.begin(), f.first_piece.end(), first.begin() + i * t);
+    }
+    batch.pieces = longs(pieces, {b, p});
+    batch.first_piece = longs(first, {b, t});
+    batch.piece_mask = torch::from_blob(piece_mask.data(), {b, p}, torch::kUInt8).to(torch::kBool);
+  }
   return batch;
 }
 

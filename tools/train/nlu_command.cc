@@ -20,6 +20,7 @@
 #include "nlu/dst/dst_model.h"
 #include "nlu/model/nlu_model.h"
 #include "nlu/model/pretrain.h"
+#include "nlu/model/transformer_checkpoint.h"
 #include "nlu/model/word_vectors.h"
 #include "services/dst/extractors.h"
 #include "tools/train/commands.h"
@@ -39,6 +40,7 @@ struct NluFlags {
   std::string init_encoder;                  // utterance models: pretrained encoder folder
   std::string word_vectors;                  // utterance models and trackers: GloVe text file
   size_t word_vectors_max = 50000;
+  std::string transformer;  // utterance models: pretrained sentence transformer folder
   std::vector<std::string> pretrain_corpus;  // FORMAT=PATH: pretrain an encoder instead
   model::PretrainOptions pretrain;
   double pretrain_minutes = 0;
@@ -368,6 +370,18 @@ int RunUtterance(NluFlags& f) {
   if (!loaded_vectors.ok()) return Fail(loaded_vectors.status().message(), 1);
   std::unique_ptr<model::WordVectors> vectors = *std::move(loaded_vectors);
   options.word_vectors = vectors.get();
+  std::unique_ptr<model::TransformerCheckpoint> transformer;
+  if (!f.transformer.empty()) {
+    auto read = model::TransformerCheckpoint::Read(f.transformer);
+    if (!read.ok()) return Fail(absl::StrCat("--transformer: ", read.status().message()), 1);
+    transformer = std::make_unique<model::TransformerCheckpoint>(*std::move(read));
+    options.transformer = transformer.get();
+    std::fprintf(stderr, "transformer from %s (%lld pieces, width %lld/%lld), fine-tuned at %g\n",
+                 f.transformer.c_str(), static_cast<long long>(transformer->pieces.size()),
+                 static_cast<long long>(transformer->embedding_dim),
+                 static_cast<long long>(transformer->hidden_dim),
+                 options.transformer_learning_rate);
+  }
   // Ensemble members train side by side, one libtorch thread each, as far as --threads goes.
   options.parallel_members = std::max(1, std::min(f.threads, options.config.ensemble));
   model::SetTorchThreads(std::max(1, f.threads / options.parallel_members));
@@ -400,6 +414,10 @@ int RunUtterance(NluFlags& f) {
   }
   if (vectors != nullptr) {
     info.training["word_vectors"] = WordVectorsRecord(f, *vectors);
+  }
+  if (transformer != nullptr) {
+    info.training["transformer"] = {{"dir", f.transformer},
+                                    {"learning_rate", options.transformer_learning_rate}};
   }
   if (encoder != nullptr) {
     info.training["init_encoder"] = {{"dir", f.init_encoder},
@@ -500,6 +518,12 @@ void AddNluCommand(CLI::App& app) {
   cmd->add_option("--word-vectors-max", f->word_vectors_max,
                   "with --word-vectors: the first (most frequent) N words join the vocabulary "
                   "(0: all)")
+      ->capture_default_str();
+  cmd->add_option("--transformer", f->transformer,
+                  "utterance models: fine-tune this pretrained sentence-piece transformer inside "
+                  "every member (scripts/fetch-sentence-encoder writes one)");
+  cmd->add_option("--transformer-lr", f->options.transformer_learning_rate,
+                  "with --transformer: its Adam learning rate (decays linearly to 0)")
       ->capture_default_str();
   cmd->add_option("--distill", f->options.distill,
                   "utterance models: the --ensemble members teach one student (their softened "

@@ -1,0 +1,123 @@
+// The pretrained sentence-piece transformer (transformer_checkpoint.h) as a libtorch module,
+// fine-tuned inside the utterance model. Include only from libtorch translation units.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "nlu/model/transformer_checkpoint.h"
+
+namespace helpline::nlu::model {
+
+// One pre-norm layer: x + Attention(Norm(x)), then x + FFN(Norm(x)). With in != out the
+// attention maps `in` to `out` and the residual goes through a learned projection.
+struct TransformerLayerImpl : torch::nn::Module {
+  static constexpr int64_t kHeads = 4;
+
+  TransformerLayerImpl(int64_t in, int64_t out_dim, int64_t ffn)
+      : norm1(register_module("norm1",
+                              torch::nn::LayerNorm(torch::nn::LayerNormOptions({in}).eps(1e-6)))),
+        qkv(register_module("qkv", torch::nn::Linear(in, 3 * in))),
+        out(register_module("out", torch::nn::Linear(in, out_dim))),
+        norm2(register_module(
+            "norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({out_dim}).eps(1e-6)))),
+        ffn1(register_module("ffn1", torch::nn::Linear(out_dim, ffn))),
+        ffn2(register_module("ffn2", torch::nn::Linear(ffn, out_dim))) {
+    if (in != out_dim) residual = register_module("residual", torch::nn::Linear(in, out_dim));
+  }
+
+  // x [B, P, in], key_bias [B, 1, 1, P] (0 or -1e9 for padding); `drop` applies dropout to a
+  // branch's output (identity in eval mode).
+  template <typename Drop>
+  torch::Tensor Forward(const torch::Tensor& x, const torch::Tensor& key_bias, Drop&& drop) {
+    const int64_t b = x.size(0), p = x.size(1), in = x.size(2), head = in / kHeads;
+    std::vector<torch::Tensor> parts = qkv(norm1(x)).chunk(3, 2);
+    auto heads = [&](const torch::Tensor& t) {
+      return t.view({b, p, kHeads, head}).transpose(1, 2);  // [B, heads, P, head]
+    };
+    torch::Tensor q = heads(parts[0]) * (1.0 / std::sqrt(static_cast<double>(head)));
+    torch::Tensor scores = torch::matmul(q, heads(parts[1]).transpose(2, 3)) + key_bias;
+    torch::Tensor context = torch::matmul(torch::softmax(scores, 3), heads(parts[2]));
+    context = context.transpose(1, 2).reshape({b, p, in});
+    torch::Tensor h = (residual ? residual(x) : x) + drop(out(context));
+    return h + drop(ffn2(torch::relu(ffn1(norm2(h)))));
+  }
+
+  torch::nn::LayerNorm norm1;
+  torch::nn::Linear qkv, out;
+  torch::nn::LayerNorm norm2;
+  torch::nn::Linear ffn1, ffn2;
+  torch::nn::Linear residual{nullptr};
+};
+TORCH_MODULE(TransformerLayer);
+
+struct PieceTransformerImpl : torch::nn::Module {
+  PieceTransformerImpl(int64_t pieces, int64_t embedding_dim, int64_t hidden_dim, int64_t ffn_dim)
+      : embedding(register_parameter("embedding", torch::zeros({pieces, embedding_dim}))),
+        l0(register_module("l0", TransformerLayer(embedding_dim, hidden_dim, ffn_dim))),
+        l1(register_module("l1", TransformerLayer(hidden_dim, hidden_dim, ffn_dim))),
+        pool(register_module("pool", torch::nn::Linear(hidden_dim, hidden_dim))) {
+    // Sinusoidal position signal: sin of the first half of the rates, cos of the second.
+    const int64_t half = embedding_dim / 2;
+    inv_timescales = torch::exp(torch::arange(half, torch::kFloat32) *
+                                (-std::log(1e4) / std::max<int64_t>(half - 1, 1)));
+  }
+
+  // ids [B, P] (any id past a text's end), mask [B, P] bool -> piece states [B, P, H].
+  template <typename Drop>
+  torch::Tensor States(const torch::Tensor& ids, const torch::Tensor& mask, Drop&& drop) {
+    const int64_t p = ids.size(1);
+    torch::Tensor angles =
+        torch::arange(p, torch::kFloat32).unsqueeze(1) * inv_timescales.unsqueeze(0);
+    torch::Tensor signal = torch::cat({torch::sin(angles), torch::cos(angles)}, 1);  // [P, E]
+    // The pretrained graph adds the embedding twice (the position signal is added to the
+    // embedding, and the stack's input, the embedding again, to that): 2 * embedding + signal.
+    torch::Tensor x =
+        2.0 * embedding.index_select(0, ids.reshape({-1})).view({ids.size(0), p, -1}) +
+        signal.unsqueeze(0);
+    torch::Tensor key_bias =
+        mask.logical_not().to(torch::kFloat32).mul(-1e9).view({ids.size(0), 1, 1, p});
+    x = l0->Forward(x, key_bias, drop);
+    return l1->Forward(x, key_bias, drop);
+  }
+
+  // The sentence vector: tanh(Linear(mean of the states of the unmasked pieces)) [B, H].
+  torch::Tensor Pool(const torch::Tensor& states, const torch::Tensor& mask) {
+    torch::Tensor m = mask.unsqueeze(2).to(torch::kFloat32);
+    torch::Tensor mean = (states * m).sum(1) / m.sum(1).clamp_min(1.0);
+    return torch::tanh(pool(mean));
+  }
+
+  // Copies the checkpoint's weights (same names) into the parameters. INVALID_ARGUMENT naming
+  // a weight that is missing or has another shape.
+  absl::Status LoadFrom(const TransformerCheckpoint& checkpoint) {
+    torch::NoGradGuard no_grad;
+    for (auto& item : named_parameters()) {
+      auto it = checkpoint.tensors.find(item.key());
+      if (it == checkpoint.tensors.end()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("transformer weight '", item.key(), "' missing"));
+      }
+      torch::Tensor dst = item.value();
+      if (it->second.shape != dst.sizes().vec()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("transformer weight '", item.key(), "' has the wrong shape"));
+      }
+      std::copy(it->second.values.begin(), it->second.values.end(), dst.data_ptr<float>());
+    }
+    return absl::OkStatus();
+  }
+
+  torch::Tensor embedding;
+  TransformerLayer l0, l1;
+  torch::nn::Linear pool;
+  torch::Tensor inv_timescales;  // [E / 2], not a parameter
+};
+TORCH_MODULE(PieceTransformer);
+
+}  // namespace helpline::nlu::model

@@ -1,0 +1,45 @@
+// helpline-transformer-embed: the pretrained transformer's sentence embedding of each line of
+// stdin, as JSON lines {"pieces": [ids], "embedding": [floats]} (an empty object for a line
+// without tokens). For tests/node/transformer_compare.mjs, which checks it against TensorFlow.js
+// running the same checkpoint.
+//
+//   helpline-transformer-embed --transformer DIR < lines.txt
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "nlohmann/json.hpp"
+#include "nlu/model/nlu_model.h"
+#include "nlu/model/transformer_checkpoint.h"
+
+int main(int argc, char** argv) {
+  namespace model = helpline::nlu::model;
+  CLI::App app{"Sentence embeddings of the pretrained transformer, one JSON line per input line"};
+  std::string dir;
+  app.add_option("--transformer", dir, "checkpoint folder (scripts/fetch-sentence-encoder)")
+      ->required();
+  CLI11_PARSE(app, argc, argv);
+  model::SetTorchThreads(1);
+  auto checkpoint = model::TransformerCheckpoint::Read(dir);
+  if (!checkpoint.ok()) {
+    std::fprintf(stderr, "helpline-transformer-embed: %s\n",
+                 std::string(checkpoint.status().message()).c_str());
+    return 1;
+  }
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    nlohmann::json out = nlohmann::json::object();
+    auto e = model::EmbedWithTransformer(*checkpoint, line);
+    if (e.ok()) {
+      out["pieces"] = e->pieces;
+      out["embedding"] = e->embedding;
+    } else if (e.status().code() != absl::StatusCode::kInvalidArgument) {
+      std::fprintf(stderr, "helpline-transformer-embed: %s\n",
+                   std::string(e.status().message()).c_str());
+      return 1;
+    }
+    std::cout << out.dump() << "\n";
+  }
+  return 0;
+}
