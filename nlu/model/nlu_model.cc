@@ -3,6 +3,7 @@
 #include "nlu/model/nlu_model.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -140,7 +141,20 @@ struct NetImpl : torch::nn::Module {
       auto drop = [&](const torch::Tensor& t) {
         return Dropout(t, kTransformerDropout, training, gen);
       };
+      // Training with bf16_training: the transformer's matrix products in bfloat16 (autocast;
+      // the weights and their gradients stay float32). The cast weights are cached for one
+      // forward pass only: the optimizer changes them.
+      const bool autocast = training && bf16_training;
+      if (autocast) {
+        at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+        at::autocast::set_cpu_enabled(true);
+      }
       torch::Tensor pieces = transformer->States(b.pieces, b.piece_mask, drop);  // [B, P, H]
+      if (autocast) {
+        at::autocast::set_cpu_enabled(false);
+        at::autocast::clear_cache();
+        pieces = pieces.to(torch::kFloat32);
+      }
       torch::Tensor first = b.first_piece.unsqueeze(2).expand({-1, -1, pieces.size(2)});
       x = x + transformer_proj(pieces.gather(1, first));
       sentence_vector = transformer->Pool(pieces, b.piece_mask);
@@ -211,6 +225,8 @@ struct NetImpl : torch::nn::Module {
   // config.has_transformer() only: the fine-tuned transformer and its projection to tokens.
   PieceTransformer transformer{nullptr};
   torch::nn::Linear transformer_proj{nullptr};
+  // Set by the trainer (TrainOptions::transformer_bf16).
+  bool bf16_training = false;
   // config.crf only: learned tag bigram / start / end scores, and the constant IOB2 masks.
   torch::Tensor crf_transitions, crf_start, crf_end, crf_forbidden, crf_start_forbidden;
 };
@@ -574,8 +590,6 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
   if (features.empty()) return absl::InvalidArgumentError("no training example has a word");
   const bool has_tags = !info.slot_types.empty();
   const size_t n = features.size();
-  const size_t total_steps =
-      EpochBatches(n, static_cast<size_t>(options.batch_size)).count() * options.epochs;
 
   try {
     // Members start one after the other from the global seed (parameter initialisation),
@@ -603,8 +617,12 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
     // kDistillTemperature for every training example; undefined for an ordinary member.
     const int progress_members = members + (options.distill ? 1 : 0);
     // Trains nets[index] with dropout and shuffles from `seed`; progress names it `shown`.
-    auto train_member = [&](int index, uint64_t seed, const torch::Tensor& soft, int shown) {
+    auto train_member = [&](int index, uint64_t seed, const torch::Tensor& soft, int shown,
+                            int epochs) {
+      const size_t total_steps =
+          EpochBatches(n, static_cast<size_t>(options.batch_size)).count() * epochs;
       Net& net = nets[index];
+      net->bf16_training = options.transformer_bf16;
       at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
       std::mt19937_64 rng(seed);
       EpochBatches batches(n, static_cast<size_t>(options.batch_size));
@@ -624,7 +642,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
       torch::optim::Adam optimizer(std::move(groups),
                                    torch::optim::AdamOptions(options.learning_rate));
       size_t step = 0;
-      for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+      for (int epoch = 1; epoch <= epochs; ++epoch) {
         batches.Shuffle(rng);
         double loss_sum = 0;
         size_t right = 0, seen = 0;
@@ -699,7 +717,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
             p.member = shown;
             p.members = progress_members;
             p.epoch = epoch;
-            p.epochs = options.epochs;
+            p.epochs = epochs;
             p.step = step;
             p.steps = total_steps;
             p.loss = loss_sum / seen;
@@ -714,7 +732,8 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
     };
     const int parallel = std::clamp(options.parallel_members, 1, members);
     if (parallel == 1) {
-      for (int m = 0; m < members; ++m) train_member(m, options.seed + m, torch::Tensor(), m);
+      for (int m = 0; m < members; ++m)
+        train_member(m, options.seed + m, torch::Tensor(), m, options.epochs);
     } else {
       std::atomic<int> next{0};
       std::vector<std::string> errors(members);
@@ -723,7 +742,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
         threads.emplace_back([&] {
           for (int m = next++; m < members; m = next++) {
             try {
-              train_member(m, options.seed + m, torch::Tensor(), m);
+              train_member(m, options.seed + m, torch::Tensor(), m, options.epochs);
             } catch (const c10::Error& e) {
               errors[m] = e.what_without_backtrace();
             } catch (const std::exception& e) {
@@ -758,17 +777,23 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
         soft = soft.defined() ? torch::cat({soft, p}, 0) : p;
       }
       soft = soft.clone();  // out of inference mode, for autograd
+      if (options.distill_without_transformer) {
+        // The student has no transformer: it answers at the cost of the recurrent network.
+        info.config.transformer_pieces = info.config.transformer_embedding_dim =
+            info.config.transformer_hidden_dim = info.config.transformer_ffn_dim = 0;
+      }
       torch::manual_seed(options.seed + members);
       nets.assign(1, impl->NewNet());
       if (options.word_vectors != nullptr) {
         FillWordVectors(*options.word_vectors, impl->featurizer, nets.back()->vectors->weight);
       }
-      if (options.transformer != nullptr) {
+      if (info.config.has_transformer()) {
         if (absl::Status s = nets.back()->transformer->LoadFrom(*options.transformer); !s.ok()) {
           return s;
         }
       }
-      train_member(0, options.seed + members, soft, members);
+      train_member(0, options.seed + members, soft, members,
+                   options.student_epochs > 0 ? options.student_epochs : options.epochs);
       impl->members = std::move(nets);
       impl->info.config.ensemble = 1;
     }

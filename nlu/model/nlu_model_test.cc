@@ -382,6 +382,33 @@ TEST_F(NluModelTest, TransformerIsFineTunedAndTravelsWithTheFolder) {
   EXPECT_THAT(std::string(broken.status().message()), ::testing::HasSubstr("'pieces' missing"));
 }
 
+TEST_F(NluModelTest, StudentWithoutTransformerLearnsFromTransformerTeachers) {
+  const auto dir = TempDir("transformer_student");
+  WriteTinyCheckpoint(dir / "checkpoint");
+  auto checkpoint = TransformerCheckpoint::Read((dir / "checkpoint").string());
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  TrainOptions options = TinyOptions(6);
+  options.transformer = &*checkpoint;
+  options.transformer_learning_rate = 1e-3;
+  options.distill = true;
+  options.distill_without_transformer = true;
+  options.student_epochs = 20;
+  auto model = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_FALSE((*model)->info().config.has_transformer());
+  EXPECT_EQ((*model)->info().config.ensemble, 1);
+  for (const auto& [name, values] : (*model)->Weights()) {
+    EXPECT_EQ(name.find("transformer"), std::string::npos) << name;
+  }
+  size_t right = 0;
+  for (const auto& e : TinyData()) right += (*model)->Predict(e.text, false)->intent == e.intent;
+  EXPECT_GE(right, TinyData().size() * 9 / 10);
+  ASSERT_TRUE((*model)->Save((dir / "model").string()).ok());
+  auto loaded = NluModel::Load((dir / "model").string());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->Weights(), (*model)->Weights());
+}
+
 TEST_F(NluModelTest, TransformerCheckpointErrorsNameTheFileAndTheWeight) {
   const auto dir = TempDir("checkpoint_errors");
   auto missing = TransformerCheckpoint::Read((dir / "absent").string());

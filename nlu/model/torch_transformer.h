@@ -44,8 +44,10 @@ struct TransformerLayerImpl : torch::nn::Module {
     torch::Tensor scores = torch::matmul(q, heads(parts[1]).transpose(2, 3)) + key_bias;
     torch::Tensor context = torch::matmul(torch::softmax(scores, 3), heads(parts[2]));
     context = context.transpose(1, 2).reshape({b, p, in});
-    torch::Tensor h = (residual ? residual(x) : x) + drop(out(context));
-    return h + drop(ffn2(torch::relu(ffn1(norm2(h)))));
+    // Sums and norms in float32 (under bf16 autocast the linear maps return bfloat16).
+    const auto f32 = [](const torch::Tensor& t) { return t.to(torch::kFloat32); };
+    torch::Tensor h = (residual ? f32(residual(x)) : x) + drop(f32(out(context)));
+    return h + drop(f32(ffn2(torch::relu(ffn1(norm2(h))))));
   }
 
   torch::nn::LayerNorm norm1;

@@ -411,6 +411,11 @@ int RunUtterance(NluFlags& f) {
   };
   if (options.distill) {
     info.training["distilled_from_members"] = options.config.ensemble;
+    info.training["student_epochs"] =
+        options.student_epochs > 0 ? options.student_epochs : options.epochs;
+    if (transformer != nullptr) {
+      info.training["student_has_transformer"] = !options.distill_without_transformer;
+    }
   }
   if (vectors != nullptr) {
     info.training["word_vectors"] = WordVectorsRecord(f, *vectors);
@@ -525,9 +530,19 @@ void AddNluCommand(CLI::App& app) {
   cmd->add_option("--transformer-lr", f->options.transformer_learning_rate,
                   "with --transformer: its Adam learning rate (decays linearly to 0)")
       ->capture_default_str();
+  cmd->add_option("--transformer-bf16", f->options.transformer_bf16,
+                  "with --transformer: train its matrix products in bfloat16 (autocast)")
+      ->capture_default_str();
   cmd->add_option("--distill", f->options.distill,
                   "utterance models: the --ensemble members teach one student (their softened "
                   "intent probabilities + the gold labels); the folder holds the student only")
+      ->capture_default_str();
+  cmd->add_option("--distill-without-transformer", f->options.distill_without_transformer,
+                  "with --distill and --transformer: the student has no transformer (the "
+                  "members, its teachers, do)")
+      ->capture_default_str();
+  cmd->add_option("--student-epochs", f->options.student_epochs,
+                  "with --distill: the student's epochs (0: --epochs)")
       ->capture_default_str();
   cmd->add_option("--crf", f->options.config.crf,
                   "utterance models: slot tagger with a linear-chain CRF (learned tag bigrams, "
