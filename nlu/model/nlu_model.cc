@@ -508,6 +508,12 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
     return absl::InvalidArgumentError(
         "a pretrained encoder and pretrained word vectors cannot be combined");
   }
+  if (options.student_epochs < 0) {
+    return absl::InvalidArgumentError("the student's epochs must be >= 0");
+  }
+  if (options.transformer_learning_rate < 0) {
+    return absl::InvalidArgumentError("the transformer's learning rate must be >= 0");
+  }
   if (options.label_smoothing < 0 || options.label_smoothing >= 1) {
     return absl::InvalidArgumentError("label smoothing must be in [0, 1)");
   }
@@ -732,8 +738,9 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
     };
     const int parallel = std::clamp(options.parallel_members, 1, members);
     if (parallel == 1) {
-      for (int m = 0; m < members; ++m)
+      for (int m = 0; m < members; ++m) {
         train_member(m, options.seed + m, torch::Tensor(), m, options.epochs);
+      }
     } else {
       std::atomic<int> next{0};
       std::vector<std::string> errors(members);

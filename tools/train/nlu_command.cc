@@ -458,9 +458,12 @@ int RunUtterance(NluFlags& f) {
 
 int RunNlu(NluFlags& f) {
   if (!f.pretrain_corpus.empty()) {
-    if (!f.data_path.empty() || !f.domain_path.empty() || !f.init_encoder.empty()) {
-      return Fail("--pretrain-corpus pretrains an encoder: no --data, --domain or --init-encoder",
-                  2);
+    if (!f.data_path.empty() || !f.domain_path.empty() || !f.init_encoder.empty() ||
+        !f.transformer.empty()) {
+      return Fail(
+          "--pretrain-corpus pretrains an encoder: no --data, --domain, --init-encoder or "
+          "--transformer",
+          2);
     }
     return RunPretrain(f);
   }
@@ -471,7 +474,13 @@ int RunNlu(NluFlags& f) {
     if (f.format_name.empty()) return Fail("--data needs --format", 2);
     absl::StatusOr<data::Format> format = data::ParseFormat(f.format_name);
     if (!format.ok()) return Fail(absl::StrCat("--format: ", format.status().message()), 2);
-    if (data::IsDialogueFormat(*format)) return RunDialogue(f, *format);
+    if (data::IsDialogueFormat(*format)) {
+      if (!f.transformer.empty()) {
+        return Fail("--transformer serves utterance models only, not the dialogue state tracker",
+                    2);
+      }
+      return RunDialogue(f, *format);
+    }
   }
   return RunUtterance(f);
 }
