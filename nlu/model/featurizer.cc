@@ -113,27 +113,20 @@ void AddSentencePieces(const SentencePieces& pieces, absl::string_view utterance
                        Features& features) {
   features.pieces.clear();
   features.first_piece.clear();
-  const std::vector<Token>& tokens = features.tokens;
-  // Runs of tokens with nothing between them are segmented as one text ("don't" may become
-  // "▁don" "'t" although the tokens are "don" "'" "t").
-  for (size_t i = 0; i < tokens.size();) {
-    size_t j = i + 1;
-    while (j < tokens.size() && tokens[j].begin == tokens[j - 1].end) ++j;
+  for (const Token& token : features.tokens) {
+    size_t before = token.begin;
     char32_t previous = 0;
-    if (tokens[i].begin > 0) {
-      // The code point that ends just before the run.
-      size_t start = tokens[i].begin - 1;
+    if (before > 0) {
+      // The code point that ends just before the token.
+      size_t start = before - 1;
       while (start > 0 && (static_cast<unsigned char>(utterance[start]) & 0xC0) == 0x80) --start;
       size_t pos = start;
       previous = text::NextCodePoint(utterance, &pos);
     }
-    std::vector<absl::string_view> parts;
-    for (size_t k = i; k < j; ++k) {
-      parts.push_back(utterance.substr(tokens[k].begin, tokens[k].end - tokens[k].begin));
-    }
-    pieces.EncodeRun(parts, tokens[i].begin == 0 || text::IsSpace(previous), features.pieces,
-                     features.first_piece);
-    i = j;
+    const bool word_start = token.begin == 0 || text::IsSpace(previous);
+    features.first_piece.push_back(static_cast<int64_t>(features.pieces.size()));
+    pieces.Encode(utterance.substr(token.begin, token.end - token.begin), word_start,
+                  features.pieces);
   }
   if (features.pieces.empty()) features.pieces.push_back(SentencePieces::kUnknown);
   if (features.pieces.size() > kMaxPieces) features.pieces.resize(kMaxPieces);

@@ -107,11 +107,10 @@ class Featurizer {
   absl::flat_hash_map<std::string, int64_t> sentence_ngram_index_;
 };
 
-// Fills `features.pieces` and `features.first_piece` from the tokens of `text`: each run of
-// tokens without anything between them is segmented as one text (a piece may span tokens:
-// "'t" of "don't"), marked as a word start when whitespace or the text's start precedes it;
-// a token's first piece is the one that holds its first character. Pieces past kMaxPieces
-// are dropped; a token whose first piece was dropped points at the last one kept.
+// Fills `features.pieces` and `features.first_piece` from the tokens of `text` (each token's
+// original text, marked as a word start when whitespace or the text's start precedes it).
+// Pieces past kMaxPieces are dropped; a token whose first piece was dropped points at the
+// last one kept.
 inline constexpr size_t kMaxPieces = 128;
 void AddSentencePieces(const SentencePieces& pieces, absl::string_view text, Features& features);
 

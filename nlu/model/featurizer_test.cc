@@ -241,10 +241,6 @@ SentencePieces TinyPieces() {
     vocab.push_back({piece, score});
   }
   vocab.push_back({"x", nullptr});  // a null score counts 0
-  for (const auto& [piece, score] : std::vector<std::pair<std::string, double>>{
-           {w + "don", -1}, {"'t", -1}, {"'", -3}, {"t", -3}}) {
-    vocab.push_back({piece, score});
-  }
   auto pieces = SentencePieces::FromJson(vocab);
   EXPECT_TRUE(pieces.ok()) << pieces.status();
   return *pieces;
@@ -291,14 +287,6 @@ TEST(SentencePiecesTest, TokensPointAtTheirFirstPiece) {
   // ▁he llo , ▁he llo: the comma follows a word without a space, so no word start.
   EXPECT_EQ(features.pieces, (std::vector<int64_t>{6, 7, 15, 6, 7}));
   EXPECT_EQ(features.first_piece, (std::vector<int64_t>{0, 2, 3}));
-
-  // Tokens glued together are one run: "'t" spans the tokens ' and t, which both point at it.
-  const std::string glued = "don't x";
-  features = Featurizer::Build({glued}).Featurize(glued);
-  ASSERT_EQ(features.tokens.size(), 4u);
-  AddSentencePieces(p, glued, features);
-  EXPECT_EQ(features.pieces, (std::vector<int64_t>{17, 18, 9, 16}));  // ▁don 't ▁ x
-  EXPECT_EQ(features.first_piece, (std::vector<int64_t>{0, 1, 1, 2}));
 }
 
 }  // namespace

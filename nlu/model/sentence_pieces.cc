@@ -66,38 +66,17 @@ nlohmann::json SentencePieces::ToJson() const {
 
 void SentencePieces::Encode(absl::string_view word, bool word_start,
                             std::vector<int64_t>& ids) const {
-  std::vector<int64_t> first;
-  EncodeRun({word}, word_start, ids, first);
-}
-
-void SentencePieces::EncodeRun(const std::vector<absl::string_view>& parts, bool word_start,
-                               std::vector<int64_t>& ids, std::vector<int64_t>& first) const {
-  // The run's text and the code point where each part starts (a part that normalizes to
-  // nothing starts where the next one does).
-  std::string form = word_start ? std::string(kWordStart) : std::string();
-  std::vector<size_t> at;  // byte offset of every code point of `form`
-  std::vector<size_t> part_start;
-  auto index = [&](size_t from_byte) {
-    for (size_t pos = from_byte; pos < form.size();) {
-      at.push_back(pos);
-      domain::text::NextCodePoint(form, &pos);
-    }
-  };
-  index(0);
-  for (absl::string_view part : parts) {
-    part_start.push_back(at.size());
-    const size_t begin = form.size();
-    form += Nfkc(part);
-    index(begin);
+  if (word.empty()) return;
+  std::string form = Nfkc(word);
+  if (word_start) form = absl::StrCat(kWordStart, form);
+  // Code point boundaries.
+  std::vector<size_t> at;
+  for (size_t pos = 0; pos < form.size();) {
+    at.push_back(pos);
+    domain::text::NextCodePoint(form, &pos);
   }
   const size_t n = at.size();
   at.push_back(form.size());
-  if (word_start && !part_start.empty()) part_start[0] = 0;  // the first piece holds "▁"
-  const size_t base = ids.size();
-  if (form.size() == (word_start ? kWordStart.size() : 0)) {  // nothing but the mark
-    first.insert(first.end(), parts.size(), static_cast<int64_t>(base));
-    return;
-  }
   // best[e]: score of the best segmentation of the first e code points; from[e]: its last
   // piece (id, start).
   constexpr float kNone = -std::numeric_limits<float>::infinity();
@@ -124,21 +103,14 @@ void SentencePieces::EncodeRun(const std::vector<absl::string_view>& parts, bool
     }
   }
   // Every position is reachable (a piece or the unknown piece leaves each reachable one).
-  // Pieces as (id, first code point), in order; a run of unknowns is one unknown.
-  std::vector<std::pair<int64_t, size_t>> path;
-  for (size_t e = n; e > 0; e = from[e].second) path.push_back({from[e].first, from[e].second});
-  std::reverse(path.begin(), path.end());
-  std::vector<size_t> starts;
-  for (const auto& [id, start] : path) {
-    if (id == kUnknown && ids.size() > base && ids.back() == kUnknown) continue;
-    ids.push_back(id);
-    starts.push_back(start);
+  std::vector<int64_t> reversed;
+  for (size_t e = n; e > 0; e = from[e].second) {
+    const int64_t id = from[e].first;
+    if (!(id == kUnknown && !reversed.empty() && reversed.back() == kUnknown)) {
+      reversed.push_back(id);
+    }
   }
-  // Each part's first piece: the last piece that starts at or before the part's start.
-  for (size_t start : part_start) {
-    const size_t k = std::upper_bound(starts.begin(), starts.end(), start) - starts.begin();
-    first.push_back(static_cast<int64_t>(base + (k == 0 ? 0 : k - 1)));
-  }
+  ids.insert(ids.end(), reversed.rbegin(), reversed.rend());
 }
 
 }  // namespace helpline::nlu::model

@@ -1,11 +1,10 @@
 // A unigram sentence-piece vocabulary and its segmenter (the pretrained transformer's input,
 // transformer_checkpoint.h), without libtorch.
 //
-// A word (or a run of tokens without whitespace between them) becomes the most probable
-// sequence of pieces (Viterbi over the pieces' log probabilities) of its NFKC form, prefixed
-// with "▁" (U+2581) when whitespace or the start of the text precedes it. A character no piece
-// covers becomes the unknown piece (id 0); a run of them one unknown. Pieces 0..kReserved-1
-// (unknown, <s>, </s>, ...) never match text.
+// A word becomes the most probable sequence of pieces (Viterbi over the pieces' log
+// probabilities) of its NFKC form, prefixed with "▁" (U+2581) when whitespace or the start of
+// the text precedes it. A character no piece covers becomes the unknown piece (id 0); a run
+// of them one unknown. Pieces 0..kReserved-1 (unknown, <s>, </s>, ...) never match text.
 //
 // Thread-safety: immutable after construction; any number of threads may call Encode.
 #pragma once
@@ -41,12 +40,6 @@ class SentencePieces {
   // Appends the piece ids of `word` (`word_start`: whitespace or the text's start precedes
   // it) to `ids`. Nothing for an empty word.
   void Encode(absl::string_view word, bool word_start, std::vector<int64_t>& ids) const;
-  // The same for a run of parts with nothing between them (tokens glued together, e.g.
-  // "don", "'", "t"), segmented as one text so that a piece may span parts ("'t"). Appends to
-  // `first`, per part, the index in `ids` of the piece that holds the part's first character.
-  // Nothing (and the current end of `ids` as every part's first) when the parts are empty.
-  void EncodeRun(const std::vector<absl::string_view>& parts, bool word_start,
-                 std::vector<int64_t>& ids, std::vector<int64_t>& first) const;
 
   int64_t size() const { return static_cast<int64_t>(pieces_.size()); }
   const std::string& piece(int64_t id) const { return pieces_[id].first; }
