@@ -117,6 +117,22 @@ void WriteTinyCheckpoint(const std::filesystem::path& dir, bool break_shape = fa
   std::ofstream(dir / "vocab.json") << vocab.dump();
 }
 
+// How many TinyData utterances `model` gives their intent (no threshold).
+size_t RightIntents(const NluModel& model) {
+  size_t right = 0;
+  for (const auto& e : TinyData()) right += model.Predict(e.text, false)->intent == e.intent;
+  return right;
+}
+
+// Saves `model` into `dir` and loads it back (nullptr, with a test failure, on an error).
+std::unique_ptr<NluModel> SaveAndLoad(const NluModel& model, const std::filesystem::path& dir) {
+  const absl::Status saved = model.Save(dir.string());
+  EXPECT_TRUE(saved.ok()) << saved;
+  auto loaded = NluModel::Load(dir.string());
+  EXPECT_TRUE(loaded.ok()) << loaded.status();
+  return loaded.ok() ? *std::move(loaded) : nullptr;
+}
+
 TrainOptions TinyOptions(uint64_t seed) {
   TrainOptions o;
   o.seed = seed;
@@ -301,15 +317,12 @@ TEST_F(NluModelTest, WordVectorsJoinTheVocabularyFrozenAndUnseenWordsShareUnk) {
                          word.begin() + 1 * emb));
   EXPECT_FALSE(std::equal(word.begin() + weather * emb, word.begin() + (weather + 1) * emb,
                           word.begin() + 1 * emb));
-  size_t right = 0;
-  for (const auto& e : TinyData()) right += (*model)->Predict(e.text, false)->intent == e.intent;
-  EXPECT_GE(right, TinyData().size() * 9 / 10);
-  ASSERT_TRUE((*model)->Save((dir / "model").string()).ok());
-  auto loaded = NluModel::Load((dir / "model").string());
-  ASSERT_TRUE(loaded.ok()) << loaded.status();
-  EXPECT_EQ((*loaded)->Weights(), weights);
+  EXPECT_GE(RightIntents(**model), TinyData().size() * 9 / 10);
+  std::unique_ptr<NluModel> loaded = SaveAndLoad(**model, dir / "model");
+  ASSERT_NE(loaded, nullptr);
+  EXPECT_EQ(loaded->Weights(), weights);
   auto a = (*model)->Predict("what is the weather in lisbon");
-  auto b = (*loaded)->Predict("what is the weather in lisbon");
+  auto b = loaded->Predict("what is the weather in lisbon");
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(a->confidence, b->confidence);
   EXPECT_EQ(a->slots, b->slots);
@@ -400,13 +413,10 @@ TEST_F(NluModelTest, StudentWithoutTransformerLearnsFromTransformerTeachers) {
   for (const auto& [name, values] : (*model)->Weights()) {
     EXPECT_EQ(name.find("transformer"), std::string::npos) << name;
   }
-  size_t right = 0;
-  for (const auto& e : TinyData()) right += (*model)->Predict(e.text, false)->intent == e.intent;
-  EXPECT_GE(right, TinyData().size() * 9 / 10);
-  ASSERT_TRUE((*model)->Save((dir / "model").string()).ok());
-  auto loaded = NluModel::Load((dir / "model").string());
-  ASSERT_TRUE(loaded.ok()) << loaded.status();
-  EXPECT_EQ((*loaded)->Weights(), (*model)->Weights());
+  EXPECT_GE(RightIntents(**model), TinyData().size() * 9 / 10);
+  std::unique_ptr<NluModel> loaded = SaveAndLoad(**model, dir / "model");
+  ASSERT_NE(loaded, nullptr);
+  EXPECT_EQ(loaded->Weights(), (*model)->Weights());
 }
 
 TEST_F(NluModelTest, TransformerCheckpointErrorsNameTheFileAndTheWeight) {
