@@ -451,27 +451,29 @@ absl::Status WriteSafetensors(const std::string& path,
   return absl::OkStatus();
 }
 
-absl::StatusOr<TransformerEmbedding> EmbedWithTransformer(const TransformerCheckpoint& checkpoint,
-                                                          absl::string_view text) {
-  Features features;
-  features.tokens = Tokenize(text);
-  if (features.tokens.empty()) return absl::InvalidArgumentError("the text has no tokens");
-  AddSentencePieces(checkpoint.pieces, text, features);
+absl::StatusOr<std::vector<TransformerEmbedding>> EmbedWithTransformer(
+    const TransformerCheckpoint& checkpoint, const std::vector<std::string>& texts) {
   try {
     torch::InferenceMode guard;
     PieceTransformer net(checkpoint.tensors.at("embedding").shape[0], checkpoint.embedding_dim,
                          checkpoint.hidden_dim, checkpoint.ffn_dim);
     if (absl::Status s = net->LoadFrom(checkpoint); !s.ok()) return s;
     net->eval();
-    const int64_t p = static_cast<int64_t>(features.pieces.size());
-    torch::Tensor ids = torch::tensor(features.pieces, torch::kInt64).view({1, p});
-    torch::Tensor mask = torch::ones({1, p}, torch::kBool);
-    torch::Tensor v =
-        net->Pool(net->States(ids, mask, [](const torch::Tensor& t) { return t; }), mask);
-    v = (v / v.norm(2, 1, true).clamp_min(1e-6)).contiguous();
-    TransformerEmbedding out;
-    out.pieces = features.pieces;
-    out.embedding.assign(v.data_ptr<float>(), v.data_ptr<float>() + v.numel());
+    std::vector<TransformerEmbedding> out(texts.size());
+    for (size_t i = 0; i < texts.size(); ++i) {
+      Features features;
+      features.tokens = Tokenize(texts[i]);
+      if (features.tokens.empty()) continue;
+      AddSentencePieces(checkpoint.pieces, texts[i], features);
+      const int64_t p = static_cast<int64_t>(features.pieces.size());
+      torch::Tensor ids = torch::tensor(features.pieces, torch::kInt64).view({1, p});
+      torch::Tensor mask = torch::ones({1, p}, torch::kBool);
+      torch::Tensor v =
+          net->Pool(net->States(ids, mask, [](const torch::Tensor& t) { return t; }), mask);
+      v = (v / v.norm(2, 1, true).clamp_min(1e-6)).contiguous();
+      out[i].pieces = features.pieces;
+      out[i].embedding.assign(v.data_ptr<float>(), v.data_ptr<float>() + v.numel());
+    }
     return out;
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));

@@ -126,16 +126,17 @@ struct TrainReport {
   double dev_nll_after = 0;   // at the fitted temperature
 };
 
-// The pretrained transformer's own sentence embedding of `text` as it was pretrained (its
+// The pretrained transformer's own sentence embeddings of `texts` as it was pretrained (its
 // sentence vector, L2-normalized), with the piece ids it read (the model's tokens, each
-// segmented into pieces): for checking a checkpoint against a reference implementation.
-// INVALID_ARGUMENT for a text without tokens; INTERNAL for libtorch errors.
+// segmented into pieces): for checking a checkpoint against a reference implementation. The
+// network is built once for all texts; a text without tokens gets an empty result. INTERNAL
+// for libtorch errors, INVALID_ARGUMENT for a checkpoint that does not fit the network.
 struct TransformerEmbedding {
   std::vector<int64_t> pieces;
   std::vector<float> embedding;
 };
-absl::StatusOr<TransformerEmbedding> EmbedWithTransformer(const TransformerCheckpoint& checkpoint,
-                                                          absl::string_view text);
+absl::StatusOr<std::vector<TransformerEmbedding>> EmbedWithTransformer(
+    const TransformerCheckpoint& checkpoint, const std::vector<std::string>& texts);
 
 // Sets libtorch's intra-op thread count for the process (training and inference), so that
 // callers need not include libtorch.

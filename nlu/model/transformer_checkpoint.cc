@@ -1,7 +1,6 @@
 #include "nlu/model/transformer_checkpoint.h"
 
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <numeric>
 #include <vector>

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "nlohmann/json.hpp"
@@ -27,17 +28,19 @@ int main(int argc, char** argv) {
                  std::string(checkpoint.status().message()).c_str());
     return 1;
   }
-  std::string line;
-  while (std::getline(std::cin, line)) {
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(std::cin, line);) lines.push_back(line);
+  auto embeddings = model::EmbedWithTransformer(*checkpoint, lines);
+  if (!embeddings.ok()) {
+    std::fprintf(stderr, "helpline-transformer-embed: %s\n",
+                 std::string(embeddings.status().message()).c_str());
+    return 1;
+  }
+  for (const model::TransformerEmbedding& e : *embeddings) {
     nlohmann::json out = nlohmann::json::object();
-    auto e = model::EmbedWithTransformer(*checkpoint, line);
-    if (e.ok()) {
-      out["pieces"] = e->pieces;
-      out["embedding"] = e->embedding;
-    } else if (e.status().code() != absl::StatusCode::kInvalidArgument) {
-      std::fprintf(stderr, "helpline-transformer-embed: %s\n",
-                   std::string(e.status().message()).c_str());
-      return 1;
+    if (!e.pieces.empty()) {
+      out["pieces"] = e.pieces;
+      out["embedding"] = e.embedding;
     }
     std::cout << out.dump() << "\n";
   }
