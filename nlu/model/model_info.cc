@@ -50,7 +50,8 @@ nlohmann::json ToJson(const NluModelInfo& info) {
         {"transformer_pieces", c.transformer_pieces},
         {"transformer_embedding_dim", c.transformer_embedding_dim},
         {"transformer_hidden_dim", c.transformer_hidden_dim},
-        {"transformer_ffn_dim", c.transformer_ffn_dim}}},
+        {"transformer_ffn_dim", c.transformer_ffn_dim},
+        {"transformer_bf16_inference", c.transformer_bf16_inference}}},
       {"intents", info.intents},
       {"slot_types", info.slot_types},
       {"oos_label", info.oos_label},
@@ -93,7 +94,8 @@ absl::StatusOr<NluModelInfo> NluModelInfoFromJson(const nlohmann::json& json) {
        {Get(*config, "transformer_pieces", &c.transformer_pieces, false),
         Get(*config, "transformer_embedding_dim", &c.transformer_embedding_dim, false),
         Get(*config, "transformer_hidden_dim", &c.transformer_hidden_dim, false),
-        Get(*config, "transformer_ffn_dim", &c.transformer_ffn_dim, false)}) {
+        Get(*config, "transformer_ffn_dim", &c.transformer_ffn_dim, false),
+        Get(*config, "transformer_bf16_inference", &c.transformer_bf16_inference, false)}) {
     if (!s.ok()) return s;
   }
   const int64_t transformer_sizes[] = {c.transformer_pieces, c.transformer_embedding_dim,

@@ -42,6 +42,10 @@ struct NluModelConfig {
   int64_t transformer_embedding_dim = 0;
   int64_t transformer_hidden_dim = 0;
   int64_t transformer_ffn_dim = 0;
+  // Inference runs the transformer's linear maps in bfloat16 (copies of the weights made at
+  // load; the folder keeps float32). About 3x faster on CPUs with bf16 instructions; the
+  // calibration on dev already saw it. Absent in older folders: false.
+  bool transformer_bf16_inference = false;
 
   bool has_transformer() const { return transformer_hidden_dim > 0; }
   // Size of the utterance encoding (max pool, mean pool, bag of n-grams, the transformer's

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <random>
 #include <set>
 #include <thread>
@@ -598,6 +599,11 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
   if (features.empty()) return absl::InvalidArgumentError("no training example has a word");
   const bool has_tags = !info.slot_types.empty();
   const size_t n = features.size();
+  // Work per utterance: its pieces with a transformer, else its tokens.
+  std::vector<size_t> lengths(n);
+  for (size_t i = 0; i < n; ++i) {
+    lengths[i] = std::max(features[i].pieces.size(), features[i].tokens.size());
+  }
 
   try {
     // Members start one after the other from the global seed (parameter initialisation),
@@ -651,7 +657,11 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
                                    torch::optim::AdamOptions(options.learning_rate));
       size_t step = 0;
       for (int epoch = 1; epoch <= epochs; ++epoch) {
-        batches.Shuffle(rng);
+        if (options.length_buckets) {
+          batches.ShuffleInLengthBuckets(rng, lengths);
+        } else {
+          batches.Shuffle(rng);
+        }
         double loss_sum = 0;
         size_t right = 0, seen = 0;
         for (size_t bi = 0; bi < batches.count(); ++bi) {
@@ -771,19 +781,33 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
     if (options.distill) {
       // The members are the teachers: their mean probabilities at kDistillTemperature on
       // every training example (eval mode), then one student from seed + ensemble.
+      // The teachers read the examples in order of length (little padding); each row goes
+      // back to its example's place.
+      std::vector<size_t> by_length(n);
+      std::iota(by_length.begin(), by_length.end(), size_t{0});
+      std::stable_sort(by_length.begin(), by_length.end(),
+                       [&](size_t a, size_t b) { return lengths[a] < lengths[b]; });
       torch::Tensor soft;
-      for (size_t lo = 0; lo < n; lo += 256) {
-        std::vector<const Features*> items;
-        for (size_t i = lo; i < std::min(n, lo + 256); ++i) items.push_back(&features[i]);
-        std::vector<torch::Tensor> logits;
-        impl->Run(items, 1.0, &logits);
-        torch::Tensor p;
-        for (const torch::Tensor& z : logits) {
-          torch::Tensor q = torch::softmax(z / kDistillTemperature, 1);
-          p = p.defined() ? p + q : q;
+      {
+        torch::InferenceMode guard;
+        for (size_t lo = 0; lo < n; lo += 256) {
+          std::vector<const Features*> items;
+          std::vector<int64_t> rows;
+          for (size_t i = lo; i < std::min(n, lo + 256); ++i) {
+            items.push_back(&features[by_length[i]]);
+            rows.push_back(static_cast<int64_t>(by_length[i]));
+          }
+          std::vector<torch::Tensor> logits;
+          impl->Run(items, 1.0, &logits);
+          torch::Tensor p;
+          for (const torch::Tensor& z : logits) {
+            torch::Tensor q = torch::softmax(z / kDistillTemperature, 1);
+            p = p.defined() ? p + q : q;
+          }
+          p = p / static_cast<double>(logits.size());
+          if (!soft.defined()) soft = torch::zeros({static_cast<int64_t>(n), p.size(1)});
+          soft.index_copy_(0, torch::tensor(rows, torch::kInt64), p);
         }
-        p = p / static_cast<double>(logits.size());
-        soft = soft.defined() ? torch::cat({soft, p}, 0) : p;
       }
       soft = soft.clone();  // out of inference mode, for autograd
       if (options.distill_without_transformer) {
@@ -808,18 +832,32 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
     }
     impl->AverageTransitions();
     for (Net& net : impl->members) ShareUnknownRow(net->word->weight, untrained_words);
+    // From here on (calibration included) the model runs as it will after loading.
+    info.config.transformer_bf16_inference =
+        options.transformer_bf16_inference && info.config.has_transformer();
+    if (info.config.transformer_bf16_inference) {
+      for (Net& net : impl->members) net->transformer->UseBf16ForInference();
+    }
 
-    // Calibration and the out-of-scope threshold on dev.
+    // Calibration and the out-of-scope threshold on dev (nothing there depends on the
+    // order of the examples: they go in order of length, for little padding).
+    std::vector<std::pair<Features, const data::UtteranceExample*>> usable;
+    for (const auto& e : dev) {
+      Features f = impl->Featurize(e.text);
+      if (f.tokens.empty() || intent_index.count(e.intent) == 0) continue;
+      usable.emplace_back(std::move(f), &e);
+    }
+    std::stable_sort(usable.begin(), usable.end(), [](const auto& a, const auto& b) {
+      return std::max(a.first.pieces.size(), a.first.tokens.size()) <
+             std::max(b.first.pieces.size(), b.first.tokens.size());
+    });
     std::vector<Features> dev_features;
     std::vector<const data::UtteranceExample*> dev_examples;
     std::vector<int64_t> dev_gold;
-    for (const auto& e : dev) {
-      auto it = intent_index.find(e.intent);
-      Features f = impl->Featurize(e.text);
-      if (f.tokens.empty() || it == intent_index.end()) continue;
+    for (auto& [f, e] : usable) {
       dev_features.push_back(std::move(f));
-      dev_examples.push_back(&e);
-      dev_gold.push_back(it->second);
+      dev_examples.push_back(e);
+      dev_gold.push_back(intent_index.at(e->intent));
     }
     if (!dev_features.empty()) {
       std::vector<torch::Tensor> logits;  // per member, [N, C]
@@ -1038,6 +1076,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Load(const std::string& dir)
         ++used;
       }
       net->eval();
+      if (impl->info.config.transformer_bf16_inference) net->transformer->UseBf16ForInference();
       impl->members.push_back(net);
     }
     impl->AverageTransitions();

@@ -90,6 +90,12 @@ struct TrainOptions {
   // Train the transformer's matrix products in bfloat16 (autocast; about twice as fast where
   // the CPU has bf16 instructions); inference stays float32.
   bool transformer_bf16 = false;
+  // The trained model runs the transformer's linear maps in bfloat16
+  // (NluModelConfig::transformer_bf16_inference); calibration on dev sees it.
+  bool transformer_bf16_inference = false;
+  // Batches of utterances of similar length (EpochBatches::ShuffleInLengthBuckets) instead
+  // of a plain shuffle: less padding, so faster, above all with a transformer.
+  bool length_buckets = false;
   // Intent cross-entropy with label smoothing (0: none).
   double label_smoothing = 0.0;
   uint64_t seed = 1;

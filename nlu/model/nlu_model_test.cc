@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <random>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "nlu/model/epoch_batches.h"
 #include "nlu/model/featurizer.h"
 #include "nlu/model/transformer_checkpoint.h"
 #include "nlu/model/word_vectors.h"
@@ -406,6 +408,7 @@ TEST_F(NluModelTest, StudentWithoutTransformerLearnsFromTransformerTeachers) {
   options.distill = true;
   options.distill_without_transformer = true;
   options.student_epochs = 20;
+  options.length_buckets = true;
   auto model = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_FALSE((*model)->info().config.has_transformer());
@@ -417,6 +420,55 @@ TEST_F(NluModelTest, StudentWithoutTransformerLearnsFromTransformerTeachers) {
   std::unique_ptr<NluModel> loaded = SaveAndLoad(**model, dir / "model");
   ASSERT_NE(loaded, nullptr);
   EXPECT_EQ(loaded->Weights(), (*model)->Weights());
+}
+
+TEST_F(NluModelTest, Bf16InferenceStaysCloseToFloat32AndTravelsWithTheFolder) {
+  const auto dir = TempDir("transformer_bf16");
+  WriteTinyCheckpoint(dir / "checkpoint");
+  auto checkpoint = TransformerCheckpoint::Read((dir / "checkpoint").string());
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  TrainOptions options = TinyOptions(4);
+  options.transformer = &*checkpoint;
+  options.transformer_learning_rate = 1e-3;
+  options.transformer_bf16_inference = true;
+  auto model = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_TRUE((*model)->info().config.transformer_bf16_inference);
+  EXPECT_GE(RightIntents(**model), TinyData().size() * 9 / 10);
+
+  // The folder keeps float32 weights and the setting; the loaded model answers the same.
+  std::unique_ptr<NluModel> loaded = SaveAndLoad(**model, dir / "model");
+  ASSERT_NE(loaded, nullptr);
+  EXPECT_TRUE(loaded->info().config.transformer_bf16_inference);
+  EXPECT_EQ(loaded->Weights(), (*model)->Weights());
+  for (const auto& e : TinyData()) {
+    EXPECT_EQ(loaded->Predict(e.text)->confidence, (*model)->Predict(e.text)->confidence);
+  }
+
+  // The same weights in float32: the same intents, the utterance encodings (the
+  // transformer's sentence vector among them) a little apart, so bfloat16 did run.
+  const std::string json_path = (dir / "model" / "nlu_model.json").string();
+  std::ifstream in(json_path);
+  nlohmann::json json = nlohmann::json::parse(in);
+  in.close();
+  json["config"]["transformer_bf16_inference"] = false;
+  std::ofstream(json_path) << json.dump();
+  auto f32 = NluModel::Load((dir / "model").string());
+  ASSERT_TRUE(f32.ok()) << f32.status();
+  float largest = 0, largest_diff = 0;
+  for (const auto& e : TinyData()) {
+    auto a = (*model)->Predict(e.text, false);
+    auto b = (*f32)->Predict(e.text, false);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a->intent, b->intent) << e.text;
+    ASSERT_EQ(a->encoding.size(), b->encoding.size());
+    for (size_t i = 0; i < a->encoding.size(); ++i) {
+      largest = std::max(largest, std::abs(b->encoding[i]));
+      largest_diff = std::max(largest_diff, std::abs(a->encoding[i] - b->encoding[i]));
+    }
+  }
+  EXPECT_GT(largest_diff, 0.0f);
+  EXPECT_LT(largest_diff, 0.05f * largest);
 }
 
 TEST_F(NluModelTest, TransformerCheckpointErrorsNameTheFileAndTheWeight) {
@@ -523,6 +575,53 @@ TEST_F(NluModelTest, LoadRefusesAFolderOfAnotherDomainAndBrokenFolders) {
   const absl::Status bad = NluModel::Load(dir.string()).status();
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad.message()), ::testing::HasSubstr("wrong shape"));
+}
+
+// Sum over batches of (batch size x longest length): the work when padding to the longest.
+size_t PaddedWork(const EpochBatches& batches, const std::vector<size_t>& lengths) {
+  size_t work = 0;
+  for (size_t b = 0; b < batches.count(); ++b) {
+    size_t longest = 0;
+    for (size_t i = batches.begin(b); i < batches.end(b); ++i) {
+      longest = std::max(longest, lengths[batches[i]]);
+    }
+    work += longest * (batches.end(b) - batches.begin(b));
+  }
+  return work;
+}
+
+TEST(EpochBatchesTest, LengthBucketsVisitEveryExampleOnceWithLessPadding) {
+  // 1,000 examples (not a multiple of the batch size) of lengths 1..60.
+  const size_t n = 1000, batch_size = 32;
+  std::vector<size_t> lengths(n);
+  std::mt19937_64 draw(5);
+  for (size_t& l : lengths) l = 1 + draw() % 60;
+  const size_t real_work = std::accumulate(lengths.begin(), lengths.end(), size_t{0});
+
+  EpochBatches plain(n, batch_size), bucketed(n, batch_size), again(n, batch_size);
+  std::mt19937_64 rng_plain(1), rng_bucketed(1), rng_again(1);
+  plain.Shuffle(rng_plain);
+  std::vector<size_t> previous;
+  for (int epoch = 0; epoch < 3; ++epoch) {
+    bucketed.ShuffleInLengthBuckets(rng_bucketed, lengths);
+    again.ShuffleInLengthBuckets(rng_again, lengths);
+    std::vector<size_t> seen;
+    for (size_t i = 0; i < n; ++i) {
+      seen.push_back(bucketed[i]);
+      EXPECT_EQ(bucketed[i], again[i]);  // the same seed, the same order
+    }
+    EXPECT_NE(seen, previous);  // each epoch its own order
+    previous = seen;
+    std::sort(seen.begin(), seen.end());
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(seen[i], i);
+    EXPECT_EQ(bucketed.count(), plain.count());
+    EXPECT_EQ(bucketed.end(bucketed.count() - 1) - bucketed.begin(bucketed.count() - 1),
+              n % batch_size);
+    // Random batches pad to nearly 60 everywhere (about twice the real work); buckets of
+    // similar lengths waste under a tenth.
+    EXPECT_GT(PaddedWork(plain, lengths), real_work * 17 / 10);
+    EXPECT_LT(PaddedWork(bucketed, lengths), real_work * 11 / 10);
+  }
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "nlu/model/epoch_batches.h"
 #include "nlu/model/featurizer.h"
 
 namespace helpline::nlu::model {
@@ -23,26 +24,6 @@ struct Batch {
   // With sentence pieces (Features::pieces) only: piece ids [B, P] (0 past a text's end),
   // their mask [B, P] bool, and each token's first piece [B, T] (0 past the end).
   torch::Tensor pieces, piece_mask, first_piece;
-};
-
-// One epoch's batches, shared by the trainers: a fresh seeded shuffle of the examples
-// 0..n-1 (the identity, then std::shuffle), cut into runs of batch_size (the last shorter).
-class EpochBatches {
- public:
-  EpochBatches(size_t n, size_t batch_size) : order_(n), batch_size_(std::max<size_t>(1, batch_size)) {}
-  size_t count() const { return (order_.size() + batch_size_ - 1) / batch_size_; }
-  void Shuffle(std::mt19937_64& rng) {
-    for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
-    std::shuffle(order_.begin(), order_.end(), rng);
-  }
-  // Positions [begin(b), end(b)) of batch b; (*this)[i] is the example at position i.
-  size_t begin(size_t b) const { return b * batch_size_; }
-  size_t end(size_t b) const { return std::min(order_.size(), (b + 1) * batch_size_); }
-  size_t operator[](size_t i) const { return order_[i]; }
-
- private:
-  std::vector<size_t> order_;
-  size_t batch_size_;
 };
 
 // Sets every parameter group's learning rate.

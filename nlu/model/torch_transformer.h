@@ -6,7 +6,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -36,7 +38,7 @@ struct TransformerLayerImpl : torch::nn::Module {
   template <typename Drop>
   torch::Tensor Forward(const torch::Tensor& x, const torch::Tensor& key_bias, Drop&& drop) {
     const int64_t b = x.size(0), p = x.size(1), in = x.size(2), head = in / kHeads;
-    std::vector<torch::Tensor> parts = qkv(norm1(x)).chunk(3, 2);
+    std::vector<torch::Tensor> parts = Map(qkv, norm1(x)).chunk(3, 2);
     auto heads = [&](const torch::Tensor& t) {
       return t.view({b, p, kHeads, head}).transpose(1, 2);  // [B, heads, P, head]
     };
@@ -46,8 +48,31 @@ struct TransformerLayerImpl : torch::nn::Module {
     context = context.transpose(1, 2).reshape({b, p, in});
     // Sums and norms in float32 (under bf16 autocast the linear maps return bfloat16).
     const auto f32 = [](const torch::Tensor& t) { return t.to(torch::kFloat32); };
-    torch::Tensor h = (residual ? f32(residual(x)) : x) + drop(f32(out(context)));
-    return h + drop(f32(ffn2(torch::relu(ffn1(norm2(h))))));
+    torch::Tensor h = (residual ? f32(Map(residual, x)) : x) + drop(f32(Map(out, context)));
+    return h + drop(f32(Map(ffn2, torch::relu(Map(ffn1, norm2(h))))));
+  }
+
+  // From now on, inference (eval mode) runs the linear maps on bfloat16 copies of their
+  // weights, returning float32; training and the parameters are untouched.
+  void UseBf16ForInference() {
+    torch::NoGradGuard no_grad;
+    bf16_.clear();
+    for (const torch::nn::Linear* lin : {&qkv, &out, &ffn1, &ffn2, &residual}) {
+      if (!*lin) continue;
+      bf16_[lin->get()] = {(*lin)->weight.to(torch::kBFloat16), (*lin)->bias.to(torch::kBFloat16)};
+    }
+  }
+
+  // lin(x), in bfloat16 after UseBf16ForInference (eval mode only).
+  torch::Tensor Map(torch::nn::Linear& lin, const torch::Tensor& x) {
+    if (!is_training()) {
+      auto it = bf16_.find(lin.get());
+      if (it != bf16_.end()) {
+        return torch::linear(x.to(torch::kBFloat16), it->second.first, it->second.second)
+            .to(torch::kFloat32);
+      }
+    }
+    return lin(x);
   }
 
   torch::nn::LayerNorm norm1;
@@ -55,6 +80,8 @@ struct TransformerLayerImpl : torch::nn::Module {
   torch::nn::LayerNorm norm2;
   torch::nn::Linear ffn1, ffn2;
   torch::nn::Linear residual{nullptr};
+  // UseBf16ForInference: each map's (weight, bias) in bfloat16.
+  std::map<const torch::nn::LinearImpl*, std::pair<torch::Tensor, torch::Tensor>> bf16_;
 };
 TORCH_MODULE(TransformerLayer);
 
@@ -93,6 +120,11 @@ struct PieceTransformerImpl : torch::nn::Module {
     torch::Tensor m = mask.unsqueeze(2).to(torch::kFloat32);
     torch::Tensor mean = (states * m).sum(1) / m.sum(1).clamp_min(1.0);
     return torch::tanh(pool(mean));
+  }
+
+  void UseBf16ForInference() {
+    l0->UseBf16ForInference();
+    l1->UseBf16ForInference();
   }
 
   // Copies the checkpoint's weights (same names) into the parameters. INVALID_ARGUMENT naming
