@@ -149,6 +149,22 @@ TrainOptions TinyOptions(uint64_t seed) {
   return o;
 }
 
+// WriteTinyCheckpoint into dir/checkpoint, read back (empty, with a test failure, on an error).
+TransformerCheckpoint ReadTinyCheckpoint(const std::filesystem::path& dir) {
+  WriteTinyCheckpoint(dir / "checkpoint");
+  auto checkpoint = TransformerCheckpoint::Read((dir / "checkpoint").string());
+  EXPECT_TRUE(checkpoint.ok()) << checkpoint.status();
+  return checkpoint.ok() ? *std::move(checkpoint) : TransformerCheckpoint{};
+}
+
+// TinyOptions that fine-tune `checkpoint` (which must outlive training) at 1e-3.
+TrainOptions TinyTransformerOptions(uint64_t seed, const TransformerCheckpoint& checkpoint) {
+  TrainOptions o = TinyOptions(seed);
+  o.transformer = &checkpoint;
+  o.transformer_learning_rate = 1e-3;
+  return o;
+}
+
 class NluModelTest : public ::testing::Test {
  protected:
   void SetUp() override { SetTorchThreads(1); }
@@ -399,12 +415,9 @@ TEST_F(NluModelTest, TransformerIsFineTunedAndTravelsWithTheFolder) {
 
 TEST_F(NluModelTest, StudentWithoutTransformerLearnsFromTransformerTeachers) {
   const auto dir = TempDir("transformer_student");
-  WriteTinyCheckpoint(dir / "checkpoint");
-  auto checkpoint = TransformerCheckpoint::Read((dir / "checkpoint").string());
-  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
-  TrainOptions options = TinyOptions(6);
-  options.transformer = &*checkpoint;
-  options.transformer_learning_rate = 1e-3;
+  const TransformerCheckpoint checkpoint = ReadTinyCheckpoint(dir);
+  ASSERT_FALSE(HasFailure());
+  TrainOptions options = TinyTransformerOptions(6, checkpoint);
   options.distill = true;
   options.distill_without_transformer = true;
   options.student_epochs = 20;
@@ -424,12 +437,9 @@ TEST_F(NluModelTest, StudentWithoutTransformerLearnsFromTransformerTeachers) {
 
 TEST_F(NluModelTest, Bf16InferenceStaysCloseToFloat32AndTravelsWithTheFolder) {
   const auto dir = TempDir("transformer_bf16");
-  WriteTinyCheckpoint(dir / "checkpoint");
-  auto checkpoint = TransformerCheckpoint::Read((dir / "checkpoint").string());
-  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
-  TrainOptions options = TinyOptions(4);
-  options.transformer = &*checkpoint;
-  options.transformer_learning_rate = 1e-3;
+  const TransformerCheckpoint checkpoint = ReadTinyCheckpoint(dir);
+  ASSERT_FALSE(HasFailure());
+  TrainOptions options = TinyTransformerOptions(4, checkpoint);
   options.transformer_bf16_inference = true;
   auto model = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
   ASSERT_TRUE(model.ok()) << model.status();
