@@ -15,7 +15,8 @@ namespace helpline::nlu::model {
 // or the same grouped by length (ShuffleInLengthBuckets).
 class EpochBatches {
  public:
-  EpochBatches(size_t n, size_t batch_size) : order_(n), batch_size_(std::max<size_t>(1, batch_size)) {}
+  EpochBatches(size_t n, size_t batch_size)
+      : order_(n), batch_size_(std::max<size_t>(1, batch_size)) {}
   size_t count() const { return (order_.size() + batch_size_ - 1) / batch_size_; }
   void Shuffle(std::mt19937_64& rng) {
     for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
@@ -31,7 +32,8 @@ class EpochBatches {
     const size_t window = kBucketWindow * batch_size_;
     for (size_t lo = 0; lo < order_.size(); lo += window) {
       const auto first = order_.begin() + static_cast<std::ptrdiff_t>(lo);
-      const auto last = order_.begin() + static_cast<std::ptrdiff_t>(std::min(order_.size(), lo + window));
+      const auto last =
+          order_.begin() + static_cast<std::ptrdiff_t>(std::min(order_.size(), lo + window));
       std::stable_sort(first, last, [&](size_t a, size_t b) { return lengths[a] < lengths[b]; });
     }
     const size_t full = order_.size() / batch_size_;
@@ -41,10 +43,12 @@ class EpochBatches {
     std::vector<size_t> reordered;
     reordered.reserve(order_.size());
     for (size_t b : batch_order) {
-      reordered.insert(reordered.end(), order_.begin() + static_cast<std::ptrdiff_t>(b * batch_size_),
+      reordered.insert(reordered.end(),
+                       order_.begin() + static_cast<std::ptrdiff_t>(b * batch_size_),
                        order_.begin() + static_cast<std::ptrdiff_t>((b + 1) * batch_size_));
     }
-    reordered.insert(reordered.end(), order_.begin() + static_cast<std::ptrdiff_t>(full * batch_size_),
+    reordered.insert(reordered.end(),
+                     order_.begin() + static_cast<std::ptrdiff_t>(full * batch_size_),
                      order_.end());
     order_ = std::move(reordered);
   }
