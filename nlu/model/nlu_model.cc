@@ -363,6 +363,9 @@ struct NluModel::Impl {
 
 namespace {
 
+// An utterance's length for batching: its pieces with a transformer, else its tokens.
+size_t BatchLength(const Features& f) { return std::max(f.pieces.size(), f.tokens.size()); }
+
 std::vector<std::string> SortedIntents(const std::vector<data::UtteranceExample>& train) {
   std::set<std::string> s;
   for (const auto& e : train) s.insert(e.intent);
@@ -599,11 +602,8 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
   if (features.empty()) return absl::InvalidArgumentError("no training example has a word");
   const bool has_tags = !info.slot_types.empty();
   const size_t n = features.size();
-  // Work per utterance: its pieces with a transformer, else its tokens.
   std::vector<size_t> lengths(n);
-  for (size_t i = 0; i < n; ++i) {
-    lengths[i] = std::max(features[i].pieces.size(), features[i].tokens.size());
-  }
+  for (size_t i = 0; i < n; ++i) lengths[i] = BatchLength(features[i]);
 
   try {
     // Members start one after the other from the global seed (parameter initialisation),
@@ -848,8 +848,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
       usable.emplace_back(std::move(f), &e);
     }
     std::stable_sort(usable.begin(), usable.end(), [](const auto& a, const auto& b) {
-      return std::max(a.first.pieces.size(), a.first.tokens.size()) <
-             std::max(b.first.pieces.size(), b.first.tokens.size());
+      return BatchLength(a.first) < BatchLength(b.first);
     });
     std::vector<Features> dev_features;
     std::vector<const data::UtteranceExample*> dev_examples;
