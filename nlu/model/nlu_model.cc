@@ -25,6 +25,7 @@
 #include "nlu/data/readers.h"
 #include "nlu/metrics/utterance_metrics.h"
 #include "nlu/model/featurizer.h"
+#include "nlu/model/gru_inference.h"
 #include "nlu/model/pretrain.h"
 #include "nlu/model/torch_batch.h"
 #include "nlu/model/torch_safetensors.h"
@@ -124,6 +125,7 @@ struct NetImpl : torch::nn::Module {
 
   // `gen` draws the dropout masks (used only when training).
   Output Forward(const Batch& b, bool training, at::Generator& gen) {
+    if (training && inference_gru.ready()) inference_gru = BiGruInference();  // weights change
     const int64_t batch = b.words.size(0), len = b.words.size(1);
     torch::Tensor words = b.words;
     if (training && config.word_dropout > 0) {
@@ -162,7 +164,9 @@ struct NetImpl : torch::nn::Module {
     }
     x = Dropout(x, config.dropout, training, gen);
     torch::Tensor states;
-    if (batch == 1) {
+    if (batch == 1 && !training && inference_gru.ready()) {
+      states = RunInferenceGru(x);
+    } else if (batch == 1) {
       states = std::get<0>(gru(x));
     } else {
       auto packed = torch::nn::utils::rnn::pack_padded_sequence(x, b.lengths, true, false);
@@ -180,6 +184,32 @@ struct NetImpl : torch::nn::Module {
                        : torch::cat({max_pool, mean_pool, bag}, 1);
     out.intent_logits = intent_out(Dropout(out.encoding, config.dropout, training, gen));
     out.tag_logits = tag_out(Dropout(states, config.dropout, training, gen));
+    return out;
+  }
+
+  // Makes the network ready to serve (after training or loading, before any concurrent use):
+  // the BiGRU's weights copied for BiGruInference (one utterance at a time, in eval mode), and
+  // the transformer's bfloat16 copies when `transformer_bf16` (config.transformer_bf16_inference).
+  void PrepareInference(bool transformer_bf16) {
+    torch::NoGradGuard no_grad;
+    auto params = gru->named_parameters();
+    for (int d = 0; d < 2; ++d) {
+      const std::string suffix = d == 0 ? "_l0" : "_l0_reverse";
+      auto w = [&](const char* name) { return params[name + suffix].contiguous(); };
+      inference_gru.SetDirection(d, static_cast<int>(config.embedding_dim),
+                                 static_cast<int>(config.hidden_dim),
+                                 w("weight_ih").data_ptr<float>(), w("weight_hh").data_ptr<float>(),
+                                 w("bias_ih").data_ptr<float>(), w("bias_hh").data_ptr<float>());
+    }
+    if (transformer && transformer_bf16) transformer->UseBf16ForInference();
+  }
+
+  // x [1, T, E] -> the BiGRU's states [1, T, 2H] by inference_gru.
+  torch::Tensor RunInferenceGru(const torch::Tensor& x) const {
+    torch::Tensor in = x.contiguous();
+    const int64_t t = in.size(1);
+    torch::Tensor out = torch::empty({1, t, 2 * config.hidden_dim});
+    inference_gru.Run(in.data_ptr<float>(), static_cast<int>(t), out.data_ptr<float>());
     return out;
   }
 
@@ -228,6 +258,8 @@ struct NetImpl : torch::nn::Module {
   torch::nn::Linear transformer_proj{nullptr};
   // Set by the trainer (TrainOptions::transformer_bf16).
   bool bf16_training = false;
+  // The BiGRU for one utterance at inference (PrepareInference; emptied when training).
+  BiGruInference inference_gru;
   // config.crf only: learned tag bigram / start / end scores, and the constant IOB2 masks.
   torch::Tensor crf_transitions, crf_start, crf_end, crf_forbidden, crf_start_forbidden;
 };
@@ -835,9 +867,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
     // From here on (calibration included) the model runs as it will after loading.
     info.config.transformer_bf16_inference =
         options.transformer_bf16_inference && info.config.has_transformer();
-    if (info.config.transformer_bf16_inference) {
-      for (Net& net : impl->members) net->transformer->UseBf16ForInference();
-    }
+    for (Net& net : impl->members) net->PrepareInference(info.config.transformer_bf16_inference);
 
     // Calibration and the out-of-scope threshold on dev (nothing there depends on the
     // order of the examples: they go in order of length, for little padding).
@@ -1075,7 +1105,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Load(const std::string& dir)
         ++used;
       }
       net->eval();
-      if (impl->info.config.transformer_bf16_inference) net->transformer->UseBf16ForInference();
+      net->PrepareInference(impl->info.config.transformer_bf16_inference);
       impl->members.push_back(net);
     }
     impl->AverageTransitions();
