@@ -25,9 +25,9 @@
 #include "nlu/data/readers.h"
 #include "nlu/metrics/utterance_metrics.h"
 #include "nlu/model/featurizer.h"
-#include "nlu/model/gru_inference.h"
 #include "nlu/model/pretrain.h"
 #include "nlu/model/torch_batch.h"
+#include "nlu/model/torch_gru.h"
 #include "nlu/model/torch_safetensors.h"
 #include "nlu/model/torch_transformer.h"
 #include "nlu/model/torch_word_vectors.h"
@@ -165,7 +165,7 @@ struct NetImpl : torch::nn::Module {
     x = Dropout(x, config.dropout, training, gen);
     torch::Tensor states;
     if (batch == 1 && !training && inference_gru.ready()) {
-      states = RunInferenceGru(x);
+      states = RunGru(inference_gru, x);
     } else if (batch == 1) {
       states = std::get<0>(gru(x));
     } else {
@@ -191,26 +191,8 @@ struct NetImpl : torch::nn::Module {
   // the BiGRU's weights copied for BiGruInference (one utterance at a time, in eval mode), and
   // the transformer's bfloat16 copies when `transformer_bf16` (config.transformer_bf16_inference).
   void PrepareInference(bool transformer_bf16) {
-    torch::NoGradGuard no_grad;
-    auto params = gru->named_parameters();
-    for (int d = 0; d < 2; ++d) {
-      const std::string suffix = d == 0 ? "_l0" : "_l0_reverse";
-      auto w = [&](const char* name) { return params[name + suffix].contiguous(); };
-      inference_gru.SetDirection(d, static_cast<int>(config.embedding_dim),
-                                 static_cast<int>(config.hidden_dim),
-                                 w("weight_ih").data_ptr<float>(), w("weight_hh").data_ptr<float>(),
-                                 w("bias_ih").data_ptr<float>(), w("bias_hh").data_ptr<float>());
-    }
+    CopyGruWeights(gru, inference_gru);
     if (transformer && transformer_bf16) transformer->UseBf16ForInference();
-  }
-
-  // x [1, T, E] -> the BiGRU's states [1, T, 2H] by inference_gru.
-  torch::Tensor RunInferenceGru(const torch::Tensor& x) const {
-    torch::Tensor in = x.contiguous();
-    const int64_t t = in.size(1);
-    torch::Tensor out = torch::empty({1, t, 2 * config.hidden_dim});
-    inference_gru.Run(in.data_ptr<float>(), static_cast<int>(t), out.data_ptr<float>());
-    return out;
   }
 
   // Sum over the batch of the CRF's negative log-likelihood of the gold tag sequences `tags`
