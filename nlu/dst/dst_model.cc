@@ -18,6 +18,7 @@
 #include "nlu/data/readers.h"
 #include "nlu/dst/dst_features.h"
 #include "nlu/model/featurizer.h"
+#include "nlu/model/torch_gru.h"
 #include "nlu/model/torch_safetensors.h"
 #include "nlu/model/torch_word_vectors.h"
 #include "nlu/model/word_vectors.h"
@@ -166,6 +167,8 @@ struct NetImpl : torch::nn::Module {
                  const torch::Tensor& char_ids, const torch::Tensor& char_offsets,
                  const torch::Tensor& lengths, const torch::Tensor& mask,
                  const torch::Tensor& sys_ids, const torch::Tensor& sys_offsets, bool training) {
+    if (training && inference_gru.ready())
+      inference_gru = model::BiGruInference();  // weights change
     const int64_t n = words_in.size(0), len = words_in.size(1);
     torch::Tensor words = words_in;
     if (training && config.word_dropout > 0) {
@@ -179,7 +182,9 @@ struct NetImpl : torch::nn::Module {
     if (vectors) x = x + vectors_proj(vectors(words_in));
     x = Drop(x, training);
     torch::Tensor states;
-    if (n == 1) {
+    if (n == 1 && !training && inference_gru.ready()) {
+      states = model::RunGru(inference_gru, x);
+    } else if (n == 1) {
       states = std::get<0>(utt_gru(x));
     } else {
       auto packed = torch::nn::utils::rnn::pack_padded_sequence(x, lengths, true, false);
@@ -274,6 +279,9 @@ struct NetImpl : torch::nn::Module {
   torch::nn::Embedding vectors{nullptr};
   torch::nn::Linear vectors_proj{nullptr};
   torch::nn::GRU utt_gru;
+  // utt_gru for one utterance at inference (copied after training and loading; emptied when
+  // training): model/gru_inference.h.
+  model::BiGruInference inference_gru;
   torch::nn::Linear pool;
   torch::nn::EmbeddingBag schema;
   torch::nn::GRU ctx_gru;
@@ -1112,6 +1120,7 @@ absl::StatusOr<std::unique_ptr<DstModel>> DstModel::Train(const data::DialogueDa
     }
     net->eval();
     model::ShareUnknownRow(net->word->weight, untrained_words);
+    model::CopyGruWeights(net->utt_gru, net->inference_gru);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
   }
@@ -1208,6 +1217,7 @@ absl::StatusOr<std::unique_ptr<DstModel>> DstModel::Load(const std::string& dir)
           absl::StrCat(weights_path, ": holds tensors that dst_model.json does not describe"));
     }
     impl->net->eval();
+    model::CopyGruWeights(impl->net->utt_gru, impl->net->inference_gru);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
   }
