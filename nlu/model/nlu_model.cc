@@ -31,6 +31,7 @@
 #include "nlu/model/torch_safetensors.h"
 #include "nlu/model/torch_transformer.h"
 #include "nlu/model/torch_word_vectors.h"
+#include "nlu/model/transfer_set.h"
 #include "nlu/model/transformer_checkpoint.h"
 #include "nlu/model/word_vectors.h"
 
@@ -531,6 +532,12 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
   if (options.student_epochs < 0) {
     return absl::InvalidArgumentError("the student's epochs must be >= 0");
   }
+  if (options.transfer_copies < 0 || (options.transfer_copies > 0 && !options.distill)) {
+    return absl::InvalidArgumentError("transfer copies need distillation and must be >= 0");
+  }
+  if (options.transfer_drop < 0 || options.transfer_drop >= 1) {
+    return absl::InvalidArgumentError("the transfer copies' drop rate must be in [0, 1)");
+  }
   if (options.transformer_learning_rate < 0) {
     return absl::InvalidArgumentError("the transformer's learning rate must be >= 0");
   }
@@ -606,18 +613,27 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
   std::vector<Features> features;
   std::vector<int64_t> intent_targets;
   std::vector<std::vector<int>> tag_targets;
+  std::vector<std::string> feature_texts;  // the texts of `features`
   for (const auto& e : train) {
     Features f = impl->Featurize(e.text);
     if (f.tokens.empty()) continue;
+    feature_texts.push_back(e.text);
     tag_targets.push_back(TagsFromSpans(f.tokens, e.spans, info.slot_types));
     intent_targets.push_back(intent_index.at(e.intent));
     features.push_back(std::move(f));
   }
   if (features.empty()) return absl::InvalidArgumentError("no training example has a word");
   const bool has_tags = !info.slot_types.empty();
+  if (options.transfer_copies > 0 && has_tags) {
+    return absl::InvalidArgumentError(
+        "transfer copies are for intent data only: these examples have slot types, and a copy "
+        "would have no gold tags");
+  }
   const size_t n = features.size();
   std::vector<size_t> lengths(n);
   for (size_t i = 0; i < n; ++i) lengths[i] = BatchLength(features[i]);
+  // Weight of each example's gold-label loss (empty: 1 for all); transfer copies have 0.
+  std::vector<float> gold_weight;
 
   try {
     // Members start one after the other from the global seed (parameter initialisation),
@@ -645,15 +661,17 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
     // kDistillTemperature for every training example; undefined for an ordinary member.
     const int progress_members = members + (options.distill ? 1 : 0);
     // Trains nets[index] with dropout and shuffles from `seed`; progress names it `shown`.
+    // Every example of `features` (the student's include the transfer copies).
     auto train_member = [&](int index, uint64_t seed, const torch::Tensor& soft, int shown,
                             int epochs) {
+      const size_t count = features.size();
       const size_t total_steps =
-          EpochBatches(n, static_cast<size_t>(options.batch_size)).count() * epochs;
+          EpochBatches(count, static_cast<size_t>(options.batch_size)).count() * epochs;
       Net& net = nets[index];
       net->bf16_training = options.transformer_bf16;
       at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
       std::mt19937_64 rng(seed);
-      EpochBatches batches(n, static_cast<size_t>(options.batch_size));
+      EpochBatches batches(count, static_cast<size_t>(options.batch_size));
       net->train();
       // The transformer's weights (pretrained) in a second group at their own rate.
       std::vector<torch::Tensor> own, pretrained;
@@ -702,9 +720,22 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
           torch::Tensor gold_t =
               torch::from_blob(gold.data(), {static_cast<int64_t>(gold.size())}, torch::kInt64)
                   .clone();
-          torch::Tensor loss = F::cross_entropy(
-              out.intent_logits, gold_t,
-              F::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing));
+          torch::Tensor loss;
+          if (gold_weight.empty()) {
+            loss = F::cross_entropy(
+                out.intent_logits, gold_t,
+                F::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing));
+          } else {
+            std::vector<float> w;
+            for (size_t i = lo; i < hi; ++i) w.push_back(gold_weight[batches[i]]);
+            loss = (F::cross_entropy(out.intent_logits, gold_t,
+                                     F::CrossEntropyFuncOptions()
+                                         .label_smoothing(options.label_smoothing)
+                                         .reduction(torch::kNone)) *
+                    torch::tensor(w))
+                       .sum() /
+                   static_cast<double>(w.size());
+          }
           if (soft.defined()) {
             // Hinton et al.'s distillation loss: KL to the teachers' softened distribution,
             // scaled by T^2, mixed with the gold labels' cross-entropy.
@@ -797,17 +828,32 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
       // every training example (eval mode), then one student from seed + ensemble.
       // The teachers read the examples in order of length (little padding); each row goes
       // back to its example's place.
-      std::vector<size_t> by_length(n);
+      if (options.transfer_copies > 0) {
+        gold_weight.assign(n, 1.0f);
+        for (TransferCopy& c : MakeTransferCopies(feature_texts, options.transfer_copies,
+                                                  options.transfer_drop, options.seed + members)) {
+          Features f = impl->Featurize(c.text);
+          if (f.tokens.empty()) continue;
+          lengths.push_back(BatchLength(f));
+          features.push_back(std::move(f));
+          intent_targets.push_back(intent_targets[c.source]);
+          tag_targets.emplace_back();
+          gold_weight.push_back(0.0f);
+        }
+        if (report != nullptr) report->transfer_copies = features.size() - n;
+      }
+      const size_t total = features.size();
+      std::vector<size_t> by_length(total);
       std::iota(by_length.begin(), by_length.end(), size_t{0});
       std::stable_sort(by_length.begin(), by_length.end(),
                        [&](size_t a, size_t b) { return lengths[a] < lengths[b]; });
       torch::Tensor soft;
       {
         torch::InferenceMode guard;
-        for (size_t lo = 0; lo < n; lo += 256) {
+        for (size_t lo = 0; lo < total; lo += 256) {
           std::vector<const Features*> items;
           std::vector<int64_t> rows;
-          for (size_t i = lo; i < std::min(n, lo + 256); ++i) {
+          for (size_t i = lo; i < std::min(total, lo + 256); ++i) {
             items.push_back(&features[by_length[i]]);
             rows.push_back(static_cast<int64_t>(by_length[i]));
           }
@@ -819,7 +865,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
             p = p.defined() ? p + q : q;
           }
           p = p / static_cast<double>(logits.size());
-          if (!soft.defined()) soft = torch::zeros({static_cast<int64_t>(n), p.size(1)});
+          if (!soft.defined()) soft = torch::zeros({static_cast<int64_t>(total), p.size(1)});
           soft.index_copy_(0, torch::tensor(rows, torch::kInt64), p);
         }
       }

@@ -111,6 +111,12 @@ struct TrainOptions {
   bool distill_without_transformer = false;
   // The student's epochs (0: `epochs`).
   int student_epochs = 0;
+  // With distill: up to this many altered copies of every training utterance
+  // (MakeTransferCopies: n-gram windows, dropped words with probability transfer_drop) join
+  // the student's training set, labelled by the teachers alone (no gold-label term). Intent
+  // data only (INVALID_ARGUMENT when there are slot types: a copy has no gold tags).
+  int transfer_copies = 0;
+  double transfer_drop = 0.15;
   int epochs = 15;
   int batch_size = 32;
   double learning_rate = 2e-3;
@@ -130,6 +136,7 @@ struct TrainReport {
   std::map<std::string, double> dev_metrics;
   double dev_nll_before = 0;  // mean NLL at temperature 1
   double dev_nll_after = 0;   // at the fitted temperature
+  size_t transfer_copies = 0;  // the student's transfer copies (TrainOptions::transfer_copies)
 };
 
 // The pretrained transformer's own sentence embeddings of `texts` as it was pretrained (its

@@ -5,14 +5,17 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <random>
+#include <set>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "nlu/model/epoch_batches.h"
 #include "nlu/model/featurizer.h"
+#include "nlu/model/transfer_set.h"
 #include "nlu/model/transformer_checkpoint.h"
 #include "nlu/model/word_vectors.h"
 
@@ -302,6 +305,36 @@ TEST_F(NluModelTest, DistillationLeavesOneStudentThatLearnedTheData) {
   auto loaded = NluModel::Load(dir.string());
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_EQ((*loaded)->Weights(), (*model)->Weights());
+}
+
+TEST_F(NluModelTest, TransferCopiesJoinTheStudentsTrainingSetForIntentDataOnly) {
+  std::vector<data::UtteranceExample> intents_only = TinyData();
+  for (auto& e : intents_only) e.spans.clear();
+  TrainOptions options = TinyOptions(8);
+  options.epochs = 15;
+  options.distill = true;
+  options.transfer_copies = 2;
+  TrainReport report;
+  auto model = NluModel::Train(intents_only, {}, "", {}, options, &report);
+  ASSERT_TRUE(model.ok()) << model.status();
+  // Every utterance has >= 3 words, so most get their two copies.
+  EXPECT_GT(report.transfer_copies, intents_only.size());
+  EXPECT_LE(report.transfer_copies, 2 * intents_only.size());
+  EXPECT_GE(RightIntents(**model), intents_only.size() * 9 / 10);
+  // The copies change what the student learned.
+  options.transfer_copies = 0;
+  auto plain = NluModel::Train(intents_only, {}, "", {}, options, nullptr);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_NE((*plain)->Weights().at("m0.intent_out.weight"),
+            (*model)->Weights().at("m0.intent_out.weight"));
+  // A copy would have no gold tags; and without teachers there is nothing to label copies.
+  options.transfer_copies = 1;
+  auto tagged = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  EXPECT_EQ(tagged.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(tagged.status().message(), ::testing::HasSubstr("slot types"));
+  options.distill = false;
+  auto undistilled = NluModel::Train(intents_only, {}, "", {}, options, nullptr);
+  EXPECT_EQ(undistilled.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(NluModelTest, WordVectorsJoinTheVocabularyFrozenAndUnseenWordsShareUnk) {
@@ -632,6 +665,48 @@ TEST(EpochBatchesTest, LengthBucketsVisitEveryExampleOnceWithLessPadding) {
     EXPECT_GT(PaddedWork(plain, lengths), real_work * 17 / 10);
     EXPECT_LT(PaddedWork(bucketed, lengths), real_work * 11 / 10);
   }
+}
+
+TEST(TransferSetTest, CopiesAreAlteredInOrderSubsequencesOfTheirSource) {
+  const std::vector<std::string> texts = {"i lost my card yesterday evening", "hello",
+                                          "Where is my refund, please?", "card"};
+  const std::vector<TransferCopy> copies = MakeTransferCopies(texts, 3, 0.15, 5);
+  ASSERT_FALSE(copies.empty());
+  EXPECT_EQ(MakeTransferCopies(texts, 3, 0.15, 5).size(), copies.size());
+  std::map<size_t, std::vector<std::string>> by_source;
+  for (const TransferCopy& c : copies) {
+    ASSERT_LT(c.source, texts.size());
+    // One-word texts have no copy.
+    EXPECT_TRUE(c.source == 0 || c.source == 2) << c.text;
+    // The copy's words appear in its source in the same order, and it is not the source.
+    std::vector<std::string> source_words, copy_words;
+    for (const Token& t : Tokenize(texts[c.source])) {
+      source_words.push_back(texts[c.source].substr(t.begin, t.end - t.begin));
+    }
+    for (const Token& t : Tokenize(c.text))
+      copy_words.push_back(c.text.substr(t.begin, t.end - t.begin));
+    ASSERT_FALSE(copy_words.empty());
+    EXPECT_LT(copy_words.size(), source_words.size()) << c.text;
+    size_t at = 0;
+    for (const std::string& w : copy_words) {
+      while (at < source_words.size() && source_words[at] != w) ++at;
+      ASSERT_LT(at, source_words.size()) << "'" << w << "' out of order in " << c.text;
+      ++at;
+    }
+    by_source[c.source].push_back(c.text);
+  }
+  for (const auto& [source, made] : by_source) {
+    EXPECT_LE(made.size(), 3u);
+    EXPECT_EQ(std::set<std::string>(made.begin(), made.end()).size(), made.size());
+  }
+  // Same seed, same copies; another seed, other copies.
+  std::vector<std::string> a, b;
+  for (const auto& c : MakeTransferCopies(texts, 3, 0.15, 5)) a.push_back(c.text);
+  for (const auto& c : MakeTransferCopies(texts, 3, 0.15, 6)) b.push_back(c.text);
+  std::vector<std::string> first;
+  for (const auto& c : copies) first.push_back(c.text);
+  EXPECT_EQ(a, first);
+  EXPECT_NE(a, b);
 }
 
 }  // namespace

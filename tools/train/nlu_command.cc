@@ -427,6 +427,11 @@ int RunUtterance(NluFlags& f) {
     if (transformer != nullptr) {
       info.training["student_has_transformer"] = !options.distill_without_transformer;
     }
+    if (options.transfer_copies > 0) {
+      info.training["transfer_set"] = {{"copies_per_utterance", options.transfer_copies},
+                                       {"drop", options.transfer_drop},
+                                       {"copies", report.transfer_copies}};
+    }
   }
   if (vectors != nullptr) {
     info.training["word_vectors"] = WordVectorsRecord(f, *vectors);
@@ -449,6 +454,10 @@ int RunUtterance(NluFlags& f) {
               info.slot_types.size(), absl::StrJoin(info.slot_types, ", ").c_str());
   if (!domain_note.empty()) std::printf("  %s\n", domain_note.c_str());
   if (encoder != nullptr) std::printf("  encoder initialised from %s\n", f.init_encoder.c_str());
+  if (options.transfer_copies > 0) {
+    std::printf("  student's transfer set: %zu altered copies labelled by the teachers\n",
+                report.transfer_copies);
+  }
   std::printf("  ensemble %d x BiGRU %lld%s%s, %d epochs, seed %llu, %d thread(s): %s\n",
               info.config.ensemble, static_cast<long long>(info.config.hidden_dim),
               info.config.crf ? ", CRF tagger" : "",
@@ -567,6 +576,14 @@ void AddNluCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--student-epochs", f->options.student_epochs,
                   "with --distill: the student's epochs (0: --epochs)")
+      ->capture_default_str();
+  cmd->add_option("--transfer-copies", f->options.transfer_copies,
+                  "with --distill, intent data: up to N altered copies of every training "
+                  "utterance (word windows, dropped words), labelled by the teachers, join the "
+                  "student's training set")
+      ->capture_default_str();
+  cmd->add_option("--transfer-drop", f->options.transfer_drop,
+                  "with --transfer-copies: the probability that a copy drops each word")
       ->capture_default_str();
   cmd->add_option("--length-buckets", f->options.length_buckets,
                   "utterance models: batches of utterances of similar length (less padding; "
