@@ -19,8 +19,8 @@
 // context encoder.
 //
 // Thread-safety: a loaded model is immutable; Predict may be called from several threads
-// (libtorch inference without autograd). It blocks for the forward pass (< 1 ms for 20 words
-// on one core per member; see README.md).
+// (libtorch inference without autograd). It blocks for the forward pass (20 words on one core:
+// ~0.3-0.5 ms per member, ~2-3 ms with the transformer; see README.md).
 #pragma once
 
 #include <functional>
