@@ -167,8 +167,9 @@ struct NetImpl : torch::nn::Module {
                  const torch::Tensor& char_ids, const torch::Tensor& char_offsets,
                  const torch::Tensor& lengths, const torch::Tensor& mask,
                  const torch::Tensor& sys_ids, const torch::Tensor& sys_offsets, bool training) {
-    if (training && inference_gru.ready())
-      inference_gru = model::BiGruInference();  // weights change
+    if (training && inference_gru.ready()) {
+      inference_gru = model::BiGruInference();  // the weights change
+    }
     const int64_t n = words_in.size(0), len = words_in.size(1);
     torch::Tensor words = words_in;
     if (training && config.word_dropout > 0) {

@@ -657,11 +657,12 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
       }
     }
     std::mutex progress_mu;
-    // `soft` (distillation, [n, C]): the teachers' intent probabilities at
-    // kDistillTemperature for every training example; undefined for an ordinary member.
+    // `soft` (distillation, [features.size(), C]): the teachers' intent probabilities at
+    // kDistillTemperature for every training example and transfer copy; undefined for an
+    // ordinary member.
     const int progress_members = members + (options.distill ? 1 : 0);
-    // Trains nets[index] with dropout and shuffles from `seed`; progress names it `shown`.
-    // Every example of `features` (the student's include the transfer copies).
+    // Trains nets[index] with dropout and shuffles from `seed` on every example of `features`
+    // (for the student: the transfer copies too); progress names it `shown`.
     auto train_member = [&](int index, uint64_t seed, const torch::Tensor& soft, int shown,
                             int epochs) {
       const size_t count = features.size();
