@@ -17,8 +17,9 @@ std::vector<float> PackOutIn(const float* w, int n, int k) {
   std::vector<float> packed(static_cast<size_t>(Panels(n)) * k * kern::kPanel, 0.0f);
   for (int c = 0; c < n; ++c) {
     float* panel = packed.data() + static_cast<size_t>(c / kern::kPanel) * k * kern::kPanel;
-    for (int e = 0; e < k; ++e)
+    for (int e = 0; e < k; ++e) {
       panel[static_cast<size_t>(e) * kern::kPanel + c % kern::kPanel] = w[c * k + e];
+    }
   }
   return packed;
 }
