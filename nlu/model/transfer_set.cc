@@ -15,8 +15,9 @@ std::vector<TransferCopy> MakeTransferCopies(const std::vector<std::string>& tex
   std::vector<TransferCopy> out;
   for (size_t i = 0; i < texts.size(); ++i) {
     std::vector<std::string> words;
-    for (const Token& t : Tokenize(texts[i]))
+    for (const Token& t : Tokenize(texts[i])) {
       words.push_back(texts[i].substr(t.begin, t.end - t.begin));
+    }
     const size_t n = words.size();
     if (n < 2) continue;
     const std::string original = absl::StrJoin(words, " ");
