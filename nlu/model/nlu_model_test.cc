@@ -673,18 +673,19 @@ TEST(TransferSetTest, CopiesAreAlteredInOrderSubsequencesOfTheirSource) {
   const std::vector<TransferCopy> copies = MakeTransferCopies(texts, 3, 0.15, 5);
   ASSERT_FALSE(copies.empty());
   EXPECT_EQ(MakeTransferCopies(texts, 3, 0.15, 5).size(), copies.size());
+  auto words = [](const std::string& text) {
+    std::vector<std::string> out;
+    for (const Token& t : Tokenize(text)) out.push_back(text.substr(t.begin, t.end - t.begin));
+    return out;
+  };
   std::map<size_t, std::vector<std::string>> by_source;
   for (const TransferCopy& c : copies) {
     ASSERT_LT(c.source, texts.size());
     // One-word texts have no copy.
     EXPECT_TRUE(c.source == 0 || c.source == 2) << c.text;
     // The copy's words appear in its source in the same order, and it is not the source.
-    std::vector<std::string> source_words, copy_words;
-    for (const Token& t : Tokenize(texts[c.source])) {
-      source_words.push_back(texts[c.source].substr(t.begin, t.end - t.begin));
-    }
-    for (const Token& t : Tokenize(c.text))
-      copy_words.push_back(c.text.substr(t.begin, t.end - t.begin));
+    const std::vector<std::string> source_words = words(texts[c.source]);
+    const std::vector<std::string> copy_words = words(c.text);
     ASSERT_FALSE(copy_words.empty());
     EXPECT_LT(copy_words.size(), source_words.size()) << c.text;
     size_t at = 0;
