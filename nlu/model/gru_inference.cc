@@ -12,8 +12,11 @@ namespace kern = lm::gpt2_kernels;
 
 int Panels(int n) { return (n + kern::kPanel - 1) / kern::kPanel; }
 
-// Row-major [n][k] (PyTorch's [out][in]) -> LinearPanels' packed f32 layout of its transpose.
-std::vector<float> PackOutIn(const float* w, int n, int k) {
+float Sigmoid(float v) { return 1.0f / (1.0f + std::exp(-v)); }
+
+}  // namespace
+
+std::vector<float> PackF32Panels(const float* w, int n, int k) {
   std::vector<float> packed(static_cast<size_t>(Panels(n)) * k * kern::kPanel, 0.0f);
   for (int c = 0; c < n; ++c) {
     float* panel = packed.data() + static_cast<size_t>(c / kern::kPanel) * k * kern::kPanel;
@@ -24,18 +27,14 @@ std::vector<float> PackOutIn(const float* w, int n, int k) {
   return packed;
 }
 
-float Sigmoid(float v) { return 1.0f / (1.0f + std::exp(-v)); }
-
-}  // namespace
-
 void BiGruInference::SetDirection(int d, int in, int hidden, const float* w_ih, const float* w_hh,
                                   const float* b_ih, const float* b_hh) {
   in_ = in;
   hidden_ = hidden;
   const int g = 3 * hidden;
   Direction& dir = dir_[d];
-  dir.w_ih = PackOutIn(w_ih, g, in);
-  dir.w_hh = PackOutIn(w_hh, g, hidden);
+  dir.w_ih = PackF32Panels(w_ih, g, in);
+  dir.w_hh = PackF32Panels(w_hh, g, hidden);
   dir.b_ih.assign(b_ih, b_ih + g);
   dir.b_hh.assign(b_hh, b_hh + g);
   set_[d] = true;

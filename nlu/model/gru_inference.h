@@ -16,6 +16,10 @@
 
 namespace helpline::nlu::model {
 
+// A row-major weight [n][k] (PyTorch's [out][in]) packed for gpt2_kernels::LinearPanels in
+// float32: panel p holds columns [64p, 64p + 64) of its transpose as a [k][64] block.
+std::vector<float> PackF32Panels(const float* w, int n, int k);
+
 class BiGruInference {
  public:
   // The weights of direction `d` (0 forward, 1 backward) in PyTorch's layout, row-major:

@@ -126,7 +126,10 @@ struct NetImpl : torch::nn::Module {
 
   // `gen` draws the dropout masks (used only when training).
   Output Forward(const Batch& b, bool training, at::Generator& gen) {
-    if (training && inference_gru.ready()) inference_gru = BiGruInference();  // weights change
+    if (training && inference_gru.ready()) {  // the weights change
+      inference_gru = BiGruInference();
+      inference_transformer = PieceTransformerInference();
+    }
     const int64_t batch = b.words.size(0), len = b.words.size(1);
     torch::Tensor words = b.words;
     if (training && config.word_dropout > 0) {
@@ -153,15 +156,20 @@ struct NetImpl : torch::nn::Module {
         at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
         at::autocast::set_cpu_enabled(true);
       }
-      torch::Tensor pieces = transformer->States(b.pieces, b.piece_mask, drop);  // [B, P, H]
-      if (autocast) {
-        at::autocast::set_cpu_enabled(false);
-        at::autocast::clear_cache();
-        pieces = pieces.to(torch::kFloat32);
+      torch::Tensor pieces;  // [B, P, H]
+      if (batch == 1 && !training && inference_transformer.ready() && b.pieces.size(1) > 0) {
+        std::tie(pieces, sentence_vector) = RunTransformer(inference_transformer, b.pieces);
+      } else {
+        pieces = transformer->States(b.pieces, b.piece_mask, drop);
+        if (autocast) {
+          at::autocast::set_cpu_enabled(false);
+          at::autocast::clear_cache();
+          pieces = pieces.to(torch::kFloat32);
+        }
+        sentence_vector = transformer->Pool(pieces, b.piece_mask);
       }
       torch::Tensor first = b.first_piece.unsqueeze(2).expand({-1, -1, pieces.size(2)});
       x = x + transformer_proj(pieces.gather(1, first));
-      sentence_vector = transformer->Pool(pieces, b.piece_mask);
     }
     x = Dropout(x, config.dropout, training, gen);
     torch::Tensor states;
@@ -190,10 +198,14 @@ struct NetImpl : torch::nn::Module {
 
   // Makes the network ready to serve (after training or loading, before any concurrent use):
   // the BiGRU's weights copied for BiGruInference (one utterance at a time, in eval mode), and
-  // the transformer's bfloat16 copies when `transformer_bf16` (config.transformer_bf16_inference).
+  // with `transformer_bf16` (config.transformer_bf16_inference) the transformer's weights in
+  // bfloat16: copied for PieceTransformerInference (one utterance) and for libtorch (batches).
   void PrepareInference(bool transformer_bf16) {
     CopyGruWeights(gru, inference_gru);
-    if (transformer && transformer_bf16) transformer->UseBf16ForInference();
+    if (transformer && transformer_bf16) {
+      transformer->UseBf16ForInference();
+      CopyTransformerWeights(transformer, inference_transformer);
+    }
   }
 
   // Sum over the batch of the CRF's negative log-likelihood of the gold tag sequences `tags`
@@ -243,6 +255,8 @@ struct NetImpl : torch::nn::Module {
   bool bf16_training = false;
   // The BiGRU for one utterance at inference (PrepareInference; emptied when training).
   BiGruInference inference_gru;
+  // The same for the transformer, with transformer_bf16_inference only.
+  PieceTransformerInference inference_transformer;
   // config.crf only: learned tag bigram / start / end scores, and the constant IOB2 masks.
   torch::Tensor crf_transitions, crf_start, crf_end, crf_forbidden, crf_start_forbidden;
 };

@@ -15,6 +15,7 @@
 #include "nlohmann/json.hpp"
 #include "nlu/model/epoch_batches.h"
 #include "nlu/model/featurizer.h"
+#include "nlu/model/torch_transformer.h"
 #include "nlu/model/transfer_set.h"
 #include "nlu/model/transformer_checkpoint.h"
 #include "nlu/model/word_vectors.h"
@@ -664,6 +665,60 @@ TEST(EpochBatchesTest, LengthBucketsVisitEveryExampleOnceWithLessPadding) {
     // similar lengths waste under a tenth.
     EXPECT_GT(PaddedWork(plain, lengths), real_work * 17 / 10);
     EXPECT_LT(PaddedWork(bucketed, lengths), real_work * 11 / 10);
+  }
+}
+
+// PieceTransformerInference (bfloat16 products, no libtorch) against libtorch's float32
+// PieceTransformer with the same random weights, at the real network's head sizes (64 and
+// 128) and at odd ones (the attention's plain C++ path).
+TEST(PieceTransformerInferenceTest, MatchesLibtorchsFloat32NetworkToBfloat16Rounding) {
+  torch::manual_seed(3);
+  for (auto [e, h, f] : {std::tuple{256, 512, 1536}, std::tuple{20, 36, 44}}) {
+    PieceTransformer net(100, e, h, f);
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : net->named_parameters()) {
+        const bool gain = p.key().find("norm") != std::string::npos &&
+                          p.key().find("weight") != std::string::npos;
+        // Weights a little larger than the checkpoint's so that the attention is not uniform.
+        p.value().copy_(gain ? 1.0 + 0.1 * torch::randn(p.value().sizes())
+                             : torch::randn(p.value().sizes()) * (1.5 / std::sqrt(e)));
+      }
+    }
+    net->eval();
+    PieceTransformerInference fast;
+    EXPECT_FALSE(fast.ready());
+    CopyTransformerWeights(net, fast);
+    ASSERT_TRUE(fast.ready());
+    EXPECT_EQ(fast.hidden(), h);
+    for (int64_t p : {1, 7, 25}) {
+      torch::Tensor ids = torch::randint(100, {1, p}, torch::kInt64);
+      torch::Tensor mask = torch::ones({1, p}, torch::kBool);
+      torch::NoGradGuard no_grad;
+      torch::Tensor want = net->States(ids, mask, [](const torch::Tensor& t) { return t; });
+      torch::Tensor want_sentence = net->Pool(want, mask);
+      auto [got, got_sentence] = RunTransformer(fast, ids);
+      ASSERT_EQ(got.sizes(), want.sizes());
+      // libtorch's own bfloat16 path (--transformer-bf16-inference) with the same weights.
+      net->UseBf16ForInference();
+      torch::Tensor bf16 = net->States(ids, mask, [](const torch::Tensor& t) { return t; });
+      torch::Tensor bf16_sentence = net->Pool(bf16, mask);
+      net->l0->bf16_.clear();
+      net->l1->bf16_.clear();
+      auto largest = [](const torch::Tensor& t) { return t.abs().max().item<double>(); };
+      // bfloat16 keeps 8 bits of mantissa: every piece state within 1% of the states' scale
+      // and pointing the same way, and no further from float32 than libtorch's bfloat16
+      // (which also rounds the products' outputs and runs the attention in bfloat16).
+      const double scale = largest(want);
+      const std::string where = std::to_string(e) + " wide, " + std::to_string(p) + " pieces";
+      EXPECT_GT(largest(got - want), 0.0) << where;  // bfloat16 did run
+      EXPECT_LT(largest(got - want), 0.01 * scale) << where;
+      EXPECT_GT(torch::cosine_similarity(got, want, 2).min().item<double>(), 0.9999) << where;
+      EXPECT_LT(largest(got - want), 1.5 * largest(bf16 - want) + 0.01) << where;
+      EXPECT_LT(largest(got_sentence - want_sentence),
+                1.5 * largest(bf16_sentence - want_sentence) + 0.01)
+          << where;
+    }
   }
 }
 

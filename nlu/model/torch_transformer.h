@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "nlu/model/transformer_checkpoint.h"
+#include "nlu/model/transformer_inference.h"
 
 namespace helpline::nlu::model {
 
@@ -153,5 +154,55 @@ struct PieceTransformerImpl : torch::nn::Module {
   torch::Tensor inv_timescales;  // [E / 2], not a parameter
 };
 TORCH_MODULE(PieceTransformer);
+
+// Copies the weights of `t` into `out` (call again after they change).
+inline void CopyTransformerWeights(PieceTransformer& t, PieceTransformerInference& out) {
+  torch::NoGradGuard no_grad;
+  auto data = [](const torch::Tensor& v) { return v.data_ptr<float>(); };
+  torch::Tensor table = t->embedding.contiguous();
+  torch::Tensor inv = t->inv_timescales.contiguous();
+  out.SetEmbedding(data(table), static_cast<int>(table.size(0)), static_cast<int>(table.size(1)),
+                   data(inv));
+  // Parameters are contiguous (they are created so and updated in place).
+  TransformerLayer layers[] = {t->l0, t->l1};
+  for (int i = 0; i < 2; ++i) {
+    TransformerLayerImpl& l = *layers[i];
+    PieceTransformerInference::LayerWeights w;
+    w.in = static_cast<int>(l.qkv->weight.size(1));
+    w.out = static_cast<int>(l.out->weight.size(0));
+    w.ffn = static_cast<int>(l.ffn1->weight.size(0));
+    w.norm1_gain = data(l.norm1->weight);
+    w.norm1_bias = data(l.norm1->bias);
+    w.qkv_w = data(l.qkv->weight);
+    w.qkv_b = data(l.qkv->bias);
+    w.out_w = data(l.out->weight);
+    w.out_b = data(l.out->bias);
+    if (l.residual) {
+      w.residual_w = data(l.residual->weight);
+      w.residual_b = data(l.residual->bias);
+    }
+    w.norm2_gain = data(l.norm2->weight);
+    w.norm2_bias = data(l.norm2->bias);
+    w.ffn1_w = data(l.ffn1->weight);
+    w.ffn1_b = data(l.ffn1->bias);
+    w.ffn2_w = data(l.ffn2->weight);
+    w.ffn2_b = data(l.ffn2->bias);
+    out.SetLayer(i, w);
+  }
+  out.SetPool(data(t->pool->weight), data(t->pool->bias),
+              static_cast<int>(t->pool->weight.size(0)));
+}
+
+// ids [1, P] -> the piece states [1, P, H] and the sentence vector [1, H].
+inline std::pair<torch::Tensor, torch::Tensor> RunTransformer(const PieceTransformerInference& t,
+                                                              const torch::Tensor& ids) {
+  torch::Tensor in = ids.to(torch::kInt64).contiguous();
+  const int64_t p = in.size(1), h = t.hidden();
+  torch::Tensor states = torch::empty({1, p, h});
+  torch::Tensor sentence = torch::empty({1, h});
+  t.Run(in.data_ptr<int64_t>(), static_cast<int>(p), states.data_ptr<float>(),
+        sentence.data_ptr<float>());
+  return {states, sentence};
+}
 
 }  // namespace helpline::nlu::model
