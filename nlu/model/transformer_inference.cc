@@ -63,7 +63,8 @@ void PieceTransformerInference::SetPool(const float* w, const float* b, int hidd
 }
 
 void PieceTransformerInference::RunLayer(const Layer& l, int p, float* x,
-                                         std::vector<float>& scratch) const {
+                                         std::vector<float>& scratch,
+                                         std::vector<uint32_t>& pairs) const {
   const int in = l.in, out = l.out, hd = in / kHeads;
   const size_t rows = static_cast<size_t>(p);
   // Scratch: normed input [p][max(in, out)], qkv [p][3 in], context [p][in], h [p][out],
@@ -80,7 +81,6 @@ void PieceTransformerInference::RunLayer(const Layer& l, int p, float* x,
   float* keys = ffn + rows * l.ffn;
   float* values = keys + rows * hd;
   float* scores = values + rows * hd;
-  std::vector<uint32_t> pairs;
 
   kern::LayerNormRows(x, in, p, in, l.norm1_gain.data(), l.norm1_bias.data(), kNormEps, norm, in);
   Map(norm, p, in, l.qkv, l.qkv_b, 3 * in, qkv, bf16::Epilogue::kNone, pairs);
@@ -115,7 +115,11 @@ void PieceTransformerInference::Run(const int64_t* ids, int p, float* states,
                                     float* sentence) const {
   const int e = embedding_dim_, half = e / 2;
   const int width = std::max({e, layers_[0].out, layers_[1].out});
-  std::vector<float> x(static_cast<size_t>(p) * width);
+  // Per-thread buffers, kept between calls: freeing and allocating them anew (~0.2-1 MB) cost
+  // page faults on every call.
+  thread_local std::vector<float> x, scratch;
+  thread_local std::vector<uint32_t> pairs;
+  x.resize(static_cast<size_t>(p) * width);
   // 2 * embedding + the sinusoidal position signal (sin of the first half of the rates, cos
   // of the second), as PieceTransformerImpl::States.
   for (int j = 0; j < p; ++j) {
@@ -127,9 +131,8 @@ void PieceTransformerInference::Run(const int64_t* ids, int p, float* states,
       xj[half + c] = 2.0f * row[half + c] + std::cos(angle);
     }
   }
-  std::vector<float> scratch;
-  RunLayer(layers_[0], p, x.data(), scratch);
-  RunLayer(layers_[1], p, x.data(), scratch);
+  RunLayer(layers_[0], p, x.data(), scratch, pairs);
+  RunLayer(layers_[1], p, x.data(), scratch, pairs);
   const int hidden = layers_[1].out;
   std::copy(x.data(), x.data() + static_cast<size_t>(p) * hidden, states);
   if (sentence == nullptr) return;

@@ -61,8 +61,10 @@ class PieceTransformerInference {
     bf16::PackedWeights qkv, out_map, residual, ffn1, ffn2;
     std::vector<float> qkv_b, out_b, residual_b, ffn1_b, ffn2_b;
   };
-  // x [p][in] -> [p][out] in place in `x` (capacity p x max width).
-  void RunLayer(const Layer& l, int p, float* x, std::vector<float>& scratch) const;
+  // x [p][in] -> [p][out] in place in `x` (capacity p x max width); `scratch` and `pairs` are
+  // the caller's buffers.
+  void RunLayer(const Layer& l, int p, float* x, std::vector<float>& scratch,
+                std::vector<uint32_t>& pairs) const;
 
   int pieces_ = 0, embedding_dim_ = 0;
   std::vector<float> embedding_;  // [pieces][dim]
