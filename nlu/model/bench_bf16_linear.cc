@@ -3,7 +3,7 @@
 // Prints the instruction set, the median and p90 in microseconds and the median's GMAC/s, for
 // the weights as PackWeights returns them (64-byte aligned) and for a copy 16 bytes past a
 // 64-byte boundary (where a plain std::vector's storage usually starts). Pin it to a core
-// (`taskset -c 1`).
+// (`taskset -c 1`). HELPLINE_GPT2_ISA=avx512f, avx2 or scalar times a lower path (bf16_linear.h).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>

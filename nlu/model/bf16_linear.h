@@ -1,16 +1,30 @@
 // A bfloat16 linear layer y = x W^T + b for one utterance's transformer at inference, without
-// libtorch: weights and activations rounded to bfloat16, products accumulated in float32 with
-// AVX-512 BF16 (VDPBF16PS) where the CPU has it, in plain C++ elsewhere. The build stays generic:
-// the AVX-512 code is behind function target attributes and is chosen once per process from
-// cpuid. HELPLINE_GPT2_ISA set to anything but "avx512" forces the plain C++ path (tests).
+// libtorch: weights and activations rounded to bfloat16, products accumulated in float32. The
+// build stays generic: the vector code is behind function target attributes, and one of four
+// paths is chosen once per process from cpuid:
+//   "avx512bf16"  AVX-512 BF16 (VDPBF16PS; needs AVX512F, AVX512BW, AVX512_BF16),
+//   "avx512f"     AVX-512F float32 FMAs on the widened bfloat16 values,
+//   "avx2"        AVX2 + FMA, the same with 256-bit vectors,
+//   "scalar"      plain C++
+// (one core of the development machine, AMD Zen 5, 25 x 512 -> 1536: ~215, ~107, ~45 and ~7
+// GMAC/s; bench_bf16_linear).
+// Unset, HELPLINE_GPT2_ISA picks the first of these the CPU supports; set, it caps the choice (as
+// in lm/model/gpt2_kernels.cc, a cap never selects a path the CPU lacks): "avx512" is the same as
+// unset, "avx512f" skips the BF16 path (tests of the AVX-512F path on a BF16 machine; only this
+// kernel knows that value: gpt2_kernels runs its scalar code for it), "avx2" allows only AVX2 +
+// FMA then plain C++, and any other value (e.g. "scalar") forces plain C++. IsaName() says which.
 //
-// Arithmetic (both paths give the same bits, denormals aside): each output element starts from
+// Arithmetic (all paths give the same bits, denormals aside): each output element starts from
 // 0.0f and, for the k-pairs j = 0, 1, ..., KPairs(k) - 1 in order, adds the product of elements
 // 2j + 1 and then the product of elements 2j, each addition rounded to float32 (nearest even).
-// That is VDPBF16PS's order (Intel's pseudocode; checked on Zen 4: two sequential roundings,
-// high half first). The product of two bfloat16 values is exact in float32. Then the bias is
-// added and the epilogue applied. VDPBF16PS treats denormal inputs as zero and flushes denormal
-// results; the plain C++ path does not: results may differ there.
+// That is VDPBF16PS's order (Intel's pseudocode; checked on the development machine: two sequential
+// roundings, high half first). The product of two bfloat16 values is exact in float32 (outside the
+// denormal range), so each addition is a float32 FMA on the widened values, which is what the
+// AVX-512F and AVX2 paths do. Then the bias is added and the epilogue applied. VDPBF16PS treats
+// denormal inputs as zero and flushes denormal results, and the BF16 path's PackRows
+// (VCVTNEPS2BF16) flushes denormal inputs to zero; the other paths keep denormals (IEEE float32),
+// and the plain C++ one rounds a product below float32's normal range before adding it: results may
+// differ there.
 #pragma once
 
 #include <cstddef>
@@ -73,7 +87,8 @@ void PackRows(const float* x, int64_t ldx, int m, int k, uint32_t* out);
 void Linear(const uint32_t* x, int m, int k, const uint16_t* w, const float* bias, int n, float* y,
             int64_t ldy, Epilogue epilogue);
 
-// "avx512bf16" or "scalar": the path Linear and PackRows take (chosen once per process).
+// "avx512bf16", "avx512f", "avx2" or "scalar": the path Linear and PackRows take (chosen once per
+// process; see the top of this file).
 const char* IsaName();
 
 }  // namespace helpline::nlu::model::bf16

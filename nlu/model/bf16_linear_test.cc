@@ -6,12 +6,17 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
+#include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
 
-// The ctest run nlu_bf16_linear_test_scalar repeats all of this with HELPLINE_GPT2_ISA=scalar.
+// The ctest runs nlu_bf16_linear_test_avx512f, _avx2 and _scalar repeat all of this with
+// HELPLINE_GPT2_ISA=avx512f, avx2 and scalar: every path through the same bit-exact checks (on a
+// CPU without a path's instructions, the run falls back to a lower path; IsaName says which).
 
 namespace helpline::nlu::model::bf16 {
 namespace {
@@ -81,6 +86,35 @@ TEST(Bf16RoundingTest, NearestEvenWithTiesToEven) {
     const PackedWeights w = PackWeights(&c.in, 1, 1);
     ASSERT_EQ(w.size(), 128u);
     EXPECT_EQ(w[0], c.want) << c.in;
+  }
+}
+
+// NaN stays NaN, made quiet (bit 6 of the bfloat16 set), with its sign and top payload bits;
+// infinities stay infinite. (The test's RoundBf16 does not handle these.)
+TEST(Bf16RoundingTest, NanAndInfinity) {
+  struct Case {
+    uint32_t in;
+    uint16_t want;
+  };
+  const Case cases[] = {
+      {0x7f800000u, 0x7f80},  // +infinity
+      {0xff800000u, 0xff80},  // -infinity
+      {0x7fc00000u, 0x7fc0},  // the default quiet NaN
+      {0x7f800001u, 0x7fc0},  // a signalling NaN, payload in the low half only: made quiet
+      {0xffa12345u, 0xffe1},  // a negative signalling NaN with a payload in the top half
+      {0x7fffffffu, 0x7fff},  // all ones: rounding up would carry into the sign
+  };
+  for (const Case& c : cases) {
+    float f;
+    std::memcpy(&f, &c.in, sizeof(f));
+    std::vector<float> row(40, f);
+    std::vector<uint32_t> pairs(KPairs(40));
+    PackRows(row.data(), 40, 1, 40, pairs.data());
+    for (uint32_t p : pairs) {
+      EXPECT_EQ(p, c.want | static_cast<uint32_t>(c.want) << 16) << std::hex << c.in;
+    }
+    const PackedWeights w = PackWeights(&f, 1, 1);
+    EXPECT_EQ(w[0], c.want) << std::hex << c.in;
   }
 }
 
@@ -162,8 +196,60 @@ TEST(Bf16LinearTest, AccumulationOrderIsVdpbf16ps) {
   EXPECT_EQ(y[2], 16777216.0f);
 }
 
-// Shapes (m, k, n): m below, at and above the 6-row tile and not a multiple of it; n a multiple
-// of 64 or not (a partial last panel); odd k; the transformer's shapes.
+// The three columns above in every row and column position of the kernels' tiles and strips (m up
+// to 13 and 25: row tiles of every height of every path; n = 130: all vector positions of two
+// full panels and a partial one), once at the start of k = 4 and once in the middle of k = 37
+// (zeros elsewhere in x; the weights there are not zero). Row r's x is scaled by 2^(r % 7) and
+// column c's weights by 2^-(c % 5): exact, so the results scale the same way, and a mix-up of
+// rows or columns shows.
+TEST(Bf16LinearTest, AccumulationOrderInEveryTilePosition) {
+  const float pattern_x[4] = {1.0f, 4096.0f, 4096.0f, 1.0f};
+  const float pattern_w[3][4] = {{1.0f, 0.0f, 4096.0f, 1.0f},
+                                 {0.0f, 4096.0f, 1.0f / 4096.0f, 1.0f},
+                                 {1.0f, 0.0f, 1.0f / 4096.0f, 16777216.0f}};
+  const float want[3] = {16777218.0f, 16777216.0f, 16777216.0f};
+  const int n = 130;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const auto& [k, offset] : {std::pair{4, 0}, std::pair{37, 14}}) {
+    std::vector<float> w(static_cast<size_t>(n) * k);
+    for (float& f : w) f = normal(rng);
+    for (int c = 0; c < n; ++c) {
+      for (int e = 0; e < 4; ++e) {
+        w[c * k + offset + e] = std::ldexp(pattern_w[c % 3][e], -(c % 5));
+      }
+    }
+    const PackedWeights packed = PackWeights(w.data(), n, k);
+    for (int m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 25}) {
+      std::vector<float> x(static_cast<size_t>(m) * k, 0.0f);
+      for (int r = 0; r < m; ++r) {
+        for (int e = 0; e < 4; ++e) x[r * k + offset + e] = std::ldexp(pattern_x[e], r % 7);
+      }
+      std::vector<uint32_t> rows(static_cast<size_t>(m) * KPairs(k));
+      PackRows(x.data(), k, m, k, rows.data());
+      std::vector<float> y(static_cast<size_t>(m) * n);
+      Linear(rows.data(), m, k, packed.data(), nullptr, n, y.data(), n, Epilogue::kNone);
+      int mismatches = 0;
+      for (int r = 0; r < m; ++r) {
+        for (int c = 0; c < n; ++c) {
+          const float expected = std::ldexp(want[c % 3], r % 7 - c % 5);
+          if (y[r * n + c] != expected) {
+            if (++mismatches <= 5) {
+              ADD_FAILURE() << "k " << k << " m " << m << " r " << r << " c " << c << ": "
+                            << y[r * n + c] << " != " << expected;
+            }
+          }
+        }
+      }
+      EXPECT_EQ(mismatches, 0) << "k " << k << " m " << m;
+    }
+  }
+}
+
+// Shapes (m, k, n): m below, at and above the row tiles (6 rows for the BF16 path, 4 for
+// AVX-512F, 5 for AVX2) and not a multiple of them; n a multiple of 64 or not (a partial last
+// panel, partial AVX2 strips); odd k; the transformer's shapes (a 25- and a 7-piece utterance
+// through 512 -> 1536, 512 -> 512 and 1536 -> 512).
 using Shape = std::tuple<int, int, int>;
 
 class Bf16LinearShapeTest : public ::testing::TestWithParam<Shape> {};
@@ -182,8 +268,19 @@ TEST_P(Bf16LinearShapeTest, MatchesDoublePrecisionAndTheDocumentedOrder) {
   PackRows(x.data(), ldx, m, k, rows.data());
   const PackedWeights packed = PackWeights(w.data(), n, k);
 
-  // From the bfloat16-rounded inputs: the exact sum (double), its scale (sum of |products|),
-  // and the documented float32 order (std::fma, odd element first, pair by pair).
+  // From the bfloat16-rounded inputs (zero-padded to 2 kp): the exact sum (double), its scale
+  // (sum of |products|), and the documented float32 order (std::fma, odd element first, pair by
+  // pair): the plain C++ model every path must match bit for bit.
+  std::vector<float> x_rounded(static_cast<size_t>(m) * 2 * kp, 0.0f);
+  std::vector<float> w_rounded(static_cast<size_t>(n) * 2 * kp, 0.0f);
+  for (int r = 0; r < m; ++r) {
+    for (int e = 0; e < k; ++e) x_rounded[r * 2 * kp + e] = Rounded(x[r * ldx + e]);
+  }
+  for (int c = 0; c < n; ++c) {
+    for (int e = 0; e < k; ++e) {
+      w_rounded[static_cast<size_t>(c) * 2 * kp + e] = Rounded(w[static_cast<size_t>(c) * k + e]);
+    }
+  }
   std::vector<double> exact(static_cast<size_t>(m) * n), scale(exact.size());
   std::vector<float> ordered(exact.size());
   for (int r = 0; r < m; ++r) {
@@ -191,10 +288,10 @@ TEST_P(Bf16LinearShapeTest, MatchesDoublePrecisionAndTheDocumentedOrder) {
       double sum = 0, abs_sum = 0;
       float acc = 0.0f;
       for (int j = 0; j < kp; ++j) {
-        float xv[2] = {0, 0}, wv[2] = {0, 0};
-        for (int h = 0; h < 2 && 2 * j + h < k; ++h) {
-          xv[h] = Rounded(x[r * ldx + 2 * j + h]);
-          wv[h] = Rounded(w[static_cast<size_t>(c) * k + 2 * j + h]);
+        float xv[2], wv[2];
+        for (int h = 0; h < 2; ++h) {
+          xv[h] = x_rounded[r * 2 * kp + 2 * j + h];
+          wv[h] = w_rounded[static_cast<size_t>(c) * 2 * kp + 2 * j + h];
           sum += static_cast<double>(xv[h]) * wv[h];
           abs_sum += std::abs(static_cast<double>(xv[h]) * wv[h]);
         }
@@ -258,12 +355,13 @@ TEST_P(Bf16LinearShapeTest, MatchesDoublePrecisionAndTheDocumentedOrder) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, Bf16LinearShapeTest,
-                         ::testing::Values(Shape{1, 37, 100}, Shape{5, 37, 100}, Shape{7, 64, 64},
-                                           Shape{25, 256, 768}, Shape{25, 512, 100},
-                                           Shape{1, 512, 1536}, Shape{13, 1536, 512},
-                                           Shape{64, 256, 130}, Shape{6, 1, 65}, Shape{12, 2, 1},
-                                           Shape{4, 33, 127}));
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, Bf16LinearShapeTest,
+    ::testing::Values(Shape{1, 37, 100}, Shape{5, 37, 100}, Shape{7, 64, 64}, Shape{25, 256, 768},
+                      Shape{25, 512, 100}, Shape{1, 512, 1536}, Shape{13, 1536, 512},
+                      Shape{64, 256, 130}, Shape{6, 1, 65}, Shape{12, 2, 1}, Shape{4, 33, 127},
+                      Shape{25, 512, 1536}, Shape{7, 512, 1536}, Shape{25, 512, 512},
+                      Shape{25, 1536, 512}, Shape{7, 1536, 512}, Shape{11, 24, 200}));
 
 TEST(Bf16LinearTest, ZeroRowsOrColumnsDoNothing) {
   const PackedWeights packed = PackWeights(nullptr, 0, 8);
@@ -275,16 +373,60 @@ TEST(Bf16LinearTest, ZeroRowsOrColumnsDoNothing) {
   EXPECT_EQ(y, 5.0f);
 }
 
+// The header's rules, written out: the variable caps the choice, the CPU decides within it.
 TEST(Bf16LinearTest, IsaNameFollowsTheEnvironment) {
+  __builtin_cpu_init();
+  const bool bf16 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                    __builtin_cpu_supports("avx512bf16");
+  const bool f512 = __builtin_cpu_supports("avx512f");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   const char* forced = std::getenv("HELPLINE_GPT2_ISA");
-  if (forced != nullptr && std::strcmp(forced, "avx512") != 0) {
-    EXPECT_STREQ(IsaName(), "scalar");
-  } else {
-    __builtin_cpu_init();
-    const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                     __builtin_cpu_supports("avx512bf16");
-    EXPECT_STREQ(IsaName(), has ? "avx512bf16" : "scalar");
+  const std::string cap = forced == nullptr ? "avx512" : forced;
+  const char* want = "scalar";
+  if (cap == "avx512") {
+    want = bf16 ? "avx512bf16" : f512 ? "avx512f" : avx2 ? "avx2" : "scalar";
+  } else if (cap == "avx512f") {
+    want = f512 ? "avx512f" : avx2 ? "avx2" : "scalar";
+  } else if (cap == "avx2") {
+    want = avx2 ? "avx2" : "scalar";
   }
+  EXPECT_STREQ(IsaName(), want) << "HELPLINE_GPT2_ISA=" << (forced == nullptr ? "(unset)" : forced);
+}
+
+// Linear keeps per-thread scratch storage on some paths: threads at once get the same results as
+// one at a time.
+TEST(Bf16LinearTest, ConcurrentCallsAgree) {
+  constexpr int kThreads = 4;
+  const int k = 96, n = 200;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> w(static_cast<size_t>(n) * k);
+  for (float& f : w) f = normal(rng);
+  const PackedWeights packed = PackWeights(w.data(), n, k);
+  std::vector<std::vector<uint32_t>> rows(kThreads);
+  std::vector<std::vector<float>> alone(kThreads), together(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    const int m = 3 + 7 * t;  // different sizes: the scratch storage grows differently
+    std::vector<float> x(static_cast<size_t>(m) * k);
+    for (float& f : x) f = normal(rng);
+    rows[t].resize(static_cast<size_t>(m) * KPairs(k));
+    PackRows(x.data(), k, m, k, rows[t].data());
+    alone[t].resize(static_cast<size_t>(m) * n);
+    together[t].resize(alone[t].size());
+    Linear(rows[t].data(), m, k, packed.data(), nullptr, n, alone[t].data(), n, Epilogue::kNone);
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const int m = static_cast<int>(together[t].size()) / n;
+      for (int i = 0; i < 50; ++i) {
+        Linear(rows[t].data(), m, k, packed.data(), nullptr, n, together[t].data(), n,
+               Epilogue::kNone);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(together[t], alone[t]) << "thread " << t;
 }
 
 }  // namespace
