@@ -14,6 +14,13 @@ int Panels(int n) { return (n + kern::kPanel - 1) / kern::kPanel; }
 
 float Sigmoid(float v) { return 1.0f / (1.0f + std::exp(-v)); }
 
+// tanh through expf: glibc's tanhf (by expm1f) took ~5x the time of expf, ~6% of a transformer
+// model's call. Absolute error ~1e-7 (from 1 - e near 0), relative error small elsewhere.
+float Tanh(float v) {
+  const float e = std::exp(-2.0f * std::fabs(v));
+  return std::copysign((1.0f - e) / (1.0f + e), v);
+}
+
 }  // namespace
 
 std::vector<float> PackF32Panels(const float* w, int n, int k) {
@@ -58,7 +65,7 @@ void BiGruInference::Run(const float* x, int t, float* out) const {
       for (int j = 0; j < h; ++j) {
         const float r = Sigmoid(in_gates[j] + gh[j]);
         const float z = Sigmoid(in_gates[h + j] + gh[h + j]);
-        const float n = std::tanh(in_gates[2 * h + j] + r * gh[2 * h + j]);
+        const float n = Tanh(in_gates[2 * h + j] + r * gh[2 * h + j]);
         state[j] = (1.0f - z) * n + z * state[j];
         o[j] = state[j];
       }
