@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -33,6 +34,7 @@
 #include "nlu/model/torch_word_vectors.h"
 #include "nlu/model/transfer_set.h"
 #include "nlu/model/transformer_checkpoint.h"
+#include "nlu/model/utterance_inference.h"
 #include "nlu/model/word_vectors.h"
 
 namespace helpline::nlu::model {
@@ -127,6 +129,7 @@ struct NetImpl : torch::nn::Module {
   // `gen` draws the dropout masks (used only when training).
   Output Forward(const Batch& b, bool training, at::Generator& gen) {
     if (training && inference_gru.ready()) {  // the weights change
+      inference_net = UtteranceInference();
       inference_gru = BiGruInference();
       inference_transformer = PieceTransformerInference();
     }
@@ -200,12 +203,36 @@ struct NetImpl : torch::nn::Module {
   // the BiGRU's weights copied for BiGruInference (one utterance at a time, in eval mode), and
   // with `transformer_bf16` (config.transformer_bf16_inference) the transformer's weights in
   // bfloat16: copied for PieceTransformerInference (one utterance) and for libtorch (batches).
+  // The whole network then runs off libtorch for one utterance (UtteranceInference), unless it
+  // has a transformer kept in float32.
   void PrepareInference(bool transformer_bf16) {
     CopyGruWeights(gru, inference_gru);
     if (transformer && transformer_bf16) {
       transformer->UseBf16ForInference();
       CopyTransformerWeights(transformer, inference_transformer);
     }
+    inference_net = UtteranceInference();
+    if (transformer && !transformer_bf16) return;
+    auto data = [](const torch::Tensor& v) { return v.data_ptr<float>(); };
+    auto rows = [](const torch::Tensor& v) { return static_cast<int>(v.size(0)); };
+    inference_net.SetTokenTables(data(word->weight), rows(word->weight), data(chars->weight),
+                                 rows(chars->weight), data(shape->weight), rows(shape->weight),
+                                 static_cast<int>(config.embedding_dim));
+    inference_net.SetSentenceBag(data(sent->weight), rows(sent->weight),
+                                 static_cast<int>(config.sentence_dim));
+    if (vectors) {
+      inference_net.SetWordVectors(data(vectors->weight), rows(vectors->weight),
+                                   static_cast<int>(vectors->weight.size(1)),
+                                   data(vectors_proj->weight), data(vectors_proj->bias));
+    }
+    if (transformer) {
+      inference_net.SetTransformer(&inference_transformer, data(transformer_proj->weight),
+                                   data(transformer_proj->bias));
+    }
+    inference_net.SetGru(&inference_gru);
+    inference_net.SetHeads(data(intent_out->weight), data(intent_out->bias),
+                           rows(intent_out->weight), data(tag_out->weight), data(tag_out->bias),
+                           rows(tag_out->weight));
   }
 
   // Sum over the batch of the CRF's negative log-likelihood of the gold tag sequences `tags`
@@ -257,6 +284,9 @@ struct NetImpl : torch::nn::Module {
   BiGruInference inference_gru;
   // The same for the transformer, with transformer_bf16_inference only.
   PieceTransformerInference inference_transformer;
+  // The whole network for one utterance (PrepareInference; emptied when training). Reads the
+  // embedding tables in place and the two objects above.
+  UtteranceInference inference_net;
   // config.crf only: learned tag bigram / start / end scores, and the constant IOB2 masks.
   torch::Tensor crf_transitions, crf_start, crf_end, crf_forbidden, crf_start_forbidden;
 };
@@ -315,6 +345,10 @@ struct NluModel::Impl {
   // Runs every member on `items` (eval mode) and combines at `temperature`.
   std::vector<Combined> Run(const std::vector<const Features*>& items, double temperature,
                             std::vector<torch::Tensor>* member_logits = nullptr) const {
+    if (items.size() == 1 && member_logits == nullptr) {
+      std::optional<Combined> one = RunOne(*items[0], temperature);
+      if (one.has_value()) return {*std::move(one)};
+    }
     torch::InferenceMode guard;
     const Batch batch = MakeBatch(items);
     const int64_t b = static_cast<int64_t>(items.size());
@@ -353,6 +387,55 @@ struct NluModel::Impl {
       out[i].encoding.assign(ep + i * d, ep + (i + 1) * d);
     }
     return out;
+  }
+
+  // Run's arithmetic for one utterance off libtorch (UtteranceInference in every member);
+  // nullopt when a member has no such path or the features do not fit it.
+  std::optional<Combined> RunOne(const Features& f, double temperature) const {
+    for (const Net& net : members) {
+      if (!net->inference_net.ready()) return std::nullopt;
+    }
+    const bool crf = info.config.crf;
+    thread_local UtteranceInference::Output out;
+    Combined c;
+    const size_t t = f.tokens.size();
+    for (size_t m = 0; m < members.size(); ++m) {
+      if (!members[m]->inference_net.Run(f, out)) return std::nullopt;
+      const size_t classes = out.intent_logits.size(), k = out.tag_logits.size() / t;
+      if (m == 0) {
+        c.intent_probs.assign(classes, 0.0f);
+        c.tag_scores.assign(t * k, 0.0f);
+        c.encoding = out.encoding;
+      }
+      // softmax(logits / temperature), added up over the members.
+      float top = out.intent_logits[0];
+      for (float v : out.intent_logits) top = std::max(top, v);
+      const float inv_t = static_cast<float>(1.0 / temperature);
+      std::vector<float> e(classes);
+      float sum = 0;
+      for (size_t i = 0; i < classes; ++i) {
+        e[i] = std::exp((out.intent_logits[i] - top) * inv_t);
+        sum += e[i];
+      }
+      for (size_t i = 0; i < classes; ++i) c.intent_probs[i] += e[i] / sum;
+      // Tags: the emission scores with a CRF, else each token's softmax.
+      for (size_t j = 0; j < t; ++j) {
+        const float* row = out.tag_logits.data() + j * k;
+        float* acc = c.tag_scores.data() + j * k;
+        if (crf) {
+          for (size_t i = 0; i < k; ++i) acc[i] += row[i];
+          continue;
+        }
+        const float row_top = *std::max_element(row, row + k);
+        float row_sum = 0;
+        for (size_t i = 0; i < k; ++i) row_sum += std::exp(row[i] - row_top);
+        for (size_t i = 0; i < k; ++i) acc[i] += std::exp(row[i] - row_top) / row_sum;
+      }
+    }
+    const float n = static_cast<float>(members.size());
+    for (float& v : c.intent_probs) v /= n;
+    for (float& v : c.tag_scores) v = crf ? v / n : std::log(std::max(v / n, 1e-12f));
+    return c;
   }
 
   NluPrediction Decide(absl::string_view text, const Features& features, Combined combined,
@@ -1061,6 +1144,37 @@ absl::StatusOr<NluPrediction> NluModel::Predict(absl::string_view text, bool use
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
   }
+}
+
+absl::StatusOr<std::vector<NluPrediction>> NluModel::PredictBatch(
+    const std::vector<std::string>& texts, bool use_threshold) const {
+  std::vector<NluPrediction> out(texts.size());
+  std::vector<Features> features;
+  std::vector<size_t> rows;  // the texts with tokens
+  features.reserve(texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    Features f = impl_->Featurize(texts[i]);
+    if (f.tokens.empty()) continue;
+    features.push_back(std::move(f));
+    rows.push_back(i);
+  }
+  if (features.empty()) return out;
+  std::vector<const Features*> items;
+  for (const Features& f : features) items.push_back(&f);
+  try {
+    std::vector<Combined> c = impl_->Run(items, impl_->info.temperature);
+    for (size_t r = 0; r < rows.size(); ++r) {
+      out[rows[r]] = impl_->Decide(texts[rows[r]], features[r], std::move(c[r]), use_threshold);
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
+  }
+  return out;
+}
+
+bool NluModel::PredictsOffLibtorch() const {
+  return std::all_of(impl_->members.begin(), impl_->members.end(),
+                     [](const Net& net) { return net->inference_net.ready(); });
 }
 
 absl::Status NluModel::Save(const std::string& dir) const {

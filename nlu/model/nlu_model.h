@@ -182,6 +182,15 @@ class NluModel {
   // out-of-scope class is always applied. INTERNAL for libtorch errors.
   absl::StatusOr<NluPrediction> Predict(absl::string_view text, bool use_threshold = true) const;
 
+  // Predict for every text, the texts with tokens run as one libtorch batch (training's dev
+  // evaluation takes this path; a lone text goes Predict's way). INTERNAL for libtorch errors.
+  absl::StatusOr<std::vector<NluPrediction>> PredictBatch(const std::vector<std::string>& texts,
+                                                          bool use_threshold = true) const;
+
+  // True when Predict runs the whole network without libtorch (utterance_inference.h): every
+  // model except one whose transformer is kept in float32 (no transformer_bf16_inference).
+  bool PredictsOffLibtorch() const;
+
   const NluModelInfo& info() const;
   NluModelInfo& mutable_info();
 

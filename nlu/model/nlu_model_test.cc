@@ -2,6 +2,8 @@
 // determinism, label-mismatch refusal, load errors.
 #include "nlu/model/nlu_model.h"
 
+#include <ATen/record_function.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -499,6 +501,8 @@ TEST_F(NluModelTest, Bf16InferenceStaysCloseToFloat32AndTravelsWithTheFolder) {
   std::ofstream(json_path) << json.dump();
   auto f32 = NluModel::Load((dir / "model").string());
   ASSERT_TRUE(f32.ok()) << f32.status();
+  EXPECT_TRUE((*model)->PredictsOffLibtorch());
+  EXPECT_FALSE((*f32)->PredictsOffLibtorch());
   float largest = 0, largest_diff = 0;
   for (const auto& e : TinyData()) {
     auto a = (*model)->Predict(e.text, false);
@@ -513,6 +517,101 @@ TEST_F(NluModelTest, Bf16InferenceStaysCloseToFloat32AndTravelsWithTheFolder) {
   }
   EXPECT_GT(largest_diff, 0.0f);
   EXPECT_LT(largest_diff, 0.05f * largest);
+}
+
+// Counts the libtorch operators this thread runs while it lives.
+class TorchOperatorCounter {
+ public:
+  TorchOperatorCounter() {
+    count() = 0;
+    handle_ = at::addThreadLocalCallback(
+        at::RecordFunctionCallback([](const at::RecordFunction&)
+                                       -> std::unique_ptr<at::ObserverContext> {
+          ++count();
+          return nullptr;
+        }).scopes({at::RecordScope::FUNCTION}));
+  }
+  ~TorchOperatorCounter() { at::removeCallback(handle_); }
+  static int64_t& count() {
+    thread_local int64_t n = 0;
+    return n;
+  }
+
+ private:
+  at::CallbackHandle handle_;
+};
+
+TEST_F(NluModelTest, OneUtteranceRunsOffLibtorchWithTheBatchedNetworksAnswers) {
+  const auto dir = TempDir("off_libtorch");
+  std::filesystem::create_directories(dir);
+  const std::string file = (dir / "vectors.txt").string();
+  std::ofstream(file) << "weather 1 0 0 0\nflight 0 1 0 0\nplay 0 0 1 0\nlisbon 0.5 0.25 0 -1\n";
+  auto vectors = WordVectors::Read(file);
+  ASSERT_TRUE(vectors.ok()) << vectors.status();
+  const TransformerCheckpoint checkpoint = ReadTinyCheckpoint(dir);
+  ASSERT_FALSE(HasFailure());
+  // A softmax tagger; two CRF members with word vectors; a bfloat16 transformer.
+  TrainOptions plain = TinyOptions(3);
+  TrainOptions crf = TinyOptions(5);
+  crf.config.crf = true;
+  crf.config.ensemble = 2;
+  crf.word_vectors = &*vectors;
+  TrainOptions transformer = TinyTransformerOptions(6, checkpoint);
+  transformer.transformer_bf16_inference = true;
+  // The training texts, unseen words, one word, and a text longer than any seen.
+  std::vector<std::string> texts;
+  for (const auto& e : TinyData()) texts.push_back(e.text);
+  for (const std::string t :
+       {"what is the weather in lisbon", "paris", "zzz qqq!", "",
+        "please book me a flight to rome and then play thriller and tell me whether it will "
+        "rain in oslo tomorrow or the day after"}) {
+    texts.push_back(t);
+  }
+  for (const TrainOptions* options : {&plain, &crf, &transformer}) {
+    SCOPED_TRACE(options->config.crf               ? "crf"
+                 : options->transformer != nullptr ? "transformer"
+                                                   : "plain");
+    auto model = NluModel::Train(TinyData(), {}, "", {}, *options, nullptr);
+    ASSERT_TRUE(model.ok()) << model.status();
+    EXPECT_TRUE((*model)->PredictsOffLibtorch());
+    int64_t batch_operators = 0;
+    absl::StatusOr<std::vector<NluPrediction>> batch;
+    {
+      TorchOperatorCounter counter;
+      batch = (*model)->PredictBatch(texts, false);
+      batch_operators = TorchOperatorCounter::count();
+    }
+    ASSERT_TRUE(batch.ok()) << batch.status();
+    EXPECT_GT(batch_operators, 20);  // the counter sees libtorch's operators
+    // The transformer's products: libtorch rounds their outputs to bfloat16, Predict does not.
+    const float tolerance = options->transformer != nullptr ? 0.05f : 1e-5f;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      SCOPED_TRACE(texts[i]);
+      absl::StatusOr<NluPrediction> one;
+      {
+        TorchOperatorCounter counter;
+        one = (*model)->Predict(texts[i], false);
+        EXPECT_EQ(TorchOperatorCounter::count(), 0);
+      }
+      ASSERT_TRUE(one.ok()) << one.status();
+      const NluPrediction& b = (*batch)[i];
+      // (bfloat16 rounding may swap two intents that nearly tie)
+      if (options->transformer == nullptr || b.confidence > 0.6) {
+        EXPECT_EQ(one->intent, b.intent);
+      }
+      EXPECT_NEAR(one->confidence, b.confidence, tolerance);
+      if (options->transformer == nullptr) {
+        EXPECT_EQ(one->slots, b.slots);
+      }
+      ASSERT_EQ(one->encoding.size(), b.encoding.size());
+      float largest = 1, largest_diff = 0;
+      for (size_t j = 0; j < b.encoding.size(); ++j) {
+        largest = std::max(largest, std::abs(b.encoding[j]));
+        largest_diff = std::max(largest_diff, std::abs(one->encoding[j] - b.encoding[j]));
+      }
+      EXPECT_LE(largest_diff, tolerance * largest);
+    }
+  }
 }
 
 TEST_F(NluModelTest, TransformerCheckpointErrorsNameTheFileAndTheWeight) {
