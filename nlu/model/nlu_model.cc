@@ -596,6 +596,46 @@ absl::StatusOr<std::vector<TransformerEmbedding>> EmbedWithTransformer(
   }
 }
 
+absl::Status TakeFineTunedTransformer(const std::string& model_dir,
+                                      TransformerCheckpoint& checkpoint) {
+  const std::string json_path = (std::filesystem::path(model_dir) / kModelJsonName).string();
+  absl::StatusOr<std::string> text = data::ReadFileContent(json_path);
+  if (!text.ok()) return text.status();
+  nlohmann::json json = nlohmann::json::parse(*text, nullptr, false);
+  if (json.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(json_path, ": not JSON"));
+  auto pieces = json.find("pieces");
+  if (pieces == json.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(model_dir, ": the model has no transformer ('pieces' missing)"));
+  }
+  if (*pieces != checkpoint.pieces.ToJson()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(model_dir,
+                     ": its transformer reads other pieces than this checkpoint's (trained from "
+                     "another checkpoint)"));
+  }
+  const std::string weights_path = (std::filesystem::path(model_dir) / kWeightsName).string();
+  absl::StatusOr<std::unique_ptr<lm::SafetensorsFile>> weights =
+      lm::SafetensorsFile::Open(weights_path);
+  if (!weights.ok()) return weights.status();
+  // Checked in full before anything changes.
+  std::vector<std::pair<EncoderTensor*, const lm::SafetensorsTensor*>> copies;
+  for (auto& [name, tensor] : checkpoint.tensors) {
+    const std::string key = absl::StrCat("m0.transformer.", name);
+    const lm::SafetensorsTensor* t = (*weights)->Find(key);
+    if (t == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(weights_path, ": tensor '", key, "' missing"));
+    }
+    if (t->shape != tensor.shape) {
+      return absl::InvalidArgumentError(absl::StrCat(weights_path, ": tensor '", key,
+                                                     "' has another shape than the checkpoint's"));
+    }
+    copies.emplace_back(&tensor, t);
+  }
+  for (auto& [dst, src] : copies) lm::SafetensorsFile::ToFloat32(*src, dst->values.data());
+  return absl::OkStatus();
+}
+
 void SetTorchThreads(int threads) { torch::set_num_threads(std::max(1, threads)); }
 
 NluModel::NluModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -151,6 +151,15 @@ struct TransformerEmbedding {
 absl::StatusOr<std::vector<TransformerEmbedding>> EmbedWithTransformer(
     const TransformerCheckpoint& checkpoint, const std::vector<std::string>& texts);
 
+// Replaces the weights of `checkpoint` with the transformer fine-tuned inside the utterance
+// model in `model_dir` (its first member's), so that a new model starts from what another
+// data set taught it (intermediate-task transfer). The pieces stay the checkpoint's: the model
+// must have been trained from the same checkpoint. NOT_FOUND for a missing folder or file;
+// INVALID_ARGUMENT naming the folder when it has no transformer, other pieces, or a weight
+// missing or of another shape.
+absl::Status TakeFineTunedTransformer(const std::string& model_dir,
+                                      TransformerCheckpoint& checkpoint);
+
 // Sets libtorch's intra-op thread count for the process (training and inference), so that
 // callers need not include libtorch.
 void SetTorchThreads(int threads);

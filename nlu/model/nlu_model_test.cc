@@ -635,6 +635,68 @@ TEST_F(NluModelTest, TransformerCheckpointErrorsNameTheFileAndTheWeight) {
               ::testing::HasSubstr("the shards hold 100 bytes"));
 }
 
+TEST_F(NluModelTest, TakeFineTunedTransformerStartsFromAnotherModelsTransformer) {
+  const auto dir = TempDir("transformer_from");
+  const TransformerCheckpoint checkpoint = ReadTinyCheckpoint(dir);
+  ASSERT_FALSE(HasFailure());
+  auto first =
+      NluModel::Train(TinyData(), {}, "", {}, TinyTransformerOptions(4, checkpoint), nullptr);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE((*first)->Save((dir / "first").string()).ok());
+  TransformerCheckpoint taken = checkpoint;
+  const absl::Status took = TakeFineTunedTransformer((dir / "first").string(), taken);
+  ASSERT_TRUE(took.ok()) << took;
+  const auto weights = (*first)->Weights();
+  for (const auto& [name, tensor] : taken.tensors) {
+    EXPECT_EQ(tensor.values, weights.at("m0.transformer." + name)) << name;
+    EXPECT_NE(tensor.values, checkpoint.tensors.at(name).values) << name;  // it was fine-tuned
+  }
+  // A model trained from it learns the data as well.
+  auto second = NluModel::Train(TinyData(), {}, "", {}, TinyTransformerOptions(5, taken), nullptr);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_GE(RightIntents(**second), TinyData().size() * 9 / 10);
+
+  // Refused, and the checkpoint left as it was: a missing folder, a model without a
+  // transformer, a transformer over other pieces, a weight of another shape.
+  const TransformerCheckpoint before = taken;
+  auto unchanged = [&] {
+    for (const auto& [name, tensor] : before.tensors) {
+      EXPECT_EQ(taken.tensors.at(name).values, tensor.values) << name;
+    }
+  };
+  absl::Status missing = TakeFineTunedTransformer((dir / "absent").string(), taken);
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  auto plain = NluModel::Train(TinyData(), {}, "", {}, TinyOptions(3), nullptr);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_TRUE((*plain)->Save((dir / "plain").string()).ok());
+  absl::Status no_transformer = TakeFineTunedTransformer((dir / "plain").string(), taken);
+  EXPECT_EQ(no_transformer.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(no_transformer.message()), ::testing::HasSubstr("has no transformer"));
+  unchanged();
+
+  std::filesystem::copy(dir / "first", dir / "other_pieces");
+  const std::string json_path = (dir / "other_pieces" / "nlu_model.json").string();
+  std::ifstream in(json_path);
+  nlohmann::json json = nlohmann::json::parse(in);
+  in.close();
+  json["pieces"][3][0] = "\u2581elsewhere";
+  std::ofstream(json_path) << json.dump();
+  absl::Status other = TakeFineTunedTransformer((dir / "other_pieces").string(), taken);
+  EXPECT_EQ(other.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(other.message()), ::testing::HasSubstr("other pieces"));
+  unchanged();
+
+  TransformerCheckpoint wider = taken;
+  wider.tensors.at("pool.weight").shape[0] += 1;
+  absl::Status shape = TakeFineTunedTransformer((dir / "first").string(), wider);
+  EXPECT_EQ(shape.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(shape.message()),
+              ::testing::HasSubstr("'m0.transformer.pool.weight' has another shape"));
+  for (const auto& [name, tensor] : before.tensors) {
+    EXPECT_EQ(wider.tensors.at(name).values, tensor.values) << name;
+  }
+}
+
 TEST_F(NluModelTest, CrfTaggerLearnsSpansAndRoundTrips) {
   // Two-word values, so the tagger must continue a span (B-x I-x) and stop it.
   std::vector<data::UtteranceExample> data;

@@ -41,6 +41,7 @@ struct NluFlags {
   std::string word_vectors;                  // utterance models and trackers: GloVe text file
   size_t word_vectors_max = 50000;
   std::string transformer;  // utterance models: pretrained sentence transformer folder
+  std::string transformer_from;  // with transformer: start from the one fine-tuned in this model
   std::vector<std::string> pretrain_corpus;  // FORMAT=PATH: pretrain an encoder instead
   model::PretrainOptions pretrain;
   double pretrain_minutes = 0;
@@ -371,8 +372,12 @@ int RunUtterance(NluFlags& f) {
   std::unique_ptr<model::WordVectors> vectors = *std::move(loaded_vectors);
   options.word_vectors = vectors.get();
   std::unique_ptr<model::TransformerCheckpoint> transformer;
-  if (f.transformer.empty() && (options.transformer_bf16 || options.transformer_bf16_inference)) {
-    return Fail("--transformer-bf16 and --transformer-bf16-inference need --transformer", 2);
+  if (f.transformer.empty() && (options.transformer_bf16 || options.transformer_bf16_inference ||
+                                !f.transformer_from.empty())) {
+    return Fail(
+        "--transformer-bf16, --transformer-bf16-inference and --transformer-from need "
+        "--transformer",
+        2);
   }
   if (options.transformer_bf16_inference && options.distill &&
       options.distill_without_transformer) {
@@ -385,6 +390,13 @@ int RunUtterance(NluFlags& f) {
     auto read = model::TransformerCheckpoint::Read(f.transformer);
     if (!read.ok()) return Fail(absl::StrCat("--transformer: ", read.status().message()), 1);
     transformer = std::make_unique<model::TransformerCheckpoint>(*std::move(read));
+    if (!f.transformer_from.empty()) {
+      if (absl::Status s = model::TakeFineTunedTransformer(f.transformer_from, *transformer);
+          !s.ok()) {
+        return Fail(absl::StrCat("--transformer-from: ", s.message()), 1);
+      }
+      std::fprintf(stderr, "transformer weights from the model %s\n", f.transformer_from.c_str());
+    }
     options.transformer = transformer.get();
     std::fprintf(stderr, "transformer from %s (%lld pieces, width %lld/%lld), fine-tuned at %g\n",
                  f.transformer.c_str(), static_cast<long long>(transformer->pieces.size()),
@@ -439,6 +451,9 @@ int RunUtterance(NluFlags& f) {
   if (transformer != nullptr) {
     info.training["transformer"] = {{"dir", f.transformer},
                                     {"learning_rate", options.transformer_learning_rate}};
+    if (!f.transformer_from.empty()) {
+      info.training["transformer"]["weights_from_model"] = f.transformer_from;
+    }
   }
   if (encoder != nullptr) {
     info.training["init_encoder"] = {{"dir", f.init_encoder},
@@ -556,6 +571,10 @@ void AddNluCommand(CLI::App& app) {
   cmd->add_option("--transformer", f->transformer,
                   "utterance models: fine-tune this pretrained sentence-piece transformer inside "
                   "every member (scripts/fetch-sentence-encoder writes one)");
+  cmd->add_option("--transformer-from", f->transformer_from,
+                  "with --transformer: start from the transformer fine-tuned inside this utterance "
+                  "model folder (trained from the same checkpoint, e.g. on another data set) "
+                  "instead of the checkpoint's weights");
   cmd->add_option("--transformer-lr", f->options.transformer_learning_rate,
                   "with --transformer: its Adam learning rate (decays linearly to 0)")
       ->capture_default_str();
