@@ -171,6 +171,15 @@ TrainOptions TinyTransformerOptions(uint64_t seed, const TransformerCheckpoint& 
   return o;
 }
 
+// Word vectors of three training words and "lisbon" (no training text has it), written to
+// dir/vectors.txt and read back.
+absl::StatusOr<WordVectors> WriteTinyVectors(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  const std::string file = (dir / "vectors.txt").string();
+  std::ofstream(file) << "weather 1 0 0 0\nflight 0 1 0 0\nplay 0 0 1 0\nlisbon 0.5 0.25 0 -1\n";
+  return WordVectors::Read(file);
+}
+
 class NluModelTest : public ::testing::Test {
  protected:
   void SetUp() override { SetTorchThreads(1); }
@@ -343,10 +352,7 @@ TEST_F(NluModelTest, TransferCopiesJoinTheStudentsTrainingSetForIntentDataOnly) 
 TEST_F(NluModelTest, WordVectorsJoinTheVocabularyFrozenAndUnseenWordsShareUnk) {
   // Vectors: three training words and "lisbon", which no training text has.
   const auto dir = TempDir("vectors");
-  std::filesystem::create_directories(dir);
-  const std::string file = (dir / "vectors.txt").string();
-  std::ofstream(file) << "weather 1 0 0 0\nflight 0 1 0 0\nplay 0 0 1 0\nlisbon 0.5 0.25 0 -1\n";
-  auto vectors = WordVectors::Read(file);
+  auto vectors = WriteTinyVectors(dir);
   ASSERT_TRUE(vectors.ok()) << vectors.status();
   TrainOptions options = TinyOptions(9);
   options.word_vectors = &*vectors;
@@ -543,10 +549,7 @@ class TorchOperatorCounter {
 
 TEST_F(NluModelTest, OneUtteranceRunsOffLibtorchWithTheBatchedNetworksAnswers) {
   const auto dir = TempDir("off_libtorch");
-  std::filesystem::create_directories(dir);
-  const std::string file = (dir / "vectors.txt").string();
-  std::ofstream(file) << "weather 1 0 0 0\nflight 0 1 0 0\nplay 0 0 1 0\nlisbon 0.5 0.25 0 -1\n";
-  auto vectors = WordVectors::Read(file);
+  auto vectors = WriteTinyVectors(dir);
   ASSERT_TRUE(vectors.ok()) << vectors.status();
   const TransformerCheckpoint checkpoint = ReadTinyCheckpoint(dir);
   ASSERT_FALSE(HasFailure());
