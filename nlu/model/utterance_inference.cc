@@ -19,11 +19,13 @@ void Map(const float* x, int m, int k, const std::vector<float>& w, const std::v
                      add ? kern::Epilogue::kAddToOutput : kern::Epilogue::kNone);
 }
 
-// out[0, dim) += mean of table's rows `ids` (nothing added for no ids).
-void AddMeanRows(const float* table, int dim, const int64_t* ids, size_t count, float* out) {
+// out[0, dim) += mean of table's rows `ids` (nothing added for no ids); `sum` is scratch of
+// dim floats.
+void AddMeanRows(const float* table, int dim, const int64_t* ids, size_t count, float* sum,
+                 float* out) {
   if (count == 0) return;
   // The sum first, then one division: EmbeddingBag's mean.
-  std::vector<float> sum(dim, 0.0f);
+  std::fill_n(sum, dim, 0.0f);
   for (size_t i = 0; i < count; ++i) {
     const float* row = table + static_cast<size_t>(ids[i]) * dim;
     for (int e = 0; e < dim; ++e) sum[e] += row[e];
@@ -114,13 +116,15 @@ bool UtteranceInference::Run(const Features& f, Output& out) const {
 
   // Token inputs.
   std::vector<float> x(static_cast<size_t>(t) * dim_);
+  std::vector<float> bag(dim_), scratch(std::max(dim_, sent_dim_));
   for (int j = 0; j < t; ++j) {
     float* row = x.data() + static_cast<size_t>(j) * dim_;
     const float* w = word_ + static_cast<size_t>(f.word_ids[j]) * dim_;
     const float* s = shape_ + static_cast<size_t>(f.shape_ids[j]) * dim_;
     // word + bag + shape, summed in that order as libtorch does.
-    std::vector<float> bag(dim_, 0.0f);
-    AddMeanRows(chars_, dim_, f.char_ngrams[j].data(), f.char_ngrams[j].size(), bag.data());
+    std::fill(bag.begin(), bag.end(), 0.0f);
+    AddMeanRows(chars_, dim_, f.char_ngrams[j].data(), f.char_ngrams[j].size(), scratch.data(),
+                bag.data());
     for (int e = 0; e < dim_; ++e) row[e] = w[e] + bag[e] + s[e];
   }
   if (vectors_ != nullptr) {
@@ -160,7 +164,8 @@ bool UtteranceInference::Run(const Features& f, Output& out) const {
     }
   }
   for (int e = 0; e < h2; ++e) mean_pool[e] /= static_cast<float>(t);
-  AddMeanRows(sent_, sent_dim_, f.sentence_ngrams.data(), f.sentence_ngrams.size(), mean_pool + h2);
+  AddMeanRows(sent_, sent_dim_, f.sentence_ngrams.data(), f.sentence_ngrams.size(), scratch.data(),
+              mean_pool + h2);
   std::copy(sentence.begin(), sentence.end(), mean_pool + h2 + sent_dim_);
 
   // The heads.
