@@ -583,7 +583,7 @@ void AddNluCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--transformer-bf16-inference", f->options.transformer_bf16_inference,
                   "with --transformer: the model runs its linear maps in bfloat16 (one "
-                  "utterance off libtorch: ~1.2 ms for 20 words on a core with AVX-512 BF16 "
+                  "utterance off libtorch: ~0.9-1.2 ms for 20 words on a core with AVX-512 BF16 "
                   "against ~4.7 in float32; the folder keeps float32 weights)")
       ->capture_default_str();
   cmd->add_option("--distill", f->options.distill,
