@@ -15,7 +15,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -36,6 +38,25 @@ namespace {
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
+
+// True when every thread of `pid` is in the stopped state ('T' in /proc/<pid>/task/*/stat,
+// the field after the command name in parentheses); false while any thread still runs or
+// when /proc cannot be read.
+bool AllThreadsStopped(pid_t pid) {
+  std::error_code error;
+  std::filesystem::directory_iterator tasks(absl::StrCat("/proc/", pid, "/task"), error);
+  if (error) return false;
+  int threads = 0;
+  for (const std::filesystem::directory_entry& task : tasks) {
+    std::ifstream in(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos || close + 2 >= stat.size()) return false;
+    if (stat[close + 2] != 'T') return false;
+    ++threads;
+  }
+  return threads > 0;
+}
 
 std::string EnvOr(const char* name, const char* fallback) {
   const char* value = std::getenv(name);
@@ -347,6 +368,19 @@ absl::Status ServiceProcess::Signal(int signal) {
   }
   if (kill(pid_, signal) != 0) {
     return absl::InternalError(absl::StrCat("kill ", pid_, ": ", std::strerror(errno)));
+  }
+  if (signal != SIGSTOP) return absl::OkStatus();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!AllThreadsStopped(pid_)) {
+    if (!running()) {
+      return WithLog(absl::FailedPreconditionError(
+          absl::StrCat(options_.name, " exited with code ", last_exit_code_, " on SIGSTOP")));
+    }
+    if (absl::Now() > deadline) {
+      return WithLog(absl::DeadlineExceededError(
+          absl::StrCat(options_.name, ": not every thread stopped within 10s of SIGSTOP")));
+    }
+    absl::SleepFor(absl::Milliseconds(1));
   }
   return absl::OkStatus();
 }

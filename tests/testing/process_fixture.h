@@ -95,6 +95,9 @@ class ServiceProcess {
   bool IsReady() const;
 
   // Sends `signal` (SIGSTOP, SIGCONT, SIGTERM...). FAILED_PRECONDITION when not running.
+  // SIGSTOP returns once every thread of the child is stopped: the kernel wakes one thread
+  // to start the stop, and until it runs (late on a busy machine) the others keep serving.
+  // DEADLINE_EXCEEDED when that takes over 10 s.
   absl::Status Signal(int signal);
   // SIGTERM, then waits up to `grace` for the exit; after that SIGKILL. Returns the exit
   // code (128 + signal number when killed by a signal). FAILED_PRECONDITION if not running.
