@@ -681,6 +681,9 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
   if (options.label_smoothing < 0 || options.label_smoothing >= 1) {
     return absl::InvalidArgumentError("label smoothing must be in [0, 1)");
   }
+  if (options.rdrop < 0) {
+    return absl::InvalidArgumentError("the R-Drop weight must be >= 0");
+  }
   std::vector<data::UtteranceExample> train = train_in, dev = dev_in;
   if (dev.empty()) {
     // Hold out every tenth example of each intent (after a seeded shuffle) when it has >= 5.
@@ -836,11 +839,17 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
         size_t right = 0, seen = 0;
         for (size_t bi = 0; bi < batches.count(); ++bi) {
           const size_t lo = batches.begin(bi), hi = batches.end(bi);
+          // Positions in `batches` of this step's rows: the batch, twice with R-Drop.
+          std::vector<size_t> at;
+          for (int copy = 0; copy < (options.rdrop > 0 ? 2 : 1); ++copy) {
+            for (size_t i = lo; i < hi; ++i) at.push_back(i);
+          }
+          const int64_t half = static_cast<int64_t>(hi - lo);
           std::vector<const Features*> items;
           std::vector<int64_t> gold;
           int64_t max_len = 1;
           std::vector<int64_t> rows;
-          for (size_t i = lo; i < hi; ++i) {
+          for (size_t i : at) {
             items.push_back(&features[batches[i]]);
             gold.push_back(intent_targets[batches[i]]);
             rows.push_back(static_cast<int64_t>(batches[i]));
@@ -865,7 +874,7 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
                 F::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing));
           } else {
             std::vector<float> w;
-            for (size_t i = lo; i < hi; ++i) w.push_back(gold_weight[batches[i]]);
+            for (size_t i : at) w.push_back(gold_weight[batches[i]]);
             loss = (F::cross_entropy(out.intent_logits, gold_t,
                                      F::CrossEntropyFuncOptions()
                                          .label_smoothing(options.label_smoothing)
@@ -883,14 +892,21 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
                                          F::KLDivFuncOptions().reduction(torch::kBatchMean));
             loss = (1 - kDistillWeight) * loss + kDistillWeight * t * t * kl;
           }
+          if (options.rdrop > 0) {
+            torch::Tensor log_p = torch::log_softmax(out.intent_logits, 1);
+            torch::Tensor a = log_p.narrow(0, 0, half), b = log_p.narrow(0, half, half);
+            torch::Tensor kl =
+                ((a.exp() * (a - b)).sum() + (b.exp() * (b - a)).sum()) / (2.0 * half);
+            loss = loss + options.rdrop * kl;
+          }
           if (has_tags) {
             // Padding: -100 (ignored) for the softmax tagger, O for the CRF (masked there).
             const bool crf = impl->info.config.crf;
             std::vector<int64_t> tags(items.size() * max_len, crf ? 0 : -100);
             int64_t tokens = 0;
-            for (size_t i = lo; i < hi; ++i) {
-              const auto& t = tag_targets[batches[i]];
-              for (size_t j = 0; j < t.size(); ++j) tags[(i - lo) * max_len + j] = t[j];
+            for (size_t r = 0; r < at.size(); ++r) {
+              const auto& t = tag_targets[batches[at[r]]];
+              for (size_t j = 0; j < t.size(); ++j) tags[r * max_len + j] = t[j];
               tokens += static_cast<int64_t>(t.size());
             }
             torch::Tensor tags_t =
@@ -905,14 +921,33 @@ absl::StatusOr<std::unique_ptr<NluModel>> NluModel::Train(
                   loss + F::cross_entropy(out.tag_logits.reshape({-1, out.tag_logits.size(2)}),
                                           tags_t, F::CrossEntropyFuncOptions().ignore_index(-100));
             }
+            if (options.rdrop > 0) {
+              // The same divergence between the copies' per-token tag distributions (the
+              // CRF's emissions normalised per token), over real tokens only.
+              std::vector<float> real(static_cast<size_t>(half * max_len), 0.0f);
+              for (int64_t r = 0; r < half; ++r) {
+                const size_t n = tag_targets[batches[at[r]]].size();
+                for (size_t j = 0; j < n; ++j) real[r * max_len + j] = 1.0f;
+              }
+              torch::Tensor mask = torch::from_blob(real.data(), {half, max_len, 1}).clone();
+              torch::Tensor log_q = torch::log_softmax(out.tag_logits, 2);
+              torch::Tensor a = log_q.narrow(0, 0, half), b = log_q.narrow(0, half, half);
+              torch::Tensor kl = (((a.exp() * (a - b)) + (b.exp() * (b - a))) * mask).sum() /
+                                 (2.0 * std::max<double>(tokens / 2.0, 1.0));
+              loss = loss + options.rdrop * kl;
+            }
           }
           loss.backward();
           torch::nn::utils::clip_grad_norm_(net->parameters(), 5.0);
           optimizer.step();
           ++step;
-          loss_sum += loss.item<double>() * items.size();
-          right += out.intent_logits.argmax(1).eq(gold_t).sum().item<int64_t>();
-          seen += items.size();
+          loss_sum += loss.item<double>() * half;
+          right += out.intent_logits.narrow(0, 0, half)
+                       .argmax(1)
+                       .eq(gold_t.narrow(0, 0, half))
+                       .sum()
+                       .item<int64_t>();
+          seen += half;
           if (options.progress) {
             TrainProgress p;
             p.member = shown;

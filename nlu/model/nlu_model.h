@@ -98,6 +98,11 @@ struct TrainOptions {
   bool length_buckets = false;
   // Intent cross-entropy with label smoothing (0: none).
   double label_smoothing = 0.0;
+  // R-Drop (Liang et al. 2021): every batch runs twice in one forward pass (other dropout
+  // masks), both copies take the losses, plus this weight times the symmetric KL divergence
+  // between the two copies' intent distributions and (with slots) their per-token tag
+  // distributions (0: off). Twice the training cost per epoch.
+  double rdrop = 0.0;
   uint64_t seed = 1;
   // Ensemble members trained at once, each on its own thread (use one libtorch thread each:
   // SetTorchThreads(1)). The weights are the same for any value.

@@ -5,6 +5,7 @@
 #include <ATen/record_function.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -285,6 +286,60 @@ TEST_F(NluModelTest, ParallelMembersTrainExactlyTheSequentialWeights) {
   options.parallel_members = 0;
   EXPECT_EQ(NluModel::Train(TinyData(), {}, "", {}, options, nullptr).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(NluModelTest, RDropTrainsBothCopiesAndWithoutDropoutThePlainModel) {
+  // Without dropout the two copies of a batch are the same: the KL term is 0 and the
+  // doubled batch gives the plain model's losses, so its weights (to rounding). This checks
+  // that both copies get their own gold intents and tags.
+  TrainOptions options = TinyOptions(31);
+  options.epochs = 4;
+  options.config.dropout = 0.0;
+  auto plain = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  options.rdrop = 1.0;
+  auto doubled = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  ASSERT_TRUE(plain.ok() && doubled.ok());
+  const auto plain_weights = (*plain)->Weights(), doubled_weights = (*doubled)->Weights();
+  size_t compared = 0;
+  for (const auto& [name, values] : plain_weights) {
+    const std::vector<float>& other = doubled_weights.at(name);
+    ASSERT_EQ(values.size(), other.size()) << name;
+    float scale = 0, largest = 0;
+    for (size_t i = 0; i < values.size(); ++i) {
+      scale = std::max(scale, std::abs(values[i]));
+      largest = std::max(largest, std::abs(values[i] - other[i]));
+    }
+    EXPECT_LE(largest, 1e-3f * std::max(scale, 1.0f)) << name;
+    ++compared;
+  }
+  EXPECT_GT(compared, 5u);
+
+  // With dropout the copies differ: other weights than without R-Drop, the data learned,
+  // and the same seed gives the same weights.
+  options = TinyOptions(32);
+  options.rdrop = 1.0;
+  auto a = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  auto b = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  options.rdrop = 0.0;
+  auto without = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  ASSERT_TRUE(a.ok() && b.ok() && without.ok());
+  EXPECT_EQ((*a)->Weights(), (*b)->Weights());
+  EXPECT_NE((*a)->Weights().at("m0.intent_out.weight"),
+            (*without)->Weights().at("m0.intent_out.weight"));
+  EXPECT_GE(RightIntents(**a), TinyData().size() * 9 / 10);
+  size_t spans_right = 0;
+  for (const auto& e : TinyData()) {
+    auto p = (*a)->Predict(e.text, false);
+    ASSERT_TRUE(p.ok());
+    spans_right += p->slots.size() == 1 && p->slots[0].slot == e.spans[0].slot &&
+                   p->slots[0].begin == e.spans[0].begin && p->slots[0].end == e.spans[0].end;
+  }
+  EXPECT_GE(spans_right, TinyData().size() * 8 / 10);
+
+  options.rdrop = -0.5;
+  auto refused = NluModel::Train(TinyData(), {}, "", {}, options, nullptr);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("R-Drop"));
 }
 
 TEST_F(NluModelTest, DistillationLeavesOneStudentThatLearnedTheData) {

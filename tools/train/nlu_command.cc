@@ -430,6 +430,7 @@ int RunUtterance(NluFlags& f) {
       {"dev_nll_before_calibration", report.dev_nll_before},
       {"dev_nll_after_calibration", report.dev_nll_after},
       {"label_smoothing", options.label_smoothing},
+      {"rdrop", options.rdrop},
       {"length_buckets", options.length_buckets},
   };
   if (options.distill) {
@@ -619,6 +620,10 @@ void AddNluCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--label-smoothing", f->options.label_smoothing,
                   "utterance models: label smoothing of the intent loss")
+      ->capture_default_str();
+  cmd->add_option("--rdrop", f->options.rdrop,
+                  "utterance models: R-Drop weight (each batch twice, symmetric KL between the "
+                  "two intent distributions; 0: off; twice the cost per epoch)")
       ->capture_default_str();
   cmd->add_option("--init-encoder", f->init_encoder,
                   "utterance models: start from a pretrained encoder folder (--pretrain-corpus)");
