@@ -623,7 +623,7 @@ void AddNluCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--rdrop", f->options.rdrop,
                   "utterance models: R-Drop weight (each batch twice, symmetric KL between the "
-                  "two intent distributions; 0: off; twice the cost per epoch)")
+                  "copies' intent and tag distributions; 0: off; ~1.3x the time per epoch)")
       ->capture_default_str();
   cmd->add_option("--init-encoder", f->init_encoder,
                   "utterance models: start from a pretrained encoder folder (--pretrain-corpus)");
